@@ -1,0 +1,53 @@
+"""Named alignment templates: five reference points (left eye, right eye, nose tip, left and right mouth corner,
+in image coordinates of a square crop of the given size)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    size: int
+    points: tuple[tuple[float, float], ...]
+
+    def points_at(self, size: int | None = None) -> np.ndarray:
+        """The five points (5×2, float32) scaled to a crop of side ``size`` (default: the template's own)."""
+        scale = 1.0 if size is None else size / self.size
+        return np.asarray(self.points, dtype=np.float32) * scale
+
+
+# insightface's ArcFace template (arcface_dst in insightface/utils/face_align.py), 112×112.
+ARCFACE_112 = Template("arcface-112", 112, (
+    (38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041)))
+
+# FFHQ-style template (the normalised "ffhq_512" points used by face-swapping tools) at 256×256: the whole
+# face with forehead and chin, as FaceShifter and MobileFSGAN take it.
+_FFHQ_UNIT = ((0.37691676, 0.46864664), (0.62285697, 0.46912813), (0.50123859, 0.61331904),
+              (0.39308822, 0.72541100), (0.61150205, 0.72490465))
+FFHQ_256 = Template("ffhq-256", 256, tuple((x * 256, y * 256) for x, y in _FFHQ_UNIT))
+
+TEMPLATES: dict[str, Template] = {t.name: t for t in (ARCFACE_112, FFHQ_256)}
+
+
+def face_mask(template: str, size: int, blur: float = 0.08) -> np.ndarray:
+    """A soft elliptical face mask (size×size, float32 in [0, 1]) placed from the template's points.
+
+    The ellipse spans the eyes-to-mouth region widened to the cheeks and forehead; ``blur`` is the feather
+    width as a fraction of the crop side. Used for paste-back and for blending baselines.
+    """
+    import cv2
+
+    pts = TEMPLATES[template].points_at(size)
+    eyes_mid = (pts[0] + pts[1]) / 2
+    mouth_mid = (pts[3] + pts[4]) / 2
+    eye_dist = float(np.linalg.norm(pts[1] - pts[0]))
+    center = (eyes_mid + mouth_mid) / 2
+    axes = (int(round(eye_dist * 1.05)), int(round(np.linalg.norm(mouth_mid - eyes_mid) * 1.55)))
+    mask = np.zeros((size, size), np.float32)
+    cv2.ellipse(mask, (int(round(center[0])), int(round(center[1]))), axes, 0, 0, 360, 1.0, -1)
+    k = max(3, int(size * blur) | 1)
+    mask = cv2.GaussianBlur(mask, (k, k), 0)
+    return np.clip(mask, 0.0, 1.0)
