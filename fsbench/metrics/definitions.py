@@ -1,0 +1,42 @@
+"""Every metric fsbench reports, defined once (as pyiqa keeps its defaults in one table).
+
+A metric is computed from backend features (fsbench/metrics/base.py); its variant says exactly how, so a result
+can be compared only with results that measured the same thing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    family: Literal["identity", "pose", "expression", "distribution"]
+    variant: str  # what exactly is computed; part of the comparability key
+    higher_is_better: bool
+    per_sample: bool  # False: one value for the whole set (Fréchet distances)
+    description: str
+
+
+METRICS: dict[str, MetricDef] = {m.name: m for m in [
+    MetricDef("id_cosine", "identity", "cosine(swap, source)", True, True,
+              "cosine similarity of the swapped face's and the source face's identity embeddings; "
+              "reported with mean and variance (MobileFSGAN Table 2 style)"),
+    MetricDef("id_top1_frame", "identity", "top-1, per-frame gallery", True, True,
+              "nearest gallery face (cosine) to the swapped face belongs to the source identity; gallery: every "
+              "real face of the protocol (ReliableSwap style)"),
+    MetricDef("id_top5_frame", "identity", "top-5, per-frame gallery", True, True,
+              "the source identity is among the 5 nearest gallery faces, per-frame gallery"),
+    MetricDef("id_top1_identity", "identity", "top-1, per-identity gallery (mean embedding)", True, True,
+              "nearest identity centre (renormalised mean embedding) is the source identity (FaceDancer style)"),
+    MetricDef("id_top5_identity", "identity", "top-5, per-identity gallery (mean embedding)", True, True,
+              "the source identity is among the 5 nearest identity centres"),
+    MetricDef("pose_error", "pose", "L2 of (yaw, pitch, roll) in degrees, swap vs target", False, True,
+              "per image the L2 distance of the head-pose angle vectors of swap and target, then the mean"),
+    MetricDef("expression_error", "expression", "L2 of expression vectors, swap vs target", False, True,
+              "per image the L2 distance of the expression vectors of swap and target, then the mean"),
+    MetricDef("fd", "distribution", "Fréchet distance, swaps vs the protocol's real faces", False, False,
+              "Fréchet distance between feature statistics of the swapped faces and the reference set of real "
+              "faces; printed under the backend's label (FID only for the Inception backend)"),
+]}

@@ -1,0 +1,127 @@
+"""Fréchet distances between two sets of crops, and the two distribution backends that embed them.
+
+* ``inception`` (reference): pytorch-fid's Inception pool3 features; the only backend whose figure is called FID.
+* ``mobilenet-v2`` (embedded): torchvision's ImageNet MobileNetV2, 1280-d pooled features; printed as
+  FD-MobileNetV2. Its values are not FID values and are not comparable with published FIDs.
+
+FD-id, the Fréchet distance between the identity embeddings of two sets, needs no extra backend: it is
+:func:`frechet_from_features` on the features of an identity backend (e.g. ``sface``); :func:`fd_label` gives the
+name such a figure is printed under.
+
+Both sets of a comparison must be aligned with the same template: these backends take the crops as they are.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import linalg
+
+from fsbench import assets
+from fsbench.metrics.base import Backend, BackendInfo
+from fsbench.nets.inception import FEATURE_DIM as INCEPTION_DIM, load_fid_inception
+from fsbench.nets.mobilenet_v2 import FEATURE_DIM as MOBILENET_DIM, load_mobilenet_v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def feature_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (float64, ``np.cov`` with N−1) of ``N×dim`` features, as pytorch-fid computes them.
+
+    Failed samples (NaN rows) must be dropped by the caller: they are an error here, not silently skipped.
+    """
+    x = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need N×dim features with N >= 2, got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("features contain NaN or inf (failed samples?); drop those rows first")
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """Fréchet distance ``||mu1 − mu2||² + Tr(S1 + S2 − 2·sqrt(S1·S2))`` between two Gaussians.
+
+    Computed as pytorch-fid's ``calculate_frechet_distance``: ``scipy.linalg.sqrtm`` of the product; if that is
+    not finite (near-singular product), ``eps`` is added to both diagonals and the root taken again; an imaginary
+    part from numerical error is dropped when the diagonal's is within 1e-3 of zero, otherwise it is an error.
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs "
+                         f"{sigma2.shape}")
+    diff = mu1 - mu2
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        warnings.warn(f"Fréchet distance: singular covariance product; adding {eps} to the diagonals",
+                      RuntimeWarning, stacklevel=2)
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"Fréchet distance: imaginary component {np.max(np.abs(covmean.imag))} in sqrt(S1·S2)")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def frechet_from_features(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """Fréchet distance between the Gaussians fitted to two feature sets (``N×dim`` and ``M×dim``)."""
+    return frechet_distance(*feature_stats(a), *feature_stats(b))
+
+
+def fd_label(info: BackendInfo) -> str:
+    """The name a Fréchet distance over this backend's features is printed under.
+
+    A distribution backend's own label (``FID`` only for Inception); ``FD-id (<label>)`` for identity embeddings.
+    """
+    if info.family == "distribution":
+        return info.label
+    if info.family == "identity":
+        return f"FD-id ({info.label})"
+    raise ValueError(f"no Fréchet distance is defined over {info.family} features ({info.name})")
+
+
+def _check_crops(crops: torch.Tensor) -> None:
+    if crops.ndim != 4 or crops.shape[1] != 3 or not crops.is_floating_point():
+        raise ValueError(f"expected float B×3×H×W RGB crops in [0, 1], got {tuple(crops.shape)} {crops.dtype}")
+
+
+class MobileNetV2Backend(Backend):
+    """ImageNet MobileNetV2 pooled features: crops resized to 224 (bilinear, antialiased), ImageNet mean/std."""
+
+    info = BackendInfo("mobilenet-v2", "distribution", "embedded", "FD-MobileNetV2", ("mobilenet-v2-imagenet",),
+                       MOBILENET_DIM, "torchvision ImageNet MobileNetV2, 1280-d global-average-pooled features")
+    size = 224
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_mobilenet_v2(assets.path("mobilenet-v2-imagenet")).to(self.device)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+
+    @torch.inference_mode()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        _check_crops(crops)
+        x = crops.to(self.device, torch.float32)
+        x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        return self.net.pooled((x - self.mean) / self.std).float().cpu()
+
+
+class InceptionBackend(Backend):
+    """FID: pytorch-fid's Inception pool3 features (resize to 299 and [-1, 1] scaling happen in the network)."""
+
+    info = BackendInfo("inception", "distribution", "reference", "FID", ("inception-fid",), INCEPTION_DIM,
+                       "pytorch-fid InceptionV3 (pt_inception-2015-12-05), 2048-d pool3 features")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_fid_inception(assets.path("inception-fid")).to(self.device)
+
+    @torch.inference_mode()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        _check_crops(crops)
+        return self.net(crops.to(self.device, torch.float32)).float().cpu()

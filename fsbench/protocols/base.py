@@ -1,0 +1,70 @@
+"""What a protocol is: versioned pairs, a gallery and a reference set of real faces, and the metrics to report."""
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Item:
+    """One real face: a still, or one frame of a video, with its identity label."""
+
+    id: str  # stable, unique within the protocol
+    identity: str
+    asset: str | None = None  # an embedded asset name (fsbench.assets), or
+    path: str | None = None  # a file of the user's data set
+    frame: int | None = None  # frame index for videos
+    face_index: int = 0  # which detected face, largest first
+
+    def file(self) -> Path:
+        if self.asset is not None:
+            from fsbench import assets
+
+            return assets.path(self.asset)
+        assert self.path is not None
+        return Path(self.path)
+
+    def load(self) -> np.ndarray:
+        """The RGB uint8 image (or video frame); raises fsbench.faces.errors.FaceError subclasses."""
+        from fsbench.faces import io
+
+        if self.frame is None:
+            return io.read_image(self.file())
+        return io.read_frames(self.file(), [self.frame])[0]
+
+
+@dataclass(frozen=True)
+class Pair:
+    source: Item
+    target: Item
+
+    @property
+    def id(self) -> str:
+        """Filename-safe and stable for the same two items."""
+        digest = hashlib.sha1(f"{self.source.id}\n{self.target.id}".encode()).hexdigest()[:16]
+        return f"{self.target.identity}_{self.source.identity}_{digest}".replace("/", "-").replace(" ", "-")
+
+
+@dataclass
+class ProtocolData:
+    pairs: list[Pair]
+    gallery: list[Item]  # real faces searched by ID retrieval; also the FD reference set
+    dataset: dict[str, Any]  # name, manifest sha256, root, ... (recorded in results)
+    variant: dict[str, Any] = field(default_factory=dict)  # choices that change figures (recorded)
+
+
+class Protocol(ABC):
+    name: str
+    version: int
+    description: str
+    metrics: tuple[str, ...]  # keys of fsbench.metrics.definitions.METRICS
+    needs_data_root: bool = False
+
+    @abstractmethod
+    def build(self, data_root: Path | None, seed: int) -> ProtocolData:
+        """Resolve pairs and gallery; deterministic given ``data_root`` contents and ``seed``."""

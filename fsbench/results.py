@@ -1,0 +1,115 @@
+"""Result schema and provenance: one JSON file per method × protocol × run, the single source for leaderboards."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+REQUIRED_KEYS = ("schema", "protocol", "method", "backends", "dataset", "samples", "aggregates", "environment")
+
+
+class ResultsError(ValueError):
+    """A results file is unreadable, invalid, or incomparable; the message names the file."""
+
+
+def environment(device: str) -> dict[str, Any]:
+    import torch
+
+    env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+           "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+    else:
+        env["device_name"] = env["processor"]
+    return env
+
+
+def git_commit() -> str | None:
+    """The fsbench checkout's commit, with ``+dirty`` when tracked files have uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (sha + ("+dirty" if dirty else "")) if sha else None
+
+
+def bootstrap_ci(values: np.ndarray, seed: int, resamples: int = 1000, level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of the mean."""
+    values = np.asarray(values, np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return [float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))]
+
+
+def summarise(values: list[float | None], seed: int) -> dict[str, Any]:
+    """Mean, variance and 95 % bootstrap interval over the samples that have a value."""
+    present = np.array([v for v in values if v is not None], np.float64)
+    if len(present) == 0:
+        return {"n": 0, "missing": len(values), "mean": None, "var": None, "ci95": None}
+    return {"n": int(len(present)), "missing": len(values) - len(present), "mean": float(present.mean()),
+            "var": float(present.var()), "ci95": bootstrap_ci(present, seed)}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write(path: Path, result: dict[str, Any]) -> Path:
+    """Write atomically: a killed process leaves the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=1, sort_keys=False, allow_nan=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsError(f"{path}: not a readable results JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: expected a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise ResultsError(f"{path}: missing keys {', '.join(missing)}")
+    if data["schema"] > SCHEMA_VERSION:
+        raise ResultsError(f"{path}: schema {data['schema']} is newer than this fsbench reads ({SCHEMA_VERSION})")
+    return data
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of the aggregates, one metric a line, labelled with the backend that measured it."""
+    from fsbench.metrics.definitions import METRICS
+
+    proto = result["protocol"]
+    lines = [f"{result['method']['name']} on {proto['name']} v{proto['version']}: "
+             f"{result['counts']['pairs_scored']}/{result['counts']['pairs']} pairs scored, "
+             f"{result['counts']['failures']} failures"]
+    width = max(len(k) for k in result["aggregates"]) if result["aggregates"] else 10
+    for name, agg in result["aggregates"].items():
+        spec = METRICS[name]
+        arrow = "↑" if spec.higher_is_better else "↓"
+        label = result["backends"][spec.family]["label"]
+        if agg["mean"] is None:
+            lines.append(f"  {name:<{width}} {arrow}  n/a ({label})")
+            continue
+        ci = f"  95% CI [{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]" if agg.get("ci95") else ""
+        var = f"  var {agg['var']:.4f}" if agg.get("var") is not None else ""
+        lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{ci}{var}  n={agg['n']}  [{label}]")
+    return "\n".join(lines)

@@ -1,0 +1,273 @@
+"""Runs a method on a protocol: prepares aligned crops, swaps with an on-disk cache, scores, writes results.
+
+Swapped crops are cached as PNG under ``OUT/cache/<method>/<protocol>-v<version>/`` keyed by pair, written
+atomically, so a killed run resumes where it stopped and recomputes nothing finished. A failure of one item
+(unreadable file, no face, a method error) is recorded with its reason and the run goes on.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from fsbench import registry, results
+from fsbench.api import Method
+from fsbench.faces.errors import FaceError
+from fsbench.metrics.base import Backend
+from fsbench.metrics.definitions import METRICS
+from fsbench.protocols.base import Item, Pair, ProtocolData
+
+EVAL_TEMPLATE, EVAL_SIZE = "ffhq-256", 256  # how real faces are cropped for scoring, whatever the method takes
+DEFAULT_BACKENDS = {"identity": "dlib", "pose": "mediapipe-pose", "expression": "mediapipe-blendshapes",
+                    "distribution": "mobilenet-v2"}
+
+
+@dataclass
+class RunConfig:
+    method: str
+    protocol: str
+    out: Path = Path("runs")
+    data_root: Path | None = None
+    limit: int | None = None
+    device: str = "cpu"
+    seed: int = 0
+    batch_size: int = 8
+    backends: dict[str, str] = field(default_factory=dict)  # family -> backend name, over DEFAULT_BACKENDS
+    progress: bool = True
+
+
+def to_tensor(images: Iterable[np.ndarray]) -> torch.Tensor:
+    """uint8 H×W×3 RGB images -> float B×3×H×W in [0, 1]."""
+    return torch.from_numpy(np.stack(list(images))).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def to_uint8(batch: torch.Tensor) -> np.ndarray:
+    return (batch.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+
+
+def method_key(method: Method) -> str:
+    card = method.card
+    weights = (card.checkpoint_sha256 or "noweights")[:12]
+    return f"{card.name}-v{card.version}-{weights}"
+
+
+class CropStore:
+    """Detects and aligns each real face once, in the method's template and in the evaluation template."""
+
+    def __init__(self, method_template: str, method_size: int) -> None:
+        self.method_template, self.method_size = method_template, method_size
+        self.crops: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.failures: dict[str, str] = {}
+
+    def prepare(self, items: Iterable[Item], progress: bool) -> None:
+        from fsbench.faces.align import align_face
+        from fsbench.faces.detect import detect_face
+
+        todo = {i.id: i for i in items if i.id not in self.crops and i.id not in self.failures}
+        for item in tqdm(todo.values(), desc="detect+align", disable=not progress, unit="face"):
+            try:
+                image = item.load()
+                face = detect_face(image, index=item.face_index, source=item.id)
+                method_crop, _ = align_face(image, face.landmarks, self.method_template, self.method_size)
+                eval_crop, _ = align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)
+                self.crops[item.id] = (method_crop, eval_crop)
+            except FaceError as err:
+                self.failures[item.id] = f"{type(err).__name__}: {err}"
+
+    def method_crop(self, item: Item) -> np.ndarray:
+        return self.crops[item.id][0]
+
+    def eval_crop(self, item: Item) -> np.ndarray:
+        return self.crops[item.id][1]
+
+
+class SwapCache:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, pair: Pair) -> Path:
+        return self.folder / f"{pair.id}.png"
+
+    def has(self, pair: Pair) -> bool:
+        return self.path(pair).is_file()
+
+    def put(self, pair: Pair, crop: np.ndarray) -> None:
+        target = self.path(pair)
+        tmp = target.with_name(f".{target.name}.tmp.png")
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"could not write {tmp}")
+        tmp.replace(target)
+
+    def get(self, pair: Pair) -> np.ndarray:
+        image = cv2.imread(str(self.path(pair)), cv2.IMREAD_COLOR)
+        if image is None:
+            raise OSError(f"{self.path(pair)}: cached swap is unreadable; delete it to recompute")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapCache, cfg: RunConfig,
+               failures: dict[str, str]) -> dict[str, float]:
+    """Swap every pair not yet cached, in batches; returns timing totals."""
+    todo = [p for p in pairs if not cache.has(p) and p.id not in failures]
+    seconds = 0.0
+    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not cfg.progress, unit="pair")
+    for start in range(0, len(todo), cfg.batch_size):
+        batch = todo[start:start + cfg.batch_size]
+        torch.manual_seed(cfg.seed + start)
+        src = to_tensor(crops.method_crop(p.source) for p in batch).to(method.device)
+        tgt = to_tensor(crops.method_crop(p.target) for p in batch).to(method.device)
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                out = method.swap(src, tgt)
+        except Exception as err:  # a method's failure is the method's result, recorded per pair
+            for p in batch:
+                failures[p.id] = f"swap failed: {type(err).__name__}: {err}"
+            bar.update(len(batch))
+            continue
+        seconds += time.perf_counter() - t0
+        if out.shape != tgt.shape:
+            for p in batch:
+                failures[p.id] = f"swap returned shape {tuple(out.shape)}, expected {tuple(tgt.shape)}"
+        else:
+            for p, crop in zip(batch, to_uint8(out)):
+                cache.put(p, crop)
+        bar.update(len(batch))
+    bar.close()
+    return {"swap_seconds": seconds, "swapped_now": len(todo)}
+
+
+def backend_features(backend: Backend, crops: list[np.ndarray], template: str) -> np.ndarray:
+    out = []
+    for start in range(0, len(crops), backend.batch_size):
+        batch = to_tensor(crops[start:start + backend.batch_size]).to(backend.device)
+        with torch.no_grad():
+            out.append(backend.features(batch, template).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, backend.info.dim), np.float32)
+
+
+def _value(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair], swaps: list[np.ndarray],
+          crops: CropStore, gallery: list[Item], method_template: str) -> tuple[list[dict], dict[str, float | None]]:
+    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances)."""
+    from fsbench.metrics.identity import cosine, identity_centers, retrieval_topk
+
+    per_sample: list[dict[str, Any]] = [{} for _ in scored]
+    set_level: dict[str, float | None] = {}
+    families = {METRICS[m].family for m in metric_names}
+    gallery_ok = [g for g in gallery if g.id in crops.crops]
+    if "identity" in families:
+        ident = backends["identity"]
+        f_swap = torch.from_numpy(backend_features(ident, swaps, method_template))
+        f_src = torch.from_numpy(backend_features(ident, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
+        f_gal = torch.from_numpy(backend_features(ident, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
+        cos = cosine(f_swap, f_src).numpy()
+        labels = [p.source.identity for p in scored]
+        gal_labels = [g.identity for g in gallery_ok]
+        frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=(1, 5))
+        centers, center_labels = identity_centers(f_gal, gal_labels)
+        ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=(1, 5))
+        for i, row in enumerate(per_sample):
+            valid = bool(torch.isfinite(f_swap[i]).all())
+            row["id_cosine"] = _value(cos[i])
+            for k in (1, 5):
+                row[f"id_top{k}_frame"] = float(frame_hits[k][i]) if valid else None
+                row[f"id_top{k}_identity"] = float(ident_hits[k][i]) if valid else None
+    for family, metric in (("pose", "pose_error"), ("expression", "expression_error")):
+        if family in families:
+            backend = backends[family]
+            f_swap = backend_features(backend, swaps, method_template)
+            f_tgt = backend_features(backend, [crops.eval_crop(p.target) for p in scored], EVAL_TEMPLATE)
+            dist = np.linalg.norm(f_swap - f_tgt, axis=1)
+            for i, row in enumerate(per_sample):
+                row[metric] = _value(dist[i])
+    if "distribution" in families:
+        from fsbench.metrics.distribution import frechet_from_features
+
+        backend = backends["distribution"]
+        f_swap = backend_features(backend, swaps, method_template)
+        f_real = backend_features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
+        set_level["fd"] = _value(frechet_from_features(f_swap, f_real)) if len(f_swap) > 1 else None
+    return per_sample, set_level
+
+
+def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
+    """Run ``cfg.method`` on ``cfg.protocol``; returns the results path and the results."""
+    started = time.perf_counter()
+    protocol = registry.protocols.get(cfg.protocol)()
+    data: ProtocolData = protocol.build(cfg.data_root, cfg.seed)
+    pairs = data.pairs[:cfg.limit] if cfg.limit else data.pairs
+    method: Method = registry.methods.get(cfg.method)(device=cfg.device)
+    card = method.card
+    families = sorted({METRICS[m].family for m in protocol.metrics})
+    chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}
+    backends: dict[str, Backend] = {f: registry.metrics.get(name)(device=cfg.device) for f, name in chosen.items()}
+    for family, backend in backends.items():
+        if backend.info.family != family:
+            raise ValueError(f"backend '{backend.info.name}' measures {backend.info.family}, not {family}")
+
+    crops = CropStore(card.template, card.input_size)
+    needed = {i.id: i for p in pairs for i in (p.source, p.target)}
+    needed.update({g.id: g for g in data.gallery})
+    crops.prepare(needed.values(), cfg.progress)
+    failures: dict[str, str] = {}
+    for p in pairs:
+        bad = [f"{role} {item.id}: {crops.failures[item.id]}" for role, item in (("source", p.source),
+               ("target", p.target)) if item.id in crops.failures]
+        if bad:
+            failures[p.id] = "; ".join(bad)
+
+    cache = SwapCache(cfg.out / "cache" / method_key(method) / f"{protocol.name}-v{protocol.version}")
+    timing = swap_pairs(method, pairs, crops, cache, cfg, failures)
+    scored, swaps = [], []
+    for p in pairs:
+        if p.id in failures:
+            continue
+        try:
+            swaps.append(cache.get(p))
+            scored.append(p)
+        except OSError as err:
+            failures[p.id] = str(err)
+    per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template)
+
+    aggregates: dict[str, Any] = {}
+    for name in protocol.metrics:
+        if METRICS[name].per_sample:
+            aggregates[name] = results.summarise([row.get(name) for row in per_sample], cfg.seed)
+        else:
+            aggregates[name] = {"n": len(scored), "mean": set_level.get(name), "var": None, "ci95": None}
+    samples = [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
+               for p, row in zip(scored, per_sample)]
+    result = {
+        "schema": results.SCHEMA_VERSION,
+        "created": results.now(),
+        "protocol": {"name": protocol.name, "version": protocol.version, "description": protocol.description,
+                     "variant": {**data.variant, "limit": cfg.limit, "swap_storage": "PNG uint8",
+                                 "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
+        "method": card.to_dict(),
+        "backends": {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
+                         "weights_sha256": b.weight_sha256()} for f, b in backends.items()},
+        "dataset": data.dataset,
+        "counts": {"pairs": len(pairs), "pairs_scored": len(scored), "failures": len(failures),
+                   "gallery": len([g for g in data.gallery if g.id in crops.crops])},
+        "aggregates": aggregates,
+        "samples": samples,
+        "failures": [{"pair": pid, "reason": why} for pid, why in sorted(failures.items())],
+        "item_failures": [{"item": iid, "reason": why} for iid, why in sorted(crops.failures.items())],
+        "timings": {**timing, "wall_seconds": time.perf_counter() - started},
+        "environment": results.environment(cfg.device),
+        "git_commit": results.git_commit(),
+        "seed": cfg.seed,
+    }
+    path = results.write(cfg.out / f"{card.name}__{protocol.name}-v{protocol.version}__seed{cfg.seed}.json", result)
+    return path, result
