@@ -83,6 +83,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from fsbench.metrics.speed import bench, format_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    method = registry.methods.get(args.method)(device=args.device)
+    report = bench(method, batch_sizes=tuple(args.batch_sizes), warmup=args.warmup, runs=args.runs)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+        print(f"report: {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsbench", description="Benchmark suite for face swapping")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metric backend per family, e.g. identity=cosface-sphere20 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("bench", help="speed and size of a method's swap network (identity precompute excluded)")
+    p.add_argument("--method", required=True)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--json", help="also write the report to this file")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -1,0 +1,125 @@
+"""Speed and size of a method's swap network, measured as MobileFSGAN measures it.
+
+Timing covers ``swap_embedded`` only: the source identity is precomputed once (``embed_identity``) and excluded.
+Reported: median milliseconds per image after warm-up at batch 1 and at a larger batch, parameters, fp32
+weight size, GFLOPs per image (torch's FlopCounterMode), achieved GFLOP/s against this machine's measured
+fp32 matmul throughput, peak memory and the device name. Durations are reported, never asserted.
+"""
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fsbench.api import Method
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
+    """Measured fp32 matmul throughput of this device (GFLOP/s), the yardstick for achieved GFLOP/s."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def _time_ms(fn, device: torch.device, warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def count_flops(method: Method, identity: Any, target: torch.Tensor) -> int:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        method.swap_embedded(identity, target)
+    return counter.get_total_flops()
+
+
+def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3, runs: int = 20,
+          seed: int = 0) -> dict[str, Any]:
+    """Measure ``method`` on random crops of its card's size; returns a JSON-ready dict."""
+    device = method.device
+    size = method.card.input_size
+    gen = torch.Generator().manual_seed(seed)
+    modules = method.modules()
+    params = sum(p.numel() for m in modules.values() for p in m.parameters())
+    weight_bytes = sum(t.numel() * t.element_size() for m in modules.values() for t in m.state_dict().values())
+    report: dict[str, Any] = {"method": method.card.name, "version": method.card.version, "input_size": size,
+                              "parameters": params, "weights_mb": weight_bytes / 1e6,
+                              "modules": {k: sum(p.numel() for p in m.parameters()) for k, m in modules.items()},
+                              "device": str(device), "batches": {}}
+    if device.type == "cuda":
+        report["device_name"] = torch.cuda.get_device_name(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        import platform
+
+        report["device_name"] = platform.processor() or platform.machine()
+        report["torch_threads"] = torch.get_num_threads()
+    flops_per_image = None
+    for batch in batch_sizes:
+        source = torch.rand(batch, 3, size, size, generator=gen).to(device)
+        target = torch.rand(batch, 3, size, size, generator=gen).to(device)
+        with torch.no_grad():
+            identity = method.embed_identity(source)
+        if flops_per_image is None:
+            flops_per_image = count_flops(method, identity, target) / batch
+
+        def step() -> None:
+            with torch.no_grad():
+                method.swap_embedded(identity, target)
+
+        times = _time_ms(step, device, warmup, runs)
+        median = statistics.median(times)
+        report["batches"][str(batch)] = {"median_ms_per_batch": median, "median_ms_per_image": median / batch,
+                                         "runs": runs, "warmup": warmup}
+    report["gflops_per_image"] = (flops_per_image or 0) / 1e9
+    best_ms = min(b["median_ms_per_image"] for b in report["batches"].values())
+    report["achieved_gflops_per_s"] = report["gflops_per_image"] / (best_ms / 1000) if best_ms > 0 else None
+    report["matmul_gflops_per_s"] = matmul_gflops(device)
+    if device.type == "cuda":
+        report["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 1e6
+    else:
+        # process high-water mark (ru_maxrss is KiB on Linux): an upper bound, labelled as such
+        report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return report
+
+
+def format_report(report: dict[str, Any]) -> str:
+    lines = [f"{report['method']} v{report['version']} @ {report['input_size']}px on {report['device']} "
+             f"({report['device_name']}{', %d threads' % report['torch_threads'] if 'torch_threads' in report else ''})",
+             f"  parameters        {report['parameters']:,} ({report['weights_mb']:.2f} MB fp32 weights)",
+             f"  GFLOPs / image    {report['gflops_per_image']:.3f}"]
+    for batch, b in report["batches"].items():
+        lines.append(f"  batch {batch:<4}        {b['median_ms_per_image']:.3f} ms/image (median of {b['runs']}, "
+                     f"{b['median_ms_per_batch']:.3f} ms/batch)")
+    if report["achieved_gflops_per_s"]:
+        lines.append(f"  achieved          {report['achieved_gflops_per_s']:.1f} GFLOP/s "
+                     f"(device fp32 matmul: {report['matmul_gflops_per_s']:.1f} GFLOP/s)")
+    if "peak_memory_mb" in report:
+        lines.append(f"  peak memory       {report['peak_memory_mb']:.1f} MB (allocated on device)")
+    else:
+        lines.append(f"  peak RSS          {report['peak_rss_mb']:.1f} MB (whole process high-water mark)")
+    return "\n".join(lines)
