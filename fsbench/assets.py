@@ -193,6 +193,13 @@ def _media(short: str, member: str, size: int, sha256: str) -> Asset:
 
 EMBEDDED_MEDIA = [_media(*row) for row in _MEDIA_ROWS]
 
+EMBEDDED_DATA = [
+    Asset("lfw-pairs-db", "embedded", "LFW file names, identities, view 1 and view 2 pairs (rebuilds pairs.txt)",
+          "GPL-3.0 (xbob.db.lfw; only its data file is read)", "db.sql3",
+          "61df62c3201f77d0562894072e1db52be7931dfa6ec0d233c779ce828176b575", 5898240,
+          Package("xbob.db.lfw", "1.2.0", "sdist"), "xbob.db.lfw-1.2.0/xbob/db/lfw/db.sql3"),
+]
+
 REFERENCE = [
     Asset("cosface-sphere20", "reference", "ID retrieval (CosFace sphere20, ReliableSwap style)", "see upstream",
           "net_sphere20_data_vggface2_acc_9955.pth"),
@@ -216,7 +223,7 @@ REFERENCE = [
           "inswapper_128.onnx"),
 ]
 
-ASSETS: dict[str, Asset] = {a.name: a for a in [*EMBEDDED_WEIGHTS, *EMBEDDED_MEDIA, *REFERENCE]}
+ASSETS: dict[str, Asset] = {a.name: a for a in [*EMBEDDED_WEIGHTS, *EMBEDDED_MEDIA, *EMBEDDED_DATA, *REFERENCE]}
 
 
 def home() -> Path:

@@ -58,13 +58,13 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return 1 if bad or (args.names and "missing" in report.values()) else 0
 
 
-def _parse_backends(values: list[str]) -> dict[str, str]:
+def _key_values(values: list[str], flag: str, example: str) -> dict[str, str]:
     out = {}
     for value in values:
-        family, sep, name = value.partition("=")
+        key, sep, val = value.partition("=")
         if not sep:
-            raise SystemExit(f"--backend expects FAMILY=NAME (e.g. identity=cosface-sphere20), got '{value}'")
-        out[family] = name
+            raise ValueError(f"{flag} expects KEY=VALUE (e.g. {example}), got '{value}'")
+        out[key] = val
     return out
 
 
@@ -76,8 +76,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for name in protocols:
         cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), data_root=args.data_root,
                         limit=args.limit, device=args.device, seed=args.seed, batch_size=args.batch_size,
-                        backends=_parse_backends(args.backend), progress=not args.quiet)
+                        backends=_key_values(args.backend, "--backend", "identity=cosface-sphere20"),
+                        protocol_options=_key_values(args.protocol_option, "--protocol-option", "compression=c23"),
+                        progress=not args.quiet)
         path, result = run(cfg)
+        if result is None:  # a rank > 0 under torchrun: rank 0 reports
+            continue
         print(results.format_table(result))
         print(f"results: {path}")
     return 0
@@ -98,6 +102,31 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"report: {args.json}")
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from fsbench import results
+    from fsbench.metrics.definitions import METRICS
+
+    a, b = results.load(args.a), results.load(args.b)
+    problems = results.comparability(a, b)
+    if problems and not args.force:
+        raise results.ResultsError("refusing to compare results that measured different things: "
+                                   + "; ".join(problems) + " (pass --force to compare anyway)")
+    for problem in problems:
+        print(f"warning: {problem}")
+    print(f"A = {a['method']['name']} ({args.a})\nB = {b['method']['name']} ({args.b})")
+    for name, row in results.compare(a, b).items():
+        arrow = "↑" if METRICS[name].higher_is_better else "↓"
+        ci = f"[{row['ci95'][0]:+.4f}, {row['ci95'][1]:+.4f}]" if row["ci95"] else ""
+        diff = "n/a" if row["diff"] is None else f"{row['diff']:+.4f}"
+        print(f"  {name:<18} {arrow} A {_fmt(row['a'])}  B {_fmt(row['b'])}  B-A {diff} {ci} "
+              f"{'paired' if row['paired'] else 'unpaired'} n={row['n']}")
     return 0
 
 
@@ -132,8 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--backend", action="append", default=[], metavar="FAMILY=NAME",
                    help="metric backend per family, e.g. identity=cosface-sphere20 (repeatable)")
+    p.add_argument("--protocol-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="protocol option, e.g. compression=c40 or splits=/path/to/splits (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("compare", help="per-metric differences B - A with 95%% bootstrap intervals")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--force", action="store_true", help="compare even if protocol versions or backends differ")
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("bench", help="speed and size of a method's swap network (identity precompute excluded)")
     p.add_argument("--method", required=True)
@@ -154,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     except (assets.AssetError, registry.UnknownNameError) as err:
         print(f"fsbench: error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError) as err:  # includes ResultsError and data-set layout errors
         print(f"fsbench: error: {err}", file=sys.stderr)
         return 2
 

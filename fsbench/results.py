@@ -113,3 +113,56 @@ def format_table(result: dict[str, Any]) -> str:
         var = f"  var {agg['var']:.4f}" if agg.get("var") is not None else ""
         lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{ci}{var}  n={agg['n']}  [{label}]")
     return "\n".join(lines)
+
+
+def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Why two results measured different things (empty when comparable)."""
+    problems = []
+    pa, pb = a["protocol"], b["protocol"]
+    if (pa["name"], pa["version"]) != (pb["name"], pb["version"]):
+        problems.append(f"protocol {pa['name']} v{pa['version']} vs {pb['name']} v{pb['version']}")
+    va = {k: v for k, v in pa.get("variant", {}).items() if k != "limit"}
+    vb = {k: v for k, v in pb.get("variant", {}).items() if k != "limit"}
+    if va != vb:
+        keys = sorted(k for k in set(va) | set(vb) if va.get(k) != vb.get(k))
+        problems.append(f"protocol variant differs in {', '.join(keys)}")
+    for family in sorted(set(a["backends"]) | set(b["backends"])):
+        ba, bb = a["backends"].get(family), b["backends"].get(family)
+        if ba is None or bb is None or (ba["name"], ba["weights_sha256"]) != (bb["name"], bb["weights_sha256"]):
+            problems.append(f"{family} backend {ba and ba['name']} vs {bb and bb['name']} (or different weights)")
+    if a["dataset"].get("manifest_sha256") != b["dataset"].get("manifest_sha256"):
+        problems.append("dataset manifests differ")
+    return problems
+
+
+def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int = 2000) -> dict[str, dict[str, Any]]:
+    """Per metric: mean of A and B, B − A, and a 95 % bootstrap interval of the difference.
+
+    Paired over the pairs both results scored when they share pair ids (the usual case: same protocol), else
+    unpaired. Set-level metrics (Fréchet distances) get the difference without an interval.
+    """
+    rng = np.random.default_rng(seed)
+    rows_a = {s["pair"]: s["values"] for s in a["samples"]}
+    rows_b = {s["pair"]: s["values"] for s in b["samples"]}
+    out: dict[str, dict[str, Any]] = {}
+    for name in [m for m in a["aggregates"] if m in b["aggregates"]]:
+        ma, mb = a["aggregates"][name]["mean"], b["aggregates"][name]["mean"]
+        row: dict[str, Any] = {"a": ma, "b": mb, "diff": None if ma is None or mb is None else mb - ma,
+                               "ci95": None, "paired": False, "n": 0}
+        common = [p for p in rows_a if p in rows_b and rows_a[p].get(name) is not None
+                  and rows_b[p].get(name) is not None]
+        if common:
+            d = np.array([rows_b[p][name] - rows_a[p][name] for p in common])
+            means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(1)
+            row.update(ci95=[float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))], paired=True,
+                       n=len(common), diff=float(d.mean()))
+        else:
+            xa = np.array([v[name] for v in rows_a.values() if v.get(name) is not None])
+            xb = np.array([v[name] for v in rows_b.values() if v.get(name) is not None])
+            if len(xa) and len(xb):
+                diffs = (xb[rng.integers(0, len(xb), (resamples, len(xb)))].mean(1)
+                         - xa[rng.integers(0, len(xa), (resamples, len(xa)))].mean(1))
+                row.update(ci95=[float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))],
+                           n=min(len(xa), len(xb)))
+        out[name] = row
+    return out

@@ -39,7 +39,39 @@ class RunConfig:
     seed: int = 0
     batch_size: int = 8
     backends: dict[str, str] = field(default_factory=dict)  # family -> backend name, over DEFAULT_BACKENDS
+    protocol_options: dict[str, str] = field(default_factory=dict)
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place under torchrun (RANK / WORLD_SIZE); one process otherwise."""
+
+    rank: int = 0
+    world: int = 1
+
+    @staticmethod
+    def from_env(device: str) -> "Ranks":
+        import os
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return Ranks()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        return Ranks(dist.get_rank(), world)
+
+    def gather_to_first(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` on rank 0 (a list there, [] elsewhere); a barrier for all."""
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world if self.rank == 0 else []
+        dist.gather_object(obj, out if self.rank == 0 else None, dst=0)
+        return out
 
 
 def to_tensor(images: Iterable[np.ndarray]) -> torch.Tensor:
@@ -201,34 +233,74 @@ def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: l
     return per_sample, set_level
 
 
-def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
-    """Run ``cfg.method`` on ``cfg.protocol``; returns the results path and the results."""
+def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:
+    """Identity cosine of real same-person pairs (the protocol's ceiling); None where a face was not found."""
+    from fsbench.metrics.identity import cosine
+
+    ok = [(a, b) for a, b in pairs if a.id in crops.crops and b.id in crops.crops]
+    if not ok:
+        return [None] * len(pairs)
+    fa = torch.from_numpy(backend_features(backend, [crops.eval_crop(a) for a, _ in ok], EVAL_TEMPLATE))
+    fb = torch.from_numpy(backend_features(backend, [crops.eval_crop(b) for _, b in ok], EVAL_TEMPLATE))
+    return [_value(c) for c in cosine(fa, fb).numpy()] + [None] * (len(pairs) - len(ok))
+
+
+def _device_for(cfg: RunConfig, ranks: Ranks) -> str:
+    if cfg.device == "cuda" and ranks.world > 1:
+        import os
+
+        return f"cuda:{os.environ.get('LOCAL_RANK', ranks.rank)}"
+    return cfg.device
+
+
+def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
+    """Run ``cfg.method`` on ``cfg.protocol``; returns the results path and the results (None on ranks > 0).
+
+    Under torchrun the pairs are split across ranks (rank r swaps pairs r, r+N, ...) into the shared swap cache;
+    rank 0 then scores every pair from the cache and writes the one results file, so the figures are the same
+    as a single process's.
+    """
     started = time.perf_counter()
-    protocol = registry.protocols.get(cfg.protocol)()
+    ranks = Ranks.from_env(cfg.device)
+    device = _device_for(cfg, ranks)
+    try:
+        protocol = registry.protocols.get(cfg.protocol)(**cfg.protocol_options)
+    except TypeError as err:
+        raise ValueError(f"protocol '{cfg.protocol}' does not take options {cfg.protocol_options}: {err}") from err
     data: ProtocolData = protocol.build(cfg.data_root, cfg.seed)
     pairs = data.pairs[:cfg.limit] if cfg.limit else data.pairs
-    method: Method = registry.methods.get(cfg.method)(device=cfg.device)
+    method: Method = registry.methods.get(cfg.method)(device=device)
     card = method.card
     families = sorted({METRICS[m].family for m in protocol.metrics})
     chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}
-    backends: dict[str, Backend] = {f: registry.metrics.get(name)(device=cfg.device) for f, name in chosen.items()}
-    for family, backend in backends.items():
-        if backend.info.family != family:
-            raise ValueError(f"backend '{backend.info.name}' measures {backend.info.family}, not {family}")
+    backends: dict[str, Backend] = {}
+    if ranks.rank == 0:  # fail fast on a missing reference file, before any swapping
+        backends = {f: registry.metrics.get(name)(device=device) for f, name in chosen.items()}
+        for family, backend in backends.items():
+            if backend.info.family != family:
+                raise ValueError(f"backend '{backend.info.name}' measures {backend.info.family}, not {family}")
 
     crops = CropStore(card.template, card.input_size)
-    needed = {i.id: i for p in pairs for i in (p.source, p.target)}
-    needed.update({g.id: g for g in data.gallery})
-    crops.prepare(needed.values(), cfg.progress)
+    mine = pairs[ranks.rank::ranks.world]
+    crops.prepare({i.id: i for p in mine for i in (p.source, p.target)}.values(), cfg.progress)
     failures: dict[str, str] = {}
-    for p in pairs:
+    for p in mine:
         bad = [f"{role} {item.id}: {crops.failures[item.id]}" for role, item in (("source", p.source),
                ("target", p.target)) if item.id in crops.failures]
         if bad:
             failures[p.id] = "; ".join(bad)
-
     cache = SwapCache(cfg.out / "cache" / method_key(method) / f"{protocol.name}-v{protocol.version}")
-    timing = swap_pairs(method, pairs, crops, cache, cfg, failures)
+    timing = swap_pairs(method, mine, crops, cache, cfg, failures)
+    gathered = ranks.gather_to_first((failures, timing))
+    if ranks.rank != 0:
+        return None, None
+    failures = {k: v for fails, _ in gathered for k, v in fails.items()}
+    timing = {k: sum(t[k] for _, t in gathered) for k in timing}
+
+    needed = {i.id: i for p in pairs for i in (p.source, p.target)}
+    needed.update({g.id: g for g in data.gallery})
+    needed.update({i.id: i for pair in data.same_person for i in pair})
+    crops.prepare(needed.values(), cfg.progress)
     scored, swaps = [], []
     for p in pairs:
         if p.id in failures:
@@ -246,14 +318,18 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
             aggregates[name] = results.summarise([row.get(name) for row in per_sample], cfg.seed)
         else:
             aggregates[name] = {"n": len(scored), "mean": set_level.get(name), "var": None, "ci95": None}
+    reference = {}
+    if data.same_person and "identity" in backends:
+        reference["same_person_id_cosine"] = results.summarise(
+            same_person_cosine(backends["identity"], data.same_person, crops), cfg.seed)
     samples = [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
                for p, row in zip(scored, per_sample)]
     result = {
         "schema": results.SCHEMA_VERSION,
         "created": results.now(),
         "protocol": {"name": protocol.name, "version": protocol.version, "description": protocol.description,
-                     "variant": {**data.variant, "limit": cfg.limit, "swap_storage": "PNG uint8",
-                                 "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
+                     "variant": {**data.variant, **cfg.protocol_options, "limit": cfg.limit,
+                                 "swap_storage": "PNG uint8", "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
         "method": card.to_dict(),
         "backends": {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
                          "weights_sha256": b.weight_sha256()} for f, b in backends.items()},
@@ -261,11 +337,12 @@ def run(cfg: RunConfig) -> tuple[Path, dict[str, Any]]:
         "counts": {"pairs": len(pairs), "pairs_scored": len(scored), "failures": len(failures),
                    "gallery": len([g for g in data.gallery if g.id in crops.crops])},
         "aggregates": aggregates,
+        "reference": reference,
         "samples": samples,
-        "failures": [{"pair": pid, "reason": why} for pid, why in sorted(failures.items())],
+        "failures": [{"pair": pid, "reason": why} for pid, why in sorted({**data.failures, **failures}.items())],
         "item_failures": [{"item": iid, "reason": why} for iid, why in sorted(crops.failures.items())],
-        "timings": {**timing, "wall_seconds": time.perf_counter() - started},
-        "environment": results.environment(cfg.device),
+        "timings": {**timing, "wall_seconds": time.perf_counter() - started, "ranks": ranks.world},
+        "environment": results.environment(device),
         "git_commit": results.git_commit(),
         "seed": cfg.seed,
     }

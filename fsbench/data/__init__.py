@@ -1,5 +1,10 @@
 """Data sets, registered lazily by name."""
 from fsbench.registry import datasets as _datasets
 
-_datasets.register("mini", "fsbench.data.mini:load_manifest")
-_datasets.register("folder", "fsbench.data.folder:FolderDataset")
+for _name, _target in {
+    "mini": "fsbench.data.mini:load_manifest",
+    "ffpp": "fsbench.data.ffpp:FFPPDataset",
+    "lfw": "fsbench.data.lfw:LFWDataset",
+    "folder": "fsbench.data.folder:FolderDataset",
+}.items():
+    _datasets.register(_name, _target)

@@ -1,5 +1,11 @@
 """Versioned protocols, registered lazily by name."""
 from fsbench.registry import protocols as _protocols
 
-_protocols.register("mini-stills", "fsbench.protocols.stills:MiniStills")
-_protocols.register("folder", "fsbench.protocols.stills:FolderStills")
+for _name, _target in {
+    "mini-stills": "fsbench.protocols.stills:MiniStills",
+    "mini-video": "fsbench.protocols.video:MiniVideo",
+    "ffpp": "fsbench.protocols.video:FFPP",
+    "lfw": "fsbench.protocols.lfw:LFW",
+    "folder": "fsbench.protocols.stills:FolderStills",
+}.items():
+    _protocols.register(_name, _target)

@@ -56,6 +56,8 @@ class ProtocolData:
     gallery: list[Item]  # real faces searched by ID retrieval; also the FD reference set
     dataset: dict[str, Any]  # name, manifest sha256, root, ... (recorded in results)
     variant: dict[str, Any] = field(default_factory=dict)  # choices that change figures (recorded)
+    failures: dict[str, str] = field(default_factory=dict)  # videos or pairs that could not be enumerated
+    same_person: list[tuple[Item, Item]] = field(default_factory=list)  # real pairs scored as a ceiling (LFW)
 
 
 class Protocol(ABC):

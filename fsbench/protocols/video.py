@@ -1,0 +1,88 @@
+"""Video swap protocols shaped as FaceForensics++'s: evenly spaced target frames, a source frame per source video,
+retrieval among the sampled frames of every real video."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsbench.protocols.base import Item, Pair, Protocol, ProtocolData
+from fsbench.protocols.stills import STILLS_METRICS
+
+VIDEO_METRICS = (*STILLS_METRICS, "pose_error", "expression_error", "fd")
+FRAMES_PER_VIDEO = 10  # FaceShifter: "evenly sampled 10 frames from each video clip"
+SOURCE_FRAME = FRAMES_PER_VIDEO // 2  # the source identity comes from the middle sampled frame of the source video
+
+
+@dataclass(frozen=True)
+class Video:
+    id: str
+    identity: str
+    asset: str | None = None
+    path: str | None = None
+    start: int = 0  # clip [start, end) within the file; end None = to the last frame
+    end: int | None = None
+
+    def file(self) -> Path:
+        return Item(self.id, self.identity, asset=self.asset, path=self.path).file()
+
+
+def sample_frames(video: Video, frames: int) -> list[Item]:
+    """``frames`` evenly spaced frames of the clip as items; raises FaceError if the video cannot be read."""
+    from fsbench.faces import io
+
+    end = video.end if video.end is not None else io.video_frame_count(video.file())
+    indices = [video.start + i for i in io.evenly_spaced(end - video.start, frames)]
+    return [Item(id=f"{video.id}#{i}", identity=video.identity, asset=video.asset, path=video.path, frame=i)
+            for i in indices]
+
+
+def video_protocol_data(videos: list[Video], swap_pairs: list[tuple[str, str]], frames: int,
+                        dataset: dict, variant: dict) -> ProtocolData:
+    """Pairs are (target video id, source video id); each sampled target frame is swapped with the source frame."""
+    from fsbench.faces.errors import FaceError
+
+    sampled: dict[str, list[Item]] = {}
+    failures: dict[str, str] = {}
+    for video in videos:
+        try:
+            sampled[video.id] = sample_frames(video, frames)
+        except FaceError as err:
+            failures[video.id] = f"{type(err).__name__}: {err}"
+    pairs = []
+    for target, source in swap_pairs:
+        missing = [v for v in (target, source) if v not in sampled]
+        if missing:
+            failures[f"{target}_{source}"] = "unreadable or missing video: " + ", ".join(missing)
+            continue
+        src_item = sampled[source][min(SOURCE_FRAME, len(sampled[source]) - 1)]
+        pairs.extend(Pair(src_item, tgt_item) for tgt_item in sampled[target])
+    gallery = [item for items in sampled.values() for item in items]
+    variant = {**variant, "frames_per_target": frames,
+               "source_frame": f"sampled frame {SOURCE_FRAME} of {frames} of the source video",
+               "gallery": f"{frames} sampled frames of every readable real video", "retrieval_label": "identity"}
+    return ProtocolData(pairs, gallery, dataset, variant, failures)
+
+
+class FFPP(Protocol):
+    """FaceForensics++ face-swap protocol on the user's copy (``--data-root``)."""
+
+    name = "ffpp"
+    version = 1
+    description = ("FaceForensics++: the 1000 manipulated-video pairs <target>_<source> (or a splits json), "
+                   "10 evenly spaced target frames, gallery = 10 frames of every original video")
+    metrics = VIDEO_METRICS
+    needs_data_root = True
+
+    def __init__(self, compression: str = "c23", splits: str | None = None, split: str = "test",
+                 frames: int = FRAMES_PER_VIDEO) -> None:
+        self.compression, self.splits, self.split, self.frames = compression, splits, split, int(frames)
+
+    def build(self, data_root: Path | None, seed: int) -> ProtocolData:
+        from fsbench.data.ffpp import FFPPDataset
+
+        data = FFPPDataset(data_root, self.compression, self.splits, self.split)
+        ids = sorted(set(data.all_videos()) | {v for pair in data.pairs for v in pair})
+        videos = [Video(id=v, identity=v, path=str(data.video(v))) for v in ids]
+        return video_protocol_data(videos, data.pairs, self.frames, data.describe(),
+                                   {"compression": self.compression, "retrieval": "correct if the nearest "
+                                    "gallery frame comes from the source video"})
