@@ -106,6 +106,8 @@ def format_table(result: dict[str, Any]) -> str:
         spec = METRICS[name]
         arrow = "↑" if spec.higher_is_better else "↓"
         label = result["backends"][spec.family]["label"]
+        if name == "fd_id":
+            label = f"FD-id ({label})"
         if agg["mean"] is None:
             lines.append(f"  {name:<{width}} {arrow}  n/a ({label})")
             continue

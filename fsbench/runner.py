@@ -204,6 +204,8 @@ def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: l
         f_src = torch.from_numpy(backend_features(ident, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
         f_gal = torch.from_numpy(backend_features(ident, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
         cos = cosine(f_swap, f_src).numpy()
+        if "fd_id" in metric_names:
+            set_level["fd_id"] = finite_frechet(f_swap.numpy(), f_gal.numpy())
         labels = [p.source.identity for p in scored]
         gal_labels = [g.identity for g in gallery_ok]
         frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=(1, 5))
@@ -224,13 +226,19 @@ def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: l
             for i, row in enumerate(per_sample):
                 row[metric] = _value(dist[i])
     if "distribution" in families:
-        from fsbench.metrics.distribution import frechet_from_features
-
         backend = backends["distribution"]
         f_swap = backend_features(backend, swaps, method_template)
         f_real = backend_features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
-        set_level["fd"] = _value(frechet_from_features(f_swap, f_real)) if len(f_swap) > 1 else None
+        set_level["fd"] = finite_frechet(f_swap, f_real)
     return per_sample, set_level
+
+
+def finite_frechet(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Fréchet distance over the rows a backend could measure; None with fewer than two on either side."""
+    from fsbench.metrics.distribution import frechet_from_features
+
+    a, b = a[np.isfinite(a).all(1)], b[np.isfinite(b).all(1)]
+    return _value(frechet_from_features(a, b)) if len(a) > 1 and len(b) > 1 else None
 
 
 def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:

