@@ -16,10 +16,18 @@ def _cmd_list(args: argparse.Namespace) -> int:
         return _cmd_assets_list(args)
     reg = {"methods": registry.methods, "metrics": registry.metrics, "protocols": registry.protocols,
            "datasets": registry.datasets}[args.what]
+    if args.what == "metrics":
+        from fsbench.metrics.definitions import METRICS
+
+        print("metrics (fsbench/metrics/definitions.py):")
+        for spec in METRICS.values():
+            arrow = "higher is better" if spec.higher_is_better else "lower is better"
+            print(f"  {spec.name:<18} {spec.family:<13} {arrow:<17} {spec.variant}")
+        print("backends (choose with --backend FAMILY=NAME):")
     for name in reg.names():
         if args.what == "metrics":
             info = reg.get(name).info
-            print(f"{name:<24} {info.family:<13} {info.kind:<10} {info.label:<28} assets: {', '.join(info.assets)}")
+            print(f"  {name:<22} {info.family:<13} {info.kind:<10} {info.label:<28} assets: {', '.join(info.assets)}")
         elif args.what == "methods":
             card = reg.get(name).card
             print(f"{name:<24} v{card.version:<5} {card.template}@{card.input_size:<5} {card.paper}")

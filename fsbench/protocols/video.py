@@ -86,3 +86,33 @@ class FFPP(Protocol):
         return video_protocol_data(videos, data.pairs, self.frames, data.describe(),
                                    {"compression": self.compression, "retrieval": "correct if the nearest "
                                     "gallery frame comes from the source video"})
+
+
+class MiniVideo(Protocol):
+    """FF++-shaped protocol on the embedded test videos: each clip is a video, identities cross videos."""
+
+    name = "mini-video"
+    version = 1
+    description = ("embedded test videos cut into clips: every clip as target, the first clip of every other test "
+                   "identity as source, 10 evenly spaced frames per clip, retrieval across videos by identity")
+    metrics = VIDEO_METRICS
+
+    def __init__(self, frames: int = FRAMES_PER_VIDEO) -> None:
+        self.frames = int(frames)
+
+    def build(self, data_root: Path | None, seed: int) -> ProtocolData:
+        from fsbench.data import mini
+
+        manifest = mini.load_manifest()
+        videos = [Video(id=f"{item.id}@{clip.start}-{clip.end}", identity=item.identity, asset=item.asset,
+                        start=clip.start, end=clip.end)
+                  for item in manifest.items(split="test", kind="video") for clip in item.clips]
+        first_clip: dict[str, str] = {}
+        for video in videos:
+            first_clip.setdefault(video.identity, video.id)
+        swap_pairs = [(target.id, source) for target in videos for identity, source in first_clip.items()
+                      if identity != target.identity]
+        dataset = {"name": "mini", "manifest_version": manifest.version, "manifest_sha256": mini.manifest_sha256(),
+                   "split": "test"}
+        return video_protocol_data(videos, swap_pairs, self.frames, dataset,
+                                   {"pairs": "every test clip x first clip of every other test identity"})
