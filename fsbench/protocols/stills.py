@@ -36,7 +36,7 @@ class MiniStills(Protocol):
         from fsbench.data import mini
 
         manifest = mini.load_manifest()
-        items = [Item(id=s.asset, identity=s.identity, asset=s.asset, face_index=s.face_index)
+        items = [Item(id=s.id, identity=s.identity, asset=s.asset, face_index=s.face_index)
                  for s in manifest.items(split="test", kind="still")]
         pairs = cross_identity_pairs(items, self.max_pairs, seed)
         dataset = {"name": "mini", "manifest_version": manifest.version, "manifest_sha256": mini.manifest_sha256(),
