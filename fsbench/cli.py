@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from fsbench import assets, registry
+from fsbench.study.cli import add_study_parser
 
 DEFAULT_PROTOCOLS = ("mini-stills",)
 
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the report to this file")
     p.set_defaults(func=_cmd_bench)
+
+    add_study_parser(sub)
     return parser
 
 

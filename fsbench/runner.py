@@ -83,10 +83,10 @@ def to_uint8(batch: torch.Tensor) -> np.ndarray:
     return (batch.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
 
 
-def method_key(method: Method) -> str:
-    card = method.card
-    weights = (card.checkpoint_sha256 or "noweights")[:12]
-    return f"{card.name}-v{card.version}-{weights}"
+def method_key(card: dict[str, Any]) -> str:
+    """Swap-cache folder of a method card (as ``MethodCard.to_dict()`` or a results file's ``method``)."""
+    weights = (card.get("checkpoint_sha256") or "noweights")[:12]
+    return f"{card['name']}-v{card['version']}-{weights}"
 
 
 class CropStore:
@@ -98,19 +98,46 @@ class CropStore:
         self.failures: dict[str, str] = {}
 
     def prepare(self, items: Iterable[Item], progress: bool) -> None:
+        from fsbench.faces import io
+
+        todo = [i for i in items if i.id not in self.crops and i.id not in self.failures]
+        stills = [i for i in todo if i.frame is None]
+        by_video: dict[str, list[Item]] = {}
+        for item in todo:
+            if item.frame is not None:
+                by_video.setdefault(str(item.file()), []).append(item)
+        bar = tqdm(total=len(todo), desc="detect+align", disable=not progress, unit="face")
+        for item in stills:
+            try:
+                self._add(item, item.load())
+            except FaceError as err:
+                self.failures[item.id] = f"{type(err).__name__}: {err}"
+            bar.update()
+        for path, frames in by_video.items():  # one sequential decode per video, not one per frame
+            indices = sorted({i.frame for i in frames})
+            try:
+                images = dict(zip(indices, io.read_frames(path, indices)))
+            except FaceError as err:
+                images = {}
+                for item in frames:
+                    self.failures[item.id] = f"{type(err).__name__}: {err}"
+            for item in frames:
+                if item.frame in images:
+                    try:
+                        self._add(item, images[item.frame])
+                    except FaceError as err:
+                        self.failures[item.id] = f"{type(err).__name__}: {err}"
+                bar.update()
+        bar.close()
+
+    def _add(self, item: Item, image: np.ndarray) -> None:
         from fsbench.faces.align import align_face
         from fsbench.faces.detect import detect_face
 
-        todo = {i.id: i for i in items if i.id not in self.crops and i.id not in self.failures}
-        for item in tqdm(todo.values(), desc="detect+align", disable=not progress, unit="face"):
-            try:
-                image = item.load()
-                face = detect_face(image, index=item.face_index, source=item.id)
-                method_crop, _ = align_face(image, face.landmarks, self.method_template, self.method_size)
-                eval_crop, _ = align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)
-                self.crops[item.id] = (method_crop, eval_crop)
-            except FaceError as err:
-                self.failures[item.id] = f"{type(err).__name__}: {err}"
+        face = detect_face(image, index=item.face_index, source=item.id)
+        method_crop, _ = align_face(image, face.landmarks, self.method_template, self.method_size)
+        eval_crop, _ = align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)
+        self.crops[item.id] = (method_crop, eval_crop)
 
     def method_crop(self, item: Item) -> np.ndarray:
         return self.crops[item.id][0]
@@ -144,6 +171,16 @@ class SwapCache:
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _store(cache: SwapCache, batch: list[Pair], out: torch.Tensor, tgt: torch.Tensor,
+           failures: dict[str, str]) -> None:
+    if out.shape != tgt.shape:
+        for p in batch:
+            failures[p.id] = f"swap returned shape {tuple(out.shape)}, expected {tuple(tgt.shape)}"
+        return
+    for p, crop in zip(batch, to_uint8(out)):
+        cache.put(p, crop)
+
+
 def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapCache, cfg: RunConfig,
                failures: dict[str, str]) -> dict[str, float]:
     """Swap every pair not yet cached, in batches; returns timing totals."""
@@ -159,18 +196,19 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
         try:
             with torch.no_grad():
                 out = method.swap(src, tgt)
-        except Exception as err:  # a method's failure is the method's result, recorded per pair
-            for p in batch:
-                failures[p.id] = f"swap failed: {type(err).__name__}: {err}"
-            bar.update(len(batch))
-            continue
+        except Exception:  # noqa: BLE001 — retry one pair at a time so one bad pair fails alone
+            out = None
         seconds += time.perf_counter() - t0
-        if out.shape != tgt.shape:
-            for p in batch:
-                failures[p.id] = f"swap returned shape {tuple(out.shape)}, expected {tuple(tgt.shape)}"
+        if out is None:
+            for i, p in enumerate(batch):
+                try:
+                    with torch.no_grad():
+                        single = method.swap(src[i:i + 1], tgt[i:i + 1])
+                    _store(cache, [p], single, tgt[i:i + 1], failures)
+                except Exception as err:  # noqa: BLE001 — a method's failure is its result, recorded per pair
+                    failures[p.id] = f"swap failed: {type(err).__name__}: {err}"
         else:
-            for p, crop in zip(batch, to_uint8(out)):
-                cache.put(p, crop)
+            _store(cache, batch, out, tgt, failures)
         bar.update(len(batch))
     bar.close()
     return {"swap_seconds": seconds, "swapped_now": len(todo)}
@@ -297,7 +335,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                ("target", p.target)) if item.id in crops.failures]
         if bad:
             failures[p.id] = "; ".join(bad)
-    cache = SwapCache(cfg.out / "cache" / method_key(method) / f"{protocol.name}-v{protocol.version}")
+    cache = SwapCache(cfg.out / "cache" / method_key(card.to_dict()) / f"{protocol.name}-v{protocol.version}")
     timing = swap_pairs(method, mine, crops, cache, cfg, failures)
     gathered = ranks.gather_to_first((failures, timing))
     if ranks.rank != 0:

@@ -37,7 +37,13 @@ class Face:
 
 @functools.cache
 def _detector() -> cv2.FaceDetectorYN:
-    return cv2.FaceDetectorYN.create(str(assets.path("yunet")), "", (320, 320), 0.5, NMS_IOU, TOP_K)
+    # OpenCV 5 warns on every create that its new graph engine ignores target selection; nothing to act on
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        return cv2.FaceDetectorYN.create(str(assets.path("yunet")), "", (320, 320), 0.5, NMS_IOU, TOP_K)
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 def _check_image(image: np.ndarray) -> None:

@@ -1,0 +1,1 @@
+"""Human-rating studies: design (units, per-rater assignments), storage (SQLite) and analysis; app.py is the front."""
