@@ -1,0 +1,268 @@
+"""Identity: face-recognition backends, cosine similarity and ID retrieval.
+
+Backends (all features L2-normalised, independent of batch size):
+
+* ``sface`` (embedded): OpenCV Zoo SFace, 128-d, run in torch from the int8bq ONNX file (:mod:`fsbench.nets.sface`);
+  differentiable through :meth:`SFace.embed`, so training code can use it as an identity loss.
+* ``dlib`` (embedded): dlib's ResNet face descriptor, 128-d, through dlib's own face-chip pipeline.
+* ``cosface-sphere20`` (reference): CosFace sphere20, the network of ReliableSwap-style FF++ ID retrieval.
+* ``insightface`` (reference): a user-supplied insightface recognition ONNX (ArcFace / CosFace packs).
+
+``features`` run under ``torch.no_grad`` rather than inference mode, so that their outputs can serve as fixed
+targets of a training loss.
+
+Retrieval follows the protocol variants named in fsbench/metrics/definitions.py: per-frame gallery
+(:func:`retrieval_topk` against every real face) and per-identity gallery (against :func:`identity_centers`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fsbench import assets
+from fsbench.faces.align import realign
+from fsbench.metrics.base import Backend, BackendInfo
+from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
+from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
+                                 INPUT_WIDTH as SPHERE_WIDTH, load_sphere20)
+
+Labels = Sequence | torch.Tensor
+_ARCFACE = "arcface-112"
+
+
+def _check_crops(crops: torch.Tensor) -> None:
+    if crops.ndim != 4 or crops.shape[1] != 3 or not crops.is_floating_point():
+        raise ValueError(f"expected float B×3×H×W RGB crops in [0, 1], got {tuple(crops.shape)} {crops.dtype}")
+
+
+def _to_template(crops: torch.Tensor, template: str, dst_template: str, size: int) -> torch.Tensor:
+    """Crops re-aligned to ``dst_template`` at ``size`` (differentiable); unchanged if they already are."""
+    if template == dst_template and crops.shape[-2:] == (size, size):
+        return crops
+    return realign(crops, template, dst_template, size)
+
+
+# ---------------------------------------------------------------- backends
+
+
+class SFace(Backend):
+    """SFace on ArcFace-112 crops (any other template is re-aligned to it first)."""
+
+    info = BackendInfo("sface", "identity", "embedded", "ID-SFace", ("sface",), SFACE_DIM,
+                       "OpenCV Zoo SFace (2021dec, int8 block-quantised weights expanded to float32), 128-d, "
+                       "run in torch; matches onnxruntime on the same file")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_sface(assets.path("sface")).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        _check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SFACE_SIZE)
+        return F.normalize(self.net(x), dim=1)
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        return self.embed(crops, template).float().cpu()
+
+
+class DlibResNet(Backend):
+    """dlib's face descriptor through dlib's official chip pipeline, run inside the aligned crop.
+
+    Crops are re-aligned to ``ffhq-256`` at 256 (the whole face with margin, so that dlib's chip fits inside),
+    ``shape_predictor_5`` finds its five points starting from :attr:`FACE_BOX`, ``get_face_chip`` cuts the
+    150×150 chip with padding 0.25, and ``compute_face_descriptor`` embeds it (what ``face_recognition`` does
+    on a whole image after its own detection). Runs on the CPU whatever the device.
+    """
+
+    info = BackendInfo("dlib", "identity", "embedded", "ID-dlib-ResNet", ("dlib-resnet", "dlib-5"), 128,
+                       "dlib face recognition ResNet v1 (128-d), shape_predictor_5 chips (150 px, padding 0.25)")
+    CROP_TEMPLATE, CROP_SIZE = "ffhq-256", 256
+    # The face rectangle (left, top, right, bottom) that dlib's HOG frontal face detector returns on upright
+    # ffhq-256 crops at 256 (obama, obama3 and biden of the embedded media give exactly this box; astronaut and
+    # obama2 within 8 px): shape_predictor_5 was trained on that detector's boxes, so it starts from this one.
+    FACE_BOX = (45, 78, 194, 228)
+    CHIP_SIZE, CHIP_PADDING = 150, 0.25
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        import dlib
+
+        self._dlib = dlib
+        self._predictor = dlib.shape_predictor(str(assets.path("dlib-5")))
+        self._encoder = dlib.face_recognition_model_v1(str(assets.path("dlib-resnet")))
+
+    def descriptors(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """dlib's raw ``B×128`` descriptors (float32, CPU), whose L2 distance is dlib's own metric (0.6 threshold)."""
+        _check_crops(crops)
+        with torch.no_grad():
+            x = _to_template(crops.detach().cpu().float(), template, self.CROP_TEMPLATE, self.CROP_SIZE)
+        images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+        box = self._dlib.rectangle(*self.FACE_BOX)
+        chips = [self._dlib.get_face_chip(image, self._predictor(image, box), size=self.CHIP_SIZE,
+                                          padding=self.CHIP_PADDING) for image in images]
+        if not chips:
+            return torch.zeros(0, self.info.dim)
+        return torch.tensor(np.array(self._encoder.compute_face_descriptor(chips)), dtype=torch.float32)
+
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        return F.normalize(self.descriptors(crops, template), dim=1)
+
+
+class CosFaceSphere20(Backend):
+    """CosFace sphere20 (CosFace_pytorch, ``net_sphere20_data_vggface2_acc_9955.pth``) on 112×96 crops.
+
+    Preprocessing as the official code: SphereFace's 96×112 alignment (the ArcFace-112 crop without its 8 outer
+    columns on each side), RGB, ``(x − 0.5) / 0.5``. The embedding of the image itself is used, as in ReliableSwap's
+    retrieval (CosFace_pytorch's LFW evaluation also concatenates the embedding of the mirrored image).
+    """
+
+    info = BackendInfo("cosface-sphere20", "identity", "reference", "ID-CosFace-sphere20", ("cosface-sphere20",),
+                       SPHERE_DIM, "CosFace sphere20 trained on VGGFace2 (CosFace_pytorch), 512-d")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_sphere20(assets.path("cosface-sphere20")).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        _check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SPHERE_HEIGHT)
+        margin = (SPHERE_HEIGHT - SPHERE_WIDTH) // 2
+        x = x[..., margin:margin + SPHERE_WIDTH]
+        return F.normalize(self.net((x - 0.5) / 0.5), dim=1)
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        return self.embed(crops, template).float().cpu()
+
+
+def insightface_normalisation(graph_node_names: Sequence[str]) -> tuple[float, float]:
+    """Input (mean, std) on the 0..255 scale for an insightface recognition ONNX, by insightface's own rule.
+
+    insightface's ``ArcFaceONNX`` looks at the first 8 node names: MXNet-converted models that normalise inside
+    the graph (a ``Sub``/``_minus`` and a ``Mul``/``_mul`` node) take raw pixels (0, 1); all others take
+    ``(x − 127.5) / 127.5``.
+    """
+    first = graph_node_names[:8]
+    has_sub = any(n.startswith(("Sub", "_minus")) for n in first)
+    has_mul = any(n.startswith(("Mul", "_mul")) for n in first)
+    return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)
+
+
+class InsightFaceONNX(Backend):
+    """A user-supplied insightface recognition ONNX (e.g. ``glint360k_cosface_r50``, ``w600k_r50``), run with
+    onnxruntime on ArcFace-aligned RGB crops at the model's input size, normalised as insightface does."""
+
+    info = BackendInfo("insightface", "identity", "reference", "ID-insightface", ("insightface-recognition",), 512,
+                       "insightface recognition ONNX (ArcFace/CosFace iResNet packs), 512-d")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        import onnx
+        import onnxruntime as ort
+
+        path = assets.path("insightface-recognition")
+        model = onnx.load(str(path))
+        self.mean, self.std = insightface_normalisation([node.name for node in model.graph.node])
+        providers = ["CPUExecutionProvider"]
+        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(model.SerializeToString(), providers=providers)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        batch, _, height, width = inp.shape
+        self.size = height if isinstance(height, int) else 112
+        if (isinstance(width, int) and width != self.size) or self.size % 112:
+            raise ValueError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
+                             f"side is a multiple of 112")
+        self.fixed_batch = batch if isinstance(batch, int) else None
+        out_dim = self.session.get_outputs()[0].shape[-1]
+        if out_dim != self.info.dim:
+            raise ValueError(f"{path}: the model gives {out_dim}-d embeddings, this backend declares {self.info.dim}")
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        _check_crops(crops)
+        x = _to_template(crops.detach().cpu().float(), template, _ARCFACE, self.size)
+        blob = ((x * 255 - self.mean) / self.std).numpy()
+        step = self.fixed_batch or max(len(blob), 1)
+        out = []
+        for start in range(0, len(blob), step):
+            part = blob[start:start + step]
+            padded = np.concatenate([part, np.zeros((step - len(part), *part.shape[1:]), part.dtype)])
+            out.append(self.session.run(None, {self.input_name: padded})[0][:len(part)])  # padded: fixed batch
+        emb = torch.from_numpy(np.concatenate(out)) if out else torch.zeros(0, self.info.dim)
+        return F.normalize(emb.float(), dim=1)
+
+
+# ---------------------------------------------------------------- similarity and retrieval
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity of two ``N×D`` feature sets; NaN where either row is NaN (a failed sample)."""
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"cosine needs two N×D tensors of the same shape, got {tuple(a.shape)}, {tuple(b.shape)}")
+    return (F.normalize(a.float(), dim=1) * F.normalize(b.float(), dim=1)).sum(dim=1)
+
+
+def _label_array(labels: Labels) -> np.ndarray:
+    return labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(list(labels))
+
+
+def retrieval_topk(queries: torch.Tensor, gallery: torch.Tensor, query_labels: Labels, gallery_labels: Labels,
+                   ks: Sequence[int] = (1, 5), chunk: int = 1024) -> dict[int, torch.Tensor]:
+    """Per query, whether a gallery face of its label is among the ``k`` most cosine-similar ones, for each k.
+
+    Equal similarities are ranked by gallery position (earlier first), so results are deterministic. A query
+    with a NaN feature is never correct; gallery rows with NaN features are never retrieved. Labels may be
+    any mix of strings or integers (a sequence or a tensor). Queries are processed ``chunk`` at a time, so a
+    full FF++ evaluation does not hold the whole similarity matrix.
+    """
+    if queries.ndim != 2 or gallery.ndim != 2 or (len(gallery) and gallery.shape[1] != queries.shape[1]):
+        raise ValueError(f"queries {tuple(queries.shape)} and gallery {tuple(gallery.shape)} must be N×D and G×D")
+    q_labels, g_labels = _label_array(query_labels), _label_array(gallery_labels)
+    if len(q_labels) != len(queries) or len(g_labels) != len(gallery):
+        raise ValueError(f"{len(q_labels)} query labels for {len(queries)} queries, {len(g_labels)} gallery labels "
+                         f"for {len(gallery)} gallery rows")
+    if any(k < 1 for k in ks):
+        raise ValueError(f"k must be >= 1, got {tuple(ks)}")
+    _, codes = np.unique(np.concatenate([q_labels, g_labels]), return_inverse=True)
+    q_codes = torch.from_numpy(codes[:len(q_labels)].astype(np.int64))
+    g_codes = torch.from_numpy(codes[len(q_labels):].astype(np.int64))
+    q_valid = torch.isfinite(queries).all(dim=1)
+    g_valid = torch.isfinite(gallery).all(dim=1)
+    g_codes[~g_valid] = -1  # matches no query
+    g = F.normalize(torch.nan_to_num(gallery.float()), dim=1)
+    g_keep = torch.where(g_valid, 0.0, float("-inf"))  # invalid gallery rows rank last
+    k_max = min(max(ks, default=1), len(gallery))
+    hits = []
+    for start in range(0, len(queries), chunk):
+        q = F.normalize(torch.nan_to_num(queries[start:start + chunk].float()), dim=1)
+        sim = q @ g.T + g_keep
+        order = torch.sort(sim, dim=1, descending=True, stable=True).indices[:, :k_max]
+        hits.append(g_codes[order] == q_codes[start:start + chunk, None])
+    hit = torch.cat(hits) if hits else torch.zeros(0, k_max, dtype=torch.bool)
+    return {k: hit[:, :k].any(dim=1) & q_valid for k in ks}
+
+
+def identity_centers(gallery: torch.Tensor, labels: Labels) -> tuple[torch.Tensor, list | torch.Tensor]:
+    """Per-identity gallery: the renormalised mean of each identity's L2-normalised features.
+
+    Identities come in sorted label order; rows with NaN features are left out, and an identity with no valid
+    row gets no centre. ``center_labels`` is a tensor if ``labels`` was one, otherwise a list.
+    """
+    label_array = _label_array(labels)
+    if len(label_array) != len(gallery):
+        raise ValueError(f"{len(label_array)} labels for {len(gallery)} gallery rows")
+    valid = torch.isfinite(gallery).all(dim=1).numpy()
+    unique, codes = np.unique(label_array[valid], return_inverse=True)
+    feats = F.normalize(gallery[torch.from_numpy(valid)].float(), dim=1)
+    sums = torch.zeros(len(unique), gallery.shape[1]).index_add_(0, torch.from_numpy(codes.astype(np.int64)), feats)
+    centers = F.normalize(sums, dim=1)
+    center_labels = torch.from_numpy(unique) if isinstance(labels, torch.Tensor) else unique.tolist()
+    return centers, center_labels
