@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,14 @@ class Method(ABC):
     def modules(self) -> dict[str, torch.nn.Module]:
         """The networks the method runs at swap time (for parameter counts, FLOPs and weight size)."""
         return {}
+
+    @classmethod
+    def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+        """Train the method with its named (or JSON-file) configuration into ``out``; resumes from ``out``.
+
+        Returns the path of the exported weights. Methods without training code keep this default.
+        """
+        raise NotImplementedError(f"method '{cls.card.name}' has no training code")
 
 
 # The lowest score of dlib's HOG frontal-face detector at which landmarks68 accepts a crop. Real faces aligned to

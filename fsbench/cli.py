@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -97,8 +98,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
     from fsbench.metrics.speed import bench, format_report
@@ -136,6 +135,15 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         diff = "n/a" if row["diff"] is None else f"{row['diff']:+.4f}"
         print(f"  {name:<18} {arrow} A {_fmt(row['a'])}  B {_fmt(row['b'])}  B-A {diff} {ci} "
               f"{'paired' if row['paired'] else 'unpaired'} n={row['n']}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    overrides = {k: json.loads(v) for k, v in _key_values(args.set, "--set", "steps=2000").items()}
+    if args.time_limit:
+        overrides["time_limit_s"] = args.time_limit * 60
+    weights = registry.methods.get(args.method).train(args.config, Path(args.out), device=args.device, **overrides)
+    print(f"weights: {weights}")
     return 0
 
 
@@ -190,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the report to this file")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("train", help="train a method with its training code (resumes from --out)")
+    p.add_argument("method")
+    p.add_argument("--config", required=True, help="a configuration name of the method, or a JSON file")
+    p.add_argument("--out", required=True, help="checkpoints, loss log and sample grids")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop with a checkpoint after this long")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config value")
+    p.set_defaults(func=_cmd_train)
 
     add_study_parser(sub)
     return parser

@@ -1,0 +1,86 @@
+"""A resumable training loop: deterministic per step, checkpoints that survive a kill, JSONL loss logs.
+
+Every step seeds torch with ``seed + step`` and methods draw their batches as a function of the step, so a run
+resumed from a checkpoint takes exactly the steps an uninterrupted run would have taken.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from fsbench.train import checkpoint
+from fsbench.train.dist import Dist
+
+StepFn = Callable[[int], dict[str, float]]
+SampleFn = Callable[[int, Path], None]
+
+
+@dataclass
+class LoopConfig:
+    out: Path
+    steps: int
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 10
+    sample_every: int = 500
+    time_limit_s: float | None = None  # stop (with a checkpoint) after this long: a run that fits a session
+
+
+class Trainer:
+    def __init__(self, cfg: LoopConfig, d: Dist, modules: dict[str, torch.nn.Module],
+                 optimizers: dict[str, torch.optim.Optimizer]) -> None:
+        self.cfg, self.d, self.modules, self.optimizers = cfg, d, modules, optimizers
+        self.ckpt = cfg.out / "checkpoint.safetensors"
+        self.step = 0
+        self.elapsed = 0.0  # training seconds over all sessions, recorded in the checkpoint
+        self._stop = False
+
+    def resume(self) -> int:
+        if self.ckpt.is_file():
+            self.step, extra = checkpoint.load(self.ckpt, self.modules, self.optimizers)
+            self.elapsed = float(extra.get("elapsed_s", 0.0))
+        return self.step
+
+    def save(self) -> None:
+        if self.d.main:
+            checkpoint.save(self.ckpt, self.modules, self.optimizers, self.step, {"elapsed_s": self.elapsed})
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ANN001 — signal handler signature
+        self._stop = True
+
+    def run(self, step_fn: StepFn, sample_fn: SampleFn | None = None) -> int:
+        """Train from the last checkpoint to ``cfg.steps``; returns the step reached."""
+        self.resume()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        log = self.cfg.out / "losses.jsonl"
+        self.cfg.out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        session_start = self.elapsed
+        try:
+            while self.step < self.cfg.steps and not self._stop:
+                torch.manual_seed(self.cfg.seed + self.step)
+                t0 = time.perf_counter()
+                losses = step_fn(self.step)
+                self.step += 1
+                self.elapsed = session_start + (time.perf_counter() - started)
+                if self.d.main and (self.step % self.cfg.log_every == 0 or self.step == 1):
+                    with open(log, "a") as f:
+                        f.write(json.dumps({"step": self.step, "seconds": round(self.elapsed, 2),
+                                            "step_s": round(time.perf_counter() - t0, 3), **losses}) + "\n")
+                if self.step % self.cfg.checkpoint_every == 0:
+                    self.save()
+                if sample_fn is not None and self.d.main and self.step % self.cfg.sample_every == 0:
+                    sample_fn(self.step, self.cfg.out / "samples" / f"step{self.step:07d}.png")
+                if self.cfg.time_limit_s and time.perf_counter() - started > self.cfg.time_limit_s:
+                    break
+        finally:
+            self.save()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return self.step
