@@ -15,8 +15,15 @@ import numpy as np
 import torch
 
 from fsbench.faces.templates import TEMPLATES, face_mask
+from fsbench.train.checkpoint import export_weights, load_weights
+from fsbench.train.data import FaceCrops, folder_crops, mini_train_crops
+from fsbench.train.dist import Dist, setup as setup_distributed, wrap as wrap_distributed
+from fsbench.train.gan import hinge_d_loss, hinge_g_loss
+from fsbench.train.loop import LoopConfig, Trainer
 
-__all__ = ["Method", "MethodCard", "TEMPLATES", "face_mask", "landmarks68"]
+__all__ = ["Dist", "FaceCrops", "LoopConfig", "Trainer", "export_weights", "folder_crops", "hinge_d_loss",
+           "hinge_g_loss", "identity_encoder", "load_weights", "mini_train_crops", "perceptual_network",
+           "setup_distributed", "wrap_distributed", "Method", "MethodCard", "TEMPLATES", "face_mask", "landmarks68"]
 
 
 @dataclass(frozen=True)
@@ -127,3 +134,24 @@ def landmarks68(crop: np.ndarray, template: str) -> np.ndarray:
         raise ValueError(f"no face for 68 landmarks in the {crop.shape[0]}px {template} crop: dlib's face detector "
                          f"finds none scoring >= {_MIN_HOG_SCORE} near the template's face box")
     return landmarks68_at(crop, face)
+
+
+def identity_encoder(name: str = "sface", device: str | torch.device = "cpu"):
+    """A frozen, differentiable identity network for training losses: ``.embed(crops, template)`` returns
+    L2-normalised embeddings with gradients to ``crops``. ``sface`` is embedded; ``cosface-sphere20`` needs the
+    user's file (fsbench assets add)."""
+    from fsbench import registry
+
+    return registry.metrics.get(name)(device=device)
+
+
+def perceptual_network(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """ImageNet MobileNetV2 (the embedded torchvision file), frozen, for perceptual/attribute losses; its
+    ``features`` children give the intermediate maps. Label losses built on it as MobileNetV2, not VGG."""
+    from fsbench import assets
+    from fsbench.nets.mobilenet_v2 import load_mobilenet_v2
+
+    net = load_mobilenet_v2(assets.path("mobilenet-v2-imagenet")).to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
