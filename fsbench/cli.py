@@ -10,7 +10,6 @@ from pathlib import Path
 from fsbench import assets, registry
 from fsbench.study.cli import add_study_parser
 
-DEFAULT_PROTOCOLS = ("mini-stills",)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -82,7 +81,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from fsbench import results
     from fsbench.runner import RunConfig, run
 
-    protocols = [args.protocol] if args.protocol else list(DEFAULT_PROTOCOLS)
+    from fsbench.protocols import EMBEDDED
+
+    protocols = [args.protocol] if args.protocol else list(EMBEDDED)
     for name in protocols:
         cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), data_root=args.data_root,
                         limit=args.limit, device=args.device, seed=args.seed, batch_size=args.batch_size,
@@ -147,6 +148,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from fsbench import leaderboard
+
+    if args.action == "refresh":
+        problems = leaderboard.refresh(methods=args.methods or None, clean=args.clean, progress=not args.quiet)
+    else:
+        problems = leaderboard.build(check=args.check)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if args.action == "build" and args.check:
+        print("leaderboards are current" if not problems else "leaderboards are stale: run `fsbench leaderboard "
+              "build` and commit the result")
+        return 1 if problems else 0
+    print(f"leaderboards written to {leaderboard.ROOT}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsbench", description="Benchmark suite for face swapping")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a method on a protocol (default: the embedded protocols)")
     p.add_argument("--method", required=True)
-    p.add_argument("--protocol", help=f"protocol name (default: {', '.join(DEFAULT_PROTOCOLS)})")
+    p.add_argument("--protocol", help="protocol name (default: the embedded ones, mini-stills and mini-video)")
     p.add_argument("--data-root", type=Path, help="your copy of the data set, for protocols that need one")
     p.add_argument("--out", default="runs", help="results and swap cache folder (default: runs)")
     p.add_argument("--limit", type=int, help="only the first N pairs")
@@ -207,6 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop with a checkpoint after this long")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config value")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("leaderboard", help="leaderboards/ from the results files: build, check, refresh")
+    lsub = p.add_subparsers(dest="action", required=True)
+    b = lsub.add_parser("build", help="render leaderboards/<protocol>.md/.csv and plots from leaderboards/results")
+    b.add_argument("--check", action="store_true", help="fail if the committed leaderboards are not current")
+    r = lsub.add_parser("refresh", help="re-run the embedded protocols and bench for every method, then build")
+    r.add_argument("--methods", nargs="*", help="only these methods")
+    r.add_argument("--clean", action="store_true", help="delete leaderboards/results first (rebuild from nothing)")
+    r.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_leaderboard)
 
     add_study_parser(sub)
     return parser

@@ -1,0 +1,300 @@
+"""Results -> leaderboards/: one markdown table, CSV and plots per protocol, built only from results files.
+
+Results files live in ``leaderboards/results/``; a file dropped there (from a plugin package, say) joins the
+table when it is valid and measured what the table measures: the protocol's newest version with the default
+metric backends. Anything else is rejected with the reason, printed and listed under the table.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fsbench import results
+from fsbench.metrics.definitions import METRICS
+
+ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
+RESULTS = ROOT / "results"
+
+
+@dataclass
+class Board:
+    protocol: str
+    version: int
+    header: dict[str, Any]  # variant and backends of the accepted rows
+    rows: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    rejected: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _key(result: dict[str, Any]) -> tuple:
+    backends = tuple(sorted((f, b["name"], tuple(sorted(b["weights_sha256"].items())))
+                            for f, b in result["backends"].items()))
+    variant = {k: v for k, v in result["protocol"]["variant"].items() if k != "limit"}
+    return backends, tuple(sorted((k, str(v)) for k, v in variant.items()))
+
+
+def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, str]]]:
+    """Group valid results by protocol; the reference for each protocol is its newest version measured with the
+    embedded default backends (the committed refresh), so a foreign file cannot redefine the table."""
+    from fsbench.runner import DEFAULT_BACKENDS
+
+    loaded: list[tuple[Path, dict[str, Any]]] = []
+    rejected: list[tuple[Path, str]] = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            result = results.load(path)
+            if result.get("protocol", {}).get("variant", {}).get("limit"):
+                raise results.ResultsError(f"{path}: a --limit run covers only part of the protocol")
+            loaded.append((path, result))
+        except results.ResultsError as err:
+            rejected.append((path, str(err)))
+    boards: dict[str, Board] = {}
+    for name in sorted({r["protocol"]["name"] for _, r in loaded}):
+        group = [(p, r) for p, r in loaded if r["protocol"]["name"] == name]
+        version = max(r["protocol"]["version"] for _, r in group)
+        defaults = [(p, r) for p, r in group if r["protocol"]["version"] == version and all(
+            b["name"] == DEFAULT_BACKENDS[f] for f, b in r["backends"].items())]
+        reference = _key(defaults[0][1]) if defaults else _key(group[0][1])
+        ref_result = (defaults or group)[0][1]
+        board = Board(name, version, {"variant": ref_result["protocol"]["variant"],
+                                      "backends": ref_result["backends"],
+                                      "description": ref_result["protocol"]["description"],
+                                      "dataset": ref_result["dataset"]})
+        seen: dict[tuple, tuple[Path, dict]] = {}
+        for path, result in group:
+            if result["protocol"]["version"] != version:
+                board.rejected.append((path, f"protocol v{result['protocol']['version']}, table is v{version}"))
+            elif _key(result) != reference:
+                board.rejected.append((path, "; ".join(results.comparability(ref_result, result))
+                                       or "different protocol variant or backends"))
+            else:
+                card = result["method"]
+                row_key = (card["name"], card["version"], card.get("checkpoint_sha256"))
+                if row_key in seen and seen[row_key][1]["created"] >= result["created"]:
+                    board.rejected.append((path, f"older duplicate of {seen[row_key][0].name}"))
+                    continue
+                if row_key in seen:
+                    board.rejected.append((seen[row_key][0], f"older duplicate of {path.name}"))
+                seen[row_key] = (path, result)
+        board.rows = sorted(seen.values(), key=lambda pr: pr[1]["method"]["name"])
+        boards[name] = board
+    return boards, rejected
+
+
+def _cell(agg: dict[str, Any]) -> str:
+    if agg.get("mean") is None:
+        return "n/a"
+    ci = f" [{agg['ci95'][0]:.3f}, {agg['ci95'][1]:.3f}]" if agg.get("ci95") else ""
+    return f"{agg['mean']:.3f}{ci}"
+
+
+def _metric_label(board: Board, metric: str) -> str:
+    spec = METRICS[metric]
+    label = board.header["backends"][spec.family]["label"]
+    label = f"FD-id ({label})" if metric == "fd_id" else label
+    return f"{metric} {'↑' if spec.higher_is_better else '↓'} ({label})"
+
+
+def render_csv(board: Board) -> str:
+    metrics = list(board.rows[0][1]["aggregates"]) if board.rows else []
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["method", "version", "checkpoint_sha256", "pairs_scored", "pairs",
+                     *[f"{m}_{s}" for m in metrics for s in ("mean", "ci_low", "ci_high")], "results_file"])
+    for path, r in board.rows:
+        cells = []
+        for m in metrics:
+            agg = r["aggregates"][m]
+            ci = agg.get("ci95") or [None, None]
+            cells += [agg.get("mean"), ci[0], ci[1]]
+        writer.writerow([r["method"]["name"], r["method"]["version"], r["method"].get("checkpoint_sha256") or "",
+                         r["counts"]["pairs_scored"], r["counts"]["pairs"],
+                         *["" if c is None else f"{c:.6f}" for c in cells], f"results/{path.name}"])
+    return out.getvalue()
+
+
+def render_markdown(board: Board, plots: list[str]) -> str:
+    h = board.header
+    lines = [f"# {board.protocol} (protocol v{board.version})", "",
+             "Generated by `fsbench leaderboard build` from the files in `results/`; do not edit by hand.", "",
+             f"{h['description']}", "",
+             f"- dataset: {h['dataset'].get('name')} (manifest sha256 `{h['dataset'].get('manifest_sha256', '')[:16]}`)",
+             "- variant: " + "; ".join(f"{k}: {v}" for k, v in h["variant"].items() if k != "limit"),
+             "- backends: " + "; ".join(f"{f}: {b['name']} ({b['kind']}, label {b['label']})"
+                                      for f, b in sorted(h["backends"].items())),
+             "- cells: mean [95 % bootstrap interval over pairs]; Fréchet distances are one value for the set", ""]
+    if board.rows:
+        metrics = list(board.rows[0][1]["aggregates"])
+        lines.append("| method | checkpoint | pairs | " + " | ".join(_metric_label(board, m) for m in metrics)
+                     + " | results |")
+        lines.append("|" + "---|" * (len(metrics) + 4))
+        for path, r in board.rows:
+            card = r["method"]
+            lines.append(f"| {card['name']} v{card['version']} | `{(card.get('checkpoint_sha256') or '—')[:12]}` | "
+                         f"{r['counts']['pairs_scored']}/{r['counts']['pairs']} | "
+                         + " | ".join(_cell(r["aggregates"][m]) for m in metrics)
+                         + f" | [json](results/{path.name}) |")
+    lines.append("")
+    lines += [f"![{p}]({p})" for p in plots]
+    if board.rejected:
+        lines += ["", "## Rejected results files", ""]
+        lines += [f"- `{p.name}`: {why}" for p, why in board.rejected]
+    return "\n".join(lines) + "\n"
+
+
+def plot_files(board: Board) -> list[str]:
+    if not board.rows:
+        return []
+    tradeoff = {"id_top1_frame", "pose_error"} <= set(board.rows[0][1]["aggregates"])
+    return [f"{board.protocol}_metrics.png"] + ([f"{board.protocol}_id_vs_pose.png"] if tradeoff else [])
+
+
+def render_plots(board: Board, folder: Path) -> None:
+    """Per-metric bars with intervals and the ID-retrieval vs pose-error trade-off; PNGs without timestamps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = plot_files(board)
+    if not files:
+        return
+    names = [r["method"]["name"] for _, r in board.rows]
+    metrics = [m for m in board.rows[0][1]["aggregates"] if METRICS[m].per_sample]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
+    for ax, m in zip(axes[0], metrics):
+        aggs = [r["aggregates"][m] for _, r in board.rows]
+        means = [a["mean"] if a["mean"] is not None else 0.0 for a in aggs]
+        err = [[max(0.0, mu - a["ci95"][0]) if a.get("ci95") else 0.0 for mu, a in zip(means, aggs)],
+               [max(0.0, a["ci95"][1] - mu) if a.get("ci95") else 0.0 for mu, a in zip(means, aggs)]]
+        ax.bar(range(len(names)), means, yerr=err, capsize=3, color="#4c72b0")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(_metric_label(board, m), fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / files[0], dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    if len(files) > 1:
+        fig, ax = plt.subplots(figsize=(4.5, 3.5))
+        for name, (_, r) in zip(names, board.rows):
+            x, y = r["aggregates"]["pose_error"]["mean"], r["aggregates"]["id_top1_frame"]["mean"]
+            if x is not None and y is not None:
+                ax.scatter(x, y)
+                ax.annotate(name, (x, y), fontsize=7)
+        ax.set_xlabel(_metric_label(board, "pose_error"), fontsize=7)
+        ax.set_ylabel(_metric_label(board, "id_top1_frame"), fontsize=7)
+        ax.set_title("identity vs attribute preservation", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(folder / files[1], dpi=100, metadata={"Software": None})
+        plt.close(fig)
+
+
+def build(root: Path = ROOT, check: bool = False) -> list[str]:
+    """Write (or, with ``check``, compare) every protocol's markdown and CSV; returns the problems found.
+
+    The check compares the markdown and CSV text; plots are regenerated by a build but not compared byte for
+    byte (PNG bytes depend on the matplotlib and font versions)."""
+    boards, rejected = collect(root / "results")
+    problems = [f"rejected {p.name}: {why}" for p, why in rejected]
+    expected_files: dict[Path, str] = {}
+    for board in boards.values():
+        if not check:
+            render_plots(board, root)
+        expected_files[root / f"{board.protocol}.md"] = render_markdown(board, plot_files(board))
+        expected_files[root / f"{board.protocol}.csv"] = render_csv(board)
+        problems += [f"{board.protocol}: rejected {p.name}: {why}" for p, why in board.rejected]
+    speed = speed_board(root)
+    if speed is not None:
+        expected_files[root / "speed.md"], expected_files[root / "speed.csv"] = speed
+        if not check:
+            render_speed_plot(root)
+    stale = []
+    for path, text in expected_files.items():
+        if check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(f"{path.relative_to(root.parent)} is not what the results produce")
+        else:
+            path.write_text(text)
+    return stale if check else problems
+
+
+def speed_board(root: Path) -> tuple[str, str] | None:
+    """Markdown and CSV of the committed ``fsbench bench`` reports (results/bench/<method>.json), or None."""
+    import json
+
+    reports = [json.loads(p.read_text()) for p in sorted((root / "results" / "bench").glob("*.json"))]
+    if not reports:
+        return None
+    header = ["method", "version", "parameters", "weights_mb", "gflops_per_image", "ms_per_image_batch1",
+              "achieved_gflops_per_s", "matmul_gflops_per_s", "device_name", "torch_threads"]
+    rows = [[r["method"], r["version"], r["parameters"], f"{r['weights_mb']:.2f}", f"{r['gflops_per_image']:.3f}",
+             f"{r['batches']['1']['median_ms_per_image']:.2f}",
+             "" if r["achieved_gflops_per_s"] is None else f"{r['achieved_gflops_per_s']:.1f}",
+             f"{r['matmul_gflops_per_s']:.1f}", r["device_name"], r.get("torch_threads", "")] for r in reports]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([header, *rows])
+    md = ["# Speed and size", "", "Generated by `fsbench leaderboard build` from `results/bench/*.json` "
+          "(written by `fsbench bench --json`, run by `fsbench leaderboard refresh`). Timings are of the swap "
+          "network only, identity precompute excluded, median after warm-up; they depend on the machine named "
+          "in each row.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    md += ["", "![speed against size](speed_vs_size.png)"]
+    return "\n".join(md) + "\n", out.getvalue()
+
+
+def render_speed_plot(root: Path) -> None:
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    for path in sorted((root / "results" / "bench").glob("*.json")):
+        r = json.loads(path.read_text())
+        x, y = r["weights_mb"], r["batches"]["1"]["median_ms_per_image"]
+        ax.scatter(x, y)
+        ax.annotate(r["method"], (x, y), fontsize=7)
+    ax.set_xlabel("weights (MB, fp32)", fontsize=8)
+    ax.set_ylabel("ms per image, batch 1", fontsize=8)
+    ax.set_title("speed against size (swap network only)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(root / "speed_vs_size.png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: list[str] | None = None,
+            clean: bool = False, progress: bool = True) -> list[str]:
+    """Re-run the embedded protocols and ``bench`` for every registered method, then build.
+
+    Resumable: swaps are cached under ``runs`` and a (method, protocol) whose results file is already in
+    ``results/`` is skipped, so an interrupted refresh continues where it stopped; ``clean`` starts from nothing.
+    """
+    import json
+    import shutil
+
+    from fsbench import registry
+    from fsbench.metrics.speed import bench
+    from fsbench.protocols import EMBEDDED
+    from fsbench.runner import RunConfig, run
+
+    folder = root / "results"
+    if clean and folder.exists():
+        shutil.rmtree(folder)
+    (folder / "bench").mkdir(parents=True, exist_ok=True)
+    for method in methods or registry.methods.names():
+        for protocol in EMBEDDED:
+            version = registry.protocols.get(protocol).version
+            name = f"{method}__{protocol}-v{version}__seed0.json"
+            if (folder / name).is_file():
+                continue
+            path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
+            if path is not None:
+                shutil.copy(path, folder / name)
+        bench_file = folder / "bench" / f"{method}.json"
+        if not bench_file.is_file():
+            report = bench(registry.methods.get(method)(device="cpu"))
+            bench_file.write_text(json.dumps(report, indent=1) + "\n")
+    return build(root)
