@@ -7,7 +7,8 @@ from pathlib import Path
 
 from fsbench.protocols.base import Item, Pair, Protocol, ProtocolData
 
-STILLS_METRICS = ("id_cosine", "id_top1_frame", "id_top5_frame", "id_top1_identity", "id_top5_identity")
+STILLS_METRICS = ("id_cosine", "id_top1_frame", "id_top5_frame", "id_top1_identity", "id_top5_identity",
+                  "pose_error", "expression_error", "fd_id", "fd")
 
 
 def cross_identity_pairs(items: list[Item], max_pairs: int, seed: int) -> list[Pair]:

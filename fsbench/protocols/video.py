@@ -8,7 +8,7 @@ from pathlib import Path
 from fsbench.protocols.base import Item, Pair, Protocol, ProtocolData
 from fsbench.protocols.stills import STILLS_METRICS
 
-VIDEO_METRICS = (*STILLS_METRICS, "pose_error", "expression_error", "fd")
+VIDEO_METRICS = STILLS_METRICS
 FRAMES_PER_VIDEO = 10  # FaceShifter: "evenly sampled 10 frames from each video clip"
 SOURCE_FRAME = FRAMES_PER_VIDEO // 2  # the source identity comes from the middle sampled frame of the source video
 
