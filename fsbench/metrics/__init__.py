@@ -5,6 +5,14 @@ for _name, _target in {
     # identity
     "sface": "fsbench.metrics.identity:SFace",
     "dlib": "fsbench.metrics.identity:DlibResNet",
+    "cosface-sphere20": "fsbench.metrics.identity:CosFaceSphere20",
+    "insightface": "fsbench.metrics.identity:InsightFaceONNX",
+    # pose
+    "mediapipe-pose": "fsbench.metrics.pose:MediaPipePose",
+    "hopenet": "fsbench.metrics.pose:HopenetPose",
+    # expression
+    "mediapipe-blendshapes": "fsbench.metrics.expression:MediaPipeBlendshapes",
+    "deep3d": "fsbench.metrics.expression:Deep3DExpression",
     # distribution (Fréchet distance)
     "mobilenet-v2": "fsbench.metrics.distribution:MobileNetV2Backend",
     "inception": "fsbench.metrics.distribution:InceptionBackend",

@@ -1,0 +1,165 @@
+"""Head pose backends, and the MediaPipe face reading that the pose and expression backends share.
+
+Angles are (yaw, pitch, roll) in degrees with the sign semantics that deep-head-pose's ``utils.draw_axis`` gives
+Hopenet's output, for both backends:
+
+* yaw > 0: the face turns towards the image's left (the nose points left in the picture);
+* pitch > 0: the face looks up;
+* roll > 0: the head leans clockwise as seen in the picture (its top towards the image's right).
+
+A horizontally mirrored face therefore has the opposite yaw and roll and the same pitch.
+
+``mediapipe-pose`` (embedded) reads the facial transformation matrix of the MediaPipe face landmarker (Tasks
+API, IMAGE mode). Its rotation ``R`` (canonical face model → camera; camera frame x right, y up, z towards the
+viewer) is decomposed as ``R = Rx(α) · Ry(β) · Rz(γ)`` (pitch applied last, in the camera frame: the order of
+300W-LP, on which Hopenet was trained) and ``(yaw, pitch, roll) = −(β, α, γ)`` gives the semantics above.
+Mirroring is conjugation by diag(−1, 1, 1), which negates β and γ and keeps α.
+``hopenet`` (reference) is Hopenet ``hopenet_robust_alpha1`` (see :mod:`fsbench.nets.hopenet`).
+
+MediaPipe runs its own face detector inside each crop. Crops are first re-aligned to ``ffhq-256`` at 256 (the
+whole head with margin, where tight ArcFace-112 crops otherwise go undetected), so that methods with different
+templates are measured on the same framing. One landmarker per process gives both the matrix and the
+blendshapes; :func:`read_faces` keeps the readings of recent crops, so the pose and expression backends run
+the network once per crop between them.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from fsbench import assets
+from fsbench.faces.align import realign
+from fsbench.metrics.base import Backend, BackendInfo
+from fsbench.nets import hopenet
+
+MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE = "ffhq-256", 256
+# MediaPipe's blendshape categories, column i = category index i. "_neutral" is kept: the model scores it ~0
+# (below 3e-5 on all 49 faces of the embedded media), so it changes no distance, and keeping it keeps the
+# columns equal to MediaPipe's indices.
+BLENDSHAPES = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff",
+    "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight", "eyeLookDownLeft", "eyeLookDownRight",
+    "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
+    "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen",
+    "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthFunnel", "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight",
+    "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight")
+_MEMO_SIZE = 1024  # readings kept, keyed by the crop's pixels (55 floats each)
+
+
+def check_crops(crops: torch.Tensor) -> None:
+    if crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[2] != crops.shape[3] or not crops.is_floating_point():
+        raise ValueError(f"expected float B×3×S×S RGB crops in [0, 1], got {tuple(crops.shape)} {crops.dtype}")
+
+
+def euler_from_matrix(matrix: np.ndarray) -> np.ndarray:
+    """(yaw, pitch, roll) in degrees from a MediaPipe facial transformation matrix (4×4, or its 3×3 rotation).
+
+    The rotation part is first projected onto the nearest rotation (it may carry scale).
+    """
+    u, _, vt = np.linalg.svd(np.asarray(matrix, np.float64)[:3, :3])
+    r = u @ vt
+    beta = np.arcsin(np.clip(r[0, 2], -1.0, 1.0))
+    alpha = np.arctan2(-r[1, 2], r[2, 2])
+    gamma = np.arctan2(-r[0, 1], r[0, 0])
+    return -np.degrees([beta, alpha, gamma])
+
+
+_lock = threading.Lock()
+_landmarkers: dict[int, object] = {}  # one per process, created on first use (so after any fork)
+_memo: OrderedDict[bytes, np.ndarray] = OrderedDict()
+
+
+def _landmarker():
+    landmarker = _landmarkers.get(os.getpid())
+    if landmarker is None:
+        from mediapipe.tasks.python import vision
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+
+        options = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(assets.path("mediapipe-face-landmarker"))),
+            running_mode=vision.RunningMode.IMAGE, num_faces=1,
+            output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+        landmarker = _landmarkers[os.getpid()] = vision.FaceLandmarker.create_from_options(options)
+        # Close it while mediapipe's worker thread still runs: threading's exit hooks run before atexit's and
+        # shut that thread's executor down, after which closing (or the finaliser, at teardown) raises.
+        threading._register_atexit(landmarker.close)
+    return landmarker
+
+
+def _read_one(image: np.ndarray) -> np.ndarray:
+    """[yaw, pitch, roll, 52 blendshapes] of one uint8 RGB image; NaN where no face is found."""
+    import mediapipe as mp
+
+    key = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
+    with _lock:
+        if key in _memo:
+            _memo.move_to_end(key)
+            return _memo[key]
+        result = _landmarker().detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
+        reading = np.full(3 + len(BLENDSHAPES), np.nan)
+        if result.face_landmarks:
+            reading[:3] = euler_from_matrix(result.facial_transformation_matrixes[0])
+            for category in result.face_blendshapes[0]:
+                reading[3 + category.index] = category.score
+        _memo[key] = reading
+        if len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
+        return reading
+
+
+def clear_readings() -> None:
+    """Forget the kept readings (e.g. to time the network, or to check that results do not depend on them)."""
+    with _lock:
+        _memo.clear()
+
+
+def read_faces(crops: torch.Tensor, template: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """MediaPipe's (``B×3`` pose in degrees, ``B×52`` blendshape scores) for crops aligned with ``template``,
+    float32 on the CPU, NaN rows where no face is found. Each crop is read once however often it is asked for."""
+    check_crops(crops)
+    x = crops.detach().cpu().float()
+    if template != MEDIAPIPE_TEMPLATE or x.shape[-2:] != (MEDIAPIPE_SIZE, MEDIAPIPE_SIZE):
+        x = realign(x, template, MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE)
+    images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    readings = np.stack([_read_one(image) for image in images]) if len(images) else np.zeros((0, 3 + len(BLENDSHAPES)))
+    out = torch.from_numpy(readings).float()
+    return out[:, :3], out[:, 3:]
+
+
+class MediaPipePose(Backend):
+    info = BackendInfo("mediapipe-pose", "pose", "embedded", "pose-MediaPipe", ("mediapipe-face-landmarker",), 3,
+                       "yaw, pitch, roll (degrees) from the MediaPipe face landmarker's facial transformation "
+                       "matrix, on crops re-aligned to ffhq-256 at 256")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        assets.path("mediapipe-face-landmarker")  # fail here, not at the first batch, if it cannot be had
+
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        return read_faces(crops, template)[0]
+
+
+class HopenetPose(Backend):
+    """Hopenet ``hopenet_robust_alpha1``: every crop gets a pose (there is no detection step to fail)."""
+
+    info = BackendInfo("hopenet", "pose", "reference", "pose-Hopenet", ("hopenet",), 3,
+                       "Hopenet (ResNet-50, 66 bins, robust alpha 1), degrees = Σ softmax·idx·3 − 99; input: the "
+                       "loosened face box of test_on_video_dlib.py derived from the template, 224, ImageNet norm")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = hopenet.load_hopenet(assets.path("hopenet")).to(self.device)
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        check_crops(crops)
+        x = hopenet.preprocess(crops.to(self.device, torch.float32), template)
+        return torch.stack([hopenet.bins_to_degrees(logits) for logits in self.net(x)], dim=1).float().cpu()
