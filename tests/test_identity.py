@@ -149,7 +149,7 @@ def test_sface_gradients_reach_the_input_not_the_weights(sface: SFace, ffhq_crop
 
 
 def test_sface_rejects_bad_crops(sface: SFace) -> None:
-    with pytest.raises(ValueError, match="B×3×H×W"):
+    with pytest.raises(ValueError, match="B×3×S×S"):
         sface.features(torch.zeros(2, 112, 112, 3, dtype=torch.uint8), "arcface-112")
 
 

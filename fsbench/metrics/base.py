@@ -25,6 +25,12 @@ class BackendInfo:
     description: str = ""
 
 
+def check_crops(crops: torch.Tensor) -> None:
+    """Backends take float ``B×3×S×S`` RGB crops in [0, 1]; anything else is a caller's bug, said plainly."""
+    if crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[2] != crops.shape[3] or not crops.is_floating_point():
+        raise ValueError(f"expected float B×3×S×S RGB crops in [0, 1], got {tuple(crops.shape)} {crops.dtype}")
+
+
 class Backend(ABC):
     """Feature extractor over aligned crops.
 

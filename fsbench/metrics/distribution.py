@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from scipy import linalg
 
 from fsbench import assets
-from fsbench.metrics.base import Backend, BackendInfo
+from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets.inception import FEATURE_DIM as INCEPTION_DIM, load_fid_inception
 from fsbench.nets.mobilenet_v2 import FEATURE_DIM as MOBILENET_DIM, load_mobilenet_v2
 
@@ -85,11 +85,6 @@ def fd_label(info: BackendInfo) -> str:
     raise ValueError(f"no Fréchet distance is defined over {info.family} features ({info.name})")
 
 
-def _check_crops(crops: torch.Tensor) -> None:
-    if crops.ndim != 4 or crops.shape[1] != 3 or not crops.is_floating_point():
-        raise ValueError(f"expected float B×3×H×W RGB crops in [0, 1], got {tuple(crops.shape)} {crops.dtype}")
-
-
 class MobileNetV2Backend(Backend):
     """ImageNet MobileNetV2 pooled features: crops resized to 224 (bilinear, antialiased), ImageNet mean/std."""
 
@@ -105,7 +100,7 @@ class MobileNetV2Backend(Backend):
 
     @torch.inference_mode()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        _check_crops(crops)
+        check_crops(crops)
         x = crops.to(self.device, torch.float32)
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         return self.net.pooled((x - self.mean) / self.std).float().cpu()
@@ -123,5 +118,5 @@ class InceptionBackend(Backend):
 
     @torch.inference_mode()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        _check_crops(crops)
+        check_crops(crops)
         return self.net(crops.to(self.device, torch.float32)).float().cpu()

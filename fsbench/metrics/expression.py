@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 
 from fsbench import assets
-from fsbench.metrics.base import Backend, BackendInfo
-from fsbench.metrics.pose import BLENDSHAPES, check_crops, read_faces
+from fsbench.metrics.base import Backend, BackendInfo, check_crops
+from fsbench.metrics.pose import BLENDSHAPES, read_faces
 from fsbench.nets import deep3d
 
 

@@ -24,18 +24,13 @@ import torch.nn.functional as F
 
 from fsbench import assets
 from fsbench.faces.align import realign
-from fsbench.metrics.base import Backend, BackendInfo
+from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
 from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
                                  INPUT_WIDTH as SPHERE_WIDTH, load_sphere20)
 
 Labels = Sequence | torch.Tensor
 _ARCFACE = "arcface-112"
-
-
-def _check_crops(crops: torch.Tensor) -> None:
-    if crops.ndim != 4 or crops.shape[1] != 3 or not crops.is_floating_point():
-        raise ValueError(f"expected float B×3×H×W RGB crops in [0, 1], got {tuple(crops.shape)} {crops.dtype}")
 
 
 def _to_template(crops: torch.Tensor, template: str, dst_template: str, size: int) -> torch.Tensor:
@@ -61,7 +56,7 @@ class SFace(Backend):
 
     def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
-        _check_crops(crops)
+        check_crops(crops)
         x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SFACE_SIZE)
         return F.normalize(self.net(x), dim=1)
 
@@ -98,7 +93,7 @@ class DlibResNet(Backend):
 
     def descriptors(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         """dlib's raw ``B×128`` descriptors (float32, CPU), whose L2 distance is dlib's own metric (0.6 threshold)."""
-        _check_crops(crops)
+        check_crops(crops)
         with torch.no_grad():
             x = _to_template(crops.detach().cpu().float(), template, self.CROP_TEMPLATE, self.CROP_SIZE)
         images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
@@ -130,7 +125,7 @@ class CosFaceSphere20(Backend):
 
     def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
-        _check_crops(crops)
+        check_crops(crops)
         x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SPHERE_HEIGHT)
         margin = (SPHERE_HEIGHT - SPHERE_WIDTH) // 2
         x = x[..., margin:margin + SPHERE_WIDTH]
@@ -187,7 +182,7 @@ class InsightFaceONNX(Backend):
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        _check_crops(crops)
+        check_crops(crops)
         x = _to_template(crops.detach().cpu().float(), template, _ARCFACE, self.size)
         blob = ((x * 255 - self.mean) / self.std).numpy()
         step = self.fixed_batch or max(len(blob), 1)

@@ -34,7 +34,7 @@ import torch
 
 from fsbench import assets
 from fsbench.faces.align import realign
-from fsbench.metrics.base import Backend, BackendInfo
+from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets import hopenet
 
 MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE = "ffhq-256", 256
@@ -52,11 +52,6 @@ BLENDSHAPES = (
     "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight", "mouthUpperUpLeft",
     "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight")
 _MEMO_SIZE = 1024  # readings kept, keyed by the crop's pixels (55 floats each)
-
-
-def check_crops(crops: torch.Tensor) -> None:
-    if crops.ndim != 4 or crops.shape[1] != 3 or crops.shape[2] != crops.shape[3] or not crops.is_floating_point():
-        raise ValueError(f"expected float B×3×S×S RGB crops in [0, 1], got {tuple(crops.shape)} {crops.dtype}")
 
 
 def euler_from_matrix(matrix: np.ndarray) -> np.ndarray:
