@@ -101,10 +101,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from fsbench.metrics.speed import bench, format_report
+    from fsbench.metrics.speed import bench, bench_metrics, format_metrics_report, format_report
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.metrics:
+        report = bench_metrics()
+        print(format_metrics_report(report))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=1))
+        return 0
+    if not args.method:
+        raise ValueError("fsbench bench needs --method NAME (or --metrics for the evaluation stack)")
     method = registry.methods.get(args.method)(device=args.device)
     report = bench(method, batch_sizes=tuple(args.batch_sizes), warmup=args.warmup, runs=args.runs)
     print(format_report(report))
@@ -208,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("bench", help="speed and size of a method's swap network (identity precompute excluded)")
-    p.add_argument("--method", required=True)
+    p.add_argument("--method")
+    p.add_argument("--metrics", action="store_true", help="throughput of the embedded evaluation stack instead")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--warmup", type=int, default=3)

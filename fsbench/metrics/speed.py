@@ -7,11 +7,13 @@ fp32 matmul throughput, peak memory and the device name. Durations are reported,
 """
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -122,4 +124,61 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  peak memory       {report['peak_memory_mb']:.1f} MB (allocated on device)")
     else:
         lines.append(f"  peak RSS          {report['peak_rss_mb']:.1f} MB (whole process high-water mark)")
+    return "\n".join(lines)
+
+
+def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
+    """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend.
+
+    Faces are frames and stills of the mini test split. Each stage is timed over all faces (backends batched
+    as the runner batches them); the stack's faces/s is 1 / (sum of per-face stage times). For the torch networks
+    the FLOP count gives a bound: per-face GFLOPs / measured matmul GFLOP/s.
+    """
+    from fsbench import registry
+    from fsbench.protocols.video import MiniVideo
+    from fsbench.runner import DEFAULT_BACKENDS, EVAL_SIZE, EVAL_TEMPLATE, CropStore, backend_features, to_tensor
+
+    items = MiniVideo().build(None, seed).gallery[:faces]
+    store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
+    images = {}
+    for item in items:  # decoding is I/O, not the stack: done before timing
+        images[item.id] = item.load()
+    t0 = time.perf_counter()
+    for item in items:
+        store._add(item, images[item.id])
+    stages: dict[str, dict[str, Any]] = {"detect+align": {"seconds": time.perf_counter() - t0}}
+    crops = [store.eval_crop(i) for i in items if i.id in store.crops]
+    device = torch.device("cpu")
+    matmul = matmul_gflops(device)
+    for family, name in DEFAULT_BACKENDS.items():
+        backend = registry.metrics.get(name)(device="cpu")
+        mirrored = [np.ascontiguousarray(crops[0][:, ::-1])]  # warm-up on a face outside the timed set
+        backend_features(backend, mirrored, EVAL_TEMPLATE)
+        t0 = time.perf_counter()
+        backend_features(backend, crops, EVAL_TEMPLATE)
+        entry: dict[str, Any] = {"seconds": time.perf_counter() - t0, "backend": name}
+        networks = [m for m in vars(backend).values() if isinstance(m, torch.nn.Module)]
+        if networks:
+            counter = FlopCounterMode(display=False)
+            with counter, torch.no_grad():
+                backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
+            entry["gflops_per_face"] = counter.get_total_flops() / 1e9
+            entry["bound_faces_per_s"] = matmul / entry["gflops_per_face"] if entry["gflops_per_face"] else None
+        stages[f"{family}:{name}"] = entry
+    n = len(crops)
+    for entry in stages.values():
+        entry["faces_per_s"] = n / entry["seconds"] if entry["seconds"] else None
+    total = sum(e["seconds"] for e in stages.values())
+    return {"faces": n, "stages": stages, "stack_faces_per_s": n / total, "matmul_gflops_per_s": matmul,
+            "torch_threads": torch.get_num_threads(), "load_average": list(os.getloadavg())}
+
+
+def format_metrics_report(report: dict[str, Any]) -> str:
+    lines = [f"embedded evaluation stack on {report['faces']} real faces, {report['torch_threads']} torch threads "
+             f"(load average {report['load_average'][0]:.1f}; fp32 matmul {report['matmul_gflops_per_s']:.1f} GFLOP/s)"]
+    for name, e in report["stages"].items():
+        bound = (f"  {e['gflops_per_face']:.3f} GFLOPs/face, FLOP bound {e['bound_faces_per_s']:.0f} faces/s"
+                 if e.get("gflops_per_face") else "")
+        lines.append(f"  {name:<34} {e['faces_per_s']:8.1f} faces/s{bound}")
+    lines.append(f"  {'whole stack':<34} {report['stack_faces_per_s']:8.1f} faces/s")
     return "\n".join(lines)
