@@ -73,6 +73,14 @@ class Ranks:
         dist.gather_object(obj, out if self.rank == 0 else None, dst=0)
         return out
 
+    def close(self) -> None:
+        """Leave the process group cleanly (a rank exiting with it open aborts under gloo)."""
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
 
 def to_tensor(images: Iterable[np.ndarray]) -> torch.Tensor:
     """uint8 H×W×3 RGB images -> float B×3×H×W in [0, 1]."""
@@ -338,6 +346,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     cache = SwapCache(cfg.out / "cache" / method_key(card.to_dict()) / f"{protocol.name}-v{protocol.version}")
     timing = swap_pairs(method, mine, crops, cache, cfg, failures)
     gathered = ranks.gather_to_first((failures, timing))
+    ranks.close()
     if ranks.rank != 0:
         return None, None
     failures = {k: v for fails, _ in gathered for k, v in fails.items()}
