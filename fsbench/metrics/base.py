@@ -44,7 +44,11 @@ class Backend(ABC):
     batch_size: ClassVar[int] = 32
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
+        from fsbench import assets
+
         self.device = torch.device(device)
+        for name in self.info.assets:  # a missing file fails here, naming it, not at the first batch
+            assets.path(name)
 
     @abstractmethod
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

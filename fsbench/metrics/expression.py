@@ -23,10 +23,6 @@ class MediaPipeBlendshapes(Backend):
                        "the MediaPipe face landmarker's 52 blendshape scores (ARKit names, _neutral included), "
                        "on crops re-aligned to ffhq-256 at 256")
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__(device)
-        assets.path("mediapipe-face-landmarker")  # fail here, not at the first batch, if it cannot be had
-
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         return read_faces(crops, template)[1]
 
