@@ -59,12 +59,24 @@ def count_flops(method: Method, identity: Any, target: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3, runs: int = 20,
-          seed: int = 0) -> dict[str, Any]:
-    """Measure ``method`` on random crops of its card's size; returns a JSON-ready dict."""
+def real_crops(template: str, size: int, count: int) -> torch.Tensor:
+    """``count`` aligned real faces (mini test stills, repeated if needed): methods that look for a face, such as
+    the landmark-based ones, must be timed on faces, not noise."""
+    from fsbench.protocols.stills import MiniStills
+    from fsbench.runner import CropStore, to_tensor
+
+    items = MiniStills().build(None, 0).gallery
+    store = CropStore(template, size)
+    store.prepare(items, progress=False)
+    crops = [store.method_crop(i) for i in items if i.id in store.crops]
+    return to_tensor((crops * (count // len(crops) + 1))[:count])
+
+
+def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3, runs: int = 20) -> dict[str, Any]:
+    """Measure ``method`` on real aligned faces at its card's template and size; returns a JSON-ready dict."""
     device = method.device
     size = method.card.input_size
-    gen = torch.Generator().manual_seed(seed)
+    faces = real_crops(method.card.template, size, max(batch_sizes) + 1)
     modules = method.modules()
     params = sum(p.numel() for m in modules.values() for p in m.parameters())
     weight_bytes = sum(t.numel() * t.element_size() for m in modules.values() for t in m.state_dict().values())
@@ -82,8 +94,8 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
         report["torch_threads"] = torch.get_num_threads()
     flops_per_image = None
     for batch in batch_sizes:
-        source = torch.rand(batch, 3, size, size, generator=gen).to(device)
-        target = torch.rand(batch, 3, size, size, generator=gen).to(device)
+        source = faces[:batch].to(device)
+        target = faces[1:batch + 1].to(device)
         with torch.no_grad():
             identity = method.embed_identity(source)
         if flops_per_image is None:
