@@ -111,7 +111,8 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
                                          "runs": runs, "warmup": warmup}
     report["gflops_per_image"] = (flops_per_image or 0) / 1e9
     best_ms = min(b["median_ms_per_image"] for b in report["batches"].values())
-    report["achieved_gflops_per_s"] = report["gflops_per_image"] / (best_ms / 1000) if best_ms > 0 else None
+    report["achieved_gflops_per_s"] = (report["gflops_per_image"] / (best_ms / 1000)
+                                       if best_ms > 0 and report["gflops_per_image"] > 0 else None)
     report["matmul_gflops_per_s"] = matmul_gflops(device)
     if device.type == "cuda":
         report["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 1e6
