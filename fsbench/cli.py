@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from fsbench import assets, registry
+from fsbench.export import add_export_parser
 from fsbench.study.cli import add_study_parser
 
 
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_leaderboard)
 
     add_study_parser(sub)
+    add_export_parser(sub)
     return parser
 
 

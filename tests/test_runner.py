@@ -118,4 +118,11 @@ def test_two_ranks_give_the_same_aggregates(faces_dir, tmp_path, baseline_runs):
     assert proc.returncode == 0, proc.stderr[-3000:]
     sharded = results.load(next(tmp_path.glob("paste-source__folder-v1__seed0.json")))
     assert sharded["timings"]["ranks"] == 2
-    assert sharded["aggregates"] == baseline_runs["paste-source"][1]["aggregates"]
+    single = baseline_runs["paste-source"][1]
+    assert [s["pair"] for s in sharded["samples"]] == [s["pair"] for s in single["samples"]]
+    # torchrun runs each rank with one thread, which changes float reduction order in the metric networks
+    for name, agg in single["aggregates"].items():
+        other = sharded["aggregates"][name]
+        assert other["n"] == agg["n"], name
+        assert other["mean"] == pytest.approx(agg["mean"], rel=1e-4, abs=1e-6), name
+        assert other["ci95"] == (None if agg["ci95"] is None else pytest.approx(agg["ci95"], rel=1e-4, abs=1e-6))
