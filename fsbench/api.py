@@ -21,8 +21,8 @@ from fsbench.train.dist import Dist, setup as setup_distributed, wrap as wrap_di
 from fsbench.train.gan import hinge_d_loss, hinge_g_loss
 from fsbench.train.loop import LoopConfig, Trainer
 
-__all__ = ["Dist", "FaceCrops", "LoopConfig", "Trainer", "export_weights", "folder_crops", "hinge_d_loss",
-           "hinge_g_loss", "identity_encoder", "load_weights", "mini_train_crops", "perceptual_network",
+__all__ = ["Dist", "FaceCrops", "LoopConfig", "Trainer", "asset_path", "export_weights", "folder_crops",
+           "hinge_d_loss", "hinge_g_loss", "identity_encoder", "load_weights", "mini_train_crops", "perceptual_network",
            "setup_distributed", "wrap_distributed", "Method", "MethodCard", "TEMPLATES", "face_mask", "landmarks68"]
 
 
@@ -134,6 +134,13 @@ def landmarks68(crop: np.ndarray, template: str) -> np.ndarray:
         raise ValueError(f"no face for 68 landmarks in the {crop.shape[0]}px {template} crop: dlib's face detector "
                          f"finds none scoring >= {_MIN_HOG_SCORE} near the template's face box")
     return landmarks68_at(crop, face)
+
+
+def asset_path(name: str) -> Path:
+    """The local file of a pinned asset (embedded ones are fetched and checked by sha256 on first use)."""
+    from fsbench import assets
+
+    return assets.path(name)
 
 
 def identity_encoder(name: str = "sface", device: str | torch.device = "cpu"):

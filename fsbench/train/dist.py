@@ -35,11 +35,12 @@ def setup(device: str = "cpu") -> Dist:
 
 
 def wrap(module: torch.nn.Module, d: Dist) -> torch.nn.Module:
-    """Move to the device; under several ranks convert BatchNorm to SyncBatchNorm and wrap in DDP."""
+    """Move to the device; under several ranks wrap in DDP, with BatchNorm converted to SyncBatchNorm on GPUs."""
     module = module.to(d.device)
     if d.world == 1 or not any(p.requires_grad for p in module.parameters()):
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if d.device.type == "cuda":  # torch's SyncBatchNorm runs on GPUs only; gloo ranks keep per-rank statistics
+        module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
     return DistributedDataParallel(module, device_ids=[d.device.index] if d.device.type == "cuda" else None)

@@ -41,6 +41,11 @@ class Trainer:
         self.elapsed = 0.0  # training seconds over all sessions, recorded in the checkpoint
         self._stop = False
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last run stopped on SIGTERM/SIGINT (callers with several phases stop there too)."""
+        return self._stop
+
     def resume(self) -> int:
         if self.ckpt.is_file():
             self.step, extra = checkpoint.load(self.ckpt, self.modules, self.optimizers)

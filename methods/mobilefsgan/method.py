@@ -1,0 +1,90 @@
+"""MobileFSGAN as an fsbench method: SFace source embedding, generator on the target crop, full-size head."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fsbench.api import Method, MethodCard, load_weights
+from methods.mobilefsgan.export import export_onnx, fold
+from methods.mobilefsgan.generator import EncoderDecoder
+from methods.mobilefsgan.identity import IdentityNet, TEMPLATE
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+CHECKPOINT = "mobilefsgan-cpu.safetensors"
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}
+
+
+def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
+    """The generator a weights file was trained as (width and embedding size from its metadata), in eval mode."""
+    meta = read_metadata(path)
+    cfg = json.loads(meta["config"])
+    net = EncoderDecoder(cfg["width"], int(meta["embedding"]))
+    load_weights(path, net)
+    return net.eval(), cfg
+
+
+def _dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        native = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return torch.bfloat16 if native else torch.float32
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+class MobileFSGAN(Method):
+    card = MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=CHECKPOINT,
+                      checkpoint_sha256="136d0250571b06b10f7b5991cd2e98c00e0d0bcb70c7bd89f0ffcf4f32ae6344",
+                      parameters=2_075_413, licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
+                      paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
+                      notes={"identity": "sface", "output": "full-size head", "trained": "mini training identities",
+                             "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
+
+    def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
+                 precision: str = "auto") -> None:
+        """``precision``: ``fp32`` (BN-folded, channels-last), ``bf16`` (the same in bfloat16) or ``auto``
+        (bf16 where oneDNN has native bf16 kernels on this CPU, else fp32; CUDA runs fp32)."""
+        super().__init__(device)
+        self.weights = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
+        if not self.weights.is_file():
+            raise FileNotFoundError(f"{self.weights}: MobileFSGAN weights missing (train them with "
+                                    f"`fsbench train mobilefsgan --config cpu --out DIR`)")
+        self.generator, cfg = load_generator(self.weights)
+        self.identity = IdentityNet(cfg["identity"], self.device)
+        self.dtype = _dtype(precision, self.device)
+        self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator}
+
+    def export_onnx(self, path: str | Path) -> Path:
+        """The BN-folded fp32 generator (full-size head) as ONNX at the card's input size."""
+        return export_onnx(self.generator, Path(path), self.card.input_size)
+
+    @torch.no_grad()
+    def embed_identity(self, source: torch.Tensor) -> torch.Tensor:
+        return self.identity.embed(source.to(self.device))
+
+    @torch.no_grad()
+    def swap_embedded(self, identity: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = (target.to(self.device, self.dtype) * 2 - 1).contiguous(memory_format=torch.channels_last)
+        full = self.fast(x, identity.to(self.dtype))[0]
+        return ((full.float() + 1) / 2).clamp(0, 1).contiguous()
+
+    def swap(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.swap_embedded(self.embed_identity(source), target)
+
+    @classmethod
+    def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+        from methods.mobilefsgan.train import train
+
+        return train(config, out, device, **overrides)
