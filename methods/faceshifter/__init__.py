@@ -1,0 +1,1 @@
+"""FaceShifter (CVPR 2020) reference implementation: AEI-Net + HEAR-Net, trained in-repo."""

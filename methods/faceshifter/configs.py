@@ -1,0 +1,78 @@
+"""Named FaceShifter configurations: ``paper`` (256 px, full width) and scaled-down ones for CPU training and tests.
+
+Channel counts are the paper's (Fig. 12) times ``width``; the resolution must be a multiple of 128 so that the
+U-Net keeps the paper's n = 8 attribute levels (7 stride-2 convolutions down to a ``size/128`` square bottleneck).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FaceShifterConfig:
+    size: int = 256  # crop side (ffhq-256 template)
+    width: float = 1.0  # channel multiplier on the paper's channel plan
+    id_encoder: str = "sface"  # identity backend of fsbench.api.identity_encoder ("sface" embedded, 128-d)
+    id_dim: int = 128  # z_id size: 128 for SFace, 512 for the paper's ArcFace
+    d_scales: int = 3  # multi-scale discriminator (pix2pixHD-style)
+    d_layers: int = 3  # stride-2 layers per scale
+    batch: int = 8  # per rank (paper: 4 GPUs × 8)
+    lr: float = 4e-4
+    betas: tuple[float, float] = (0.0, 0.999)
+    same_ratio_aei: float = 0.8
+    same_ratio_hear: float = 0.5
+    w_adv: float = 1.0
+    w_att: float = 10.0
+    w_id: float = 5.0
+    w_rec: float = 10.0
+    steps_aei: int = 500_000
+    steps_hear: int = 50_000
+    hear_time_share: float = 0.15  # of a time-limited session, the share left to HEAR-Net after AEI-Net
+    data: str | None = None  # an image folder (identity = first-level subfolder); None: the mini training identities
+    occlusion_p: float = 0.5  # share of HEAR-Net targets that get a synthetic occluder
+    seed: int = 0
+    checkpoint_every: int = 200
+    sample_every: int = 500
+    log_every: int = 10
+
+    def channels(self, paper: int, floor: int = 4) -> int:
+        """The paper's channel count scaled by ``width`` (at least ``floor``)."""
+        return max(floor, int(round(paper * self.width)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CONFIGS: dict[str, FaceShifterConfig] = {
+    "paper": FaceShifterConfig(),
+    "paper-arcface": FaceShifterConfig(id_encoder="arcface", id_dim=512),
+    # what one CPU core trains in one session (the shipped checkpoint)
+    "cpu": FaceShifterConfig(size=128, width=1 / 8, batch=8, steps_aei=100_000, steps_hear=100_000,
+                             checkpoint_every=100, sample_every=250),
+    # tests: every part, tiny
+    "tiny": FaceShifterConfig(size=128, width=1 / 32, batch=2, d_layers=2, checkpoint_every=1, sample_every=1,
+                              log_every=1),
+}
+
+
+def get_config(name: str, **overrides: Any) -> FaceShifterConfig:
+    """A named configuration or a JSON file of fields, with ``overrides`` applied (unknown keys are errors)."""
+    if name in CONFIGS:
+        cfg = CONFIGS[name]
+    elif Path(name).is_file():
+        cfg = FaceShifterConfig(**json.loads(Path(name).read_text()))
+    else:
+        raise ValueError(f"unknown FaceShifter config '{name}' (known: {', '.join(CONFIGS)}, or a JSON file)")
+    known = {f.name for f in fields(FaceShifterConfig)}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown FaceShifter config keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
+    if "betas" in overrides:
+        overrides["betas"] = tuple(overrides["betas"])
+    cfg = replace(cfg, **overrides)
+    if cfg.size % 128:
+        raise ValueError(f"size must be a multiple of 128 (n = 8 attribute levels), got {cfg.size}")
+    return cfg

@@ -1,0 +1,37 @@
+"""HEAR-Net (FaceShifter Fig. 12): a U-Net on concat(Ŷ_s,t, ΔY_t) with 5 down- and 5 up-samplings.
+
+ΔY_t = X_t − AEI(X_t, X_t) is the heuristic error: what AEI-Net fails to reconstruct of the target (occlusions).
+Images are in [-1, 1]; ΔY_t in [-2, 2].
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from methods.faceshifter.aei import _down, _up
+from methods.faceshifter.configs import FaceShifterConfig
+
+HEAR_PLAN = (64, 128, 256, 512, 512)
+
+
+class HEARNet(nn.Module):
+    def __init__(self, cfg: FaceShifterConfig) -> None:
+        super().__init__()
+        enc = [cfg.channels(c) for c in HEAR_PLAN]
+        self.down = nn.ModuleList(_down(cin, cout) for cin, cout in zip((6, *enc[:-1]), enc))
+        ups, cin = [], enc[-1]
+        for skip in reversed(enc[:-1]):
+            ups.append(_up(cin, skip))
+            cin = 2 * skip
+        self.up = nn.ModuleList(ups)
+        self.out = nn.ConvTranspose2d(cin, 3, 4, 2, 1)  # the fifth up-sampling, to RGB
+
+    def forward(self, swapped: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([swapped, error], dim=1)
+        feats = []
+        for layer in self.down:
+            x = layer(x)
+            feats.append(x)
+        for layer, skip in zip(self.up, reversed(feats[:-1])):
+            x = torch.cat([layer(x), skip], dim=1)
+        return torch.tanh(self.out(x))

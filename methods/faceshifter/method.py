@@ -1,0 +1,118 @@
+"""The FaceShifter plugin: AEI-Net + HEAR-Net with the in-repo checkpoint (``weights/``, see MODEL_CARD.md).
+
+Inference takes ffhq-256-aligned crops at the shipped configuration's resolution. HEAR-Net needs the heuristic
+error ΔY_t = X_t − AEI(X_t, X_t), so a swap runs the attribute encoder once on X_t and the AAD generator on the
+source and target identities batched together, with the attribute modulations γ_att, β_att computed once for both
+(they depend on X_t only, so this is exact). The AAD layer is written for speed (methods/faceshifter/aei.py); with
+identical weights the outputs match a public re-implementation's network definition to float rounding
+(MODEL_CARD.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors import safe_open
+
+from fsbench.api import Method, MethodCard, identity_encoder, load_weights
+from methods.faceshifter.aei import AEINet
+from methods.faceshifter.configs import FaceShifterConfig
+from methods.faceshifter.hear import HEARNet
+
+TEMPLATE = "ffhq-256"
+WEIGHTS = Path(__file__).parent / "weights" / "faceshifter-cpu.safetensors"
+
+
+class FaceShifterNet(nn.Module):
+    """AEI-Net and HEAR-Net in one module: the layout of the shipped safetensors file (``aei.*``, ``hear.*``)."""
+
+    def __init__(self, cfg: FaceShifterConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.aei, self.hear = AEINet(cfg), HEARNet(cfg)
+
+    def forward(self, target: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
+        """Ŷ_s,t refined by HEAR-Net; ``target`` in [-1, 1]."""
+        both = self.aei.generator(self.aei.encoder(target), torch.cat([z_src, z_tgt]))
+        y_st, y_tt = both.chunk(2)
+        return self.hear(y_st, target - y_tt)
+
+
+def weights_config(path: Path) -> FaceShifterConfig:
+    """The training configuration recorded in a weights file's metadata."""
+    with safe_open(str(path), framework="pt") as f:
+        fields = json.loads(f.metadata()["config"])
+    fields["betas"] = tuple(fields["betas"])
+    return FaceShifterConfig(**fields)
+
+
+def parameter_count(cfg: FaceShifterConfig) -> int:
+    """AEI-Net + HEAR-Net parameters, counted on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        return sum(p.numel() for p in FaceShifterNet(cfg).parameters())
+
+
+def _card() -> MethodCard:
+    shipped = WEIGHTS.is_file()
+    cfg = weights_config(WEIGHTS) if shipped else FaceShifterConfig()
+    return MethodCard(
+        name="faceshifter", version="1", input_size=cfg.size, template=TEMPLATE, licence="MIT",
+        checkpoint=WEIGHTS.name if shipped else None,
+        checkpoint_sha256=hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() if shipped else None,
+        parameters=parameter_count(cfg),
+        paper="Li et al., FaceShifter: Towards High Fidelity and Occlusion Aware Face Swapping, CVPR 2020",
+        notes={"config": cfg.to_dict(), "identity_encoder": cfg.id_encoder,
+               "model_card": "methods/faceshifter/MODEL_CARD.md"})
+
+
+class FaceShifter(Method):
+    card = _card()
+
+    def __init__(self, device: str | torch.device = "cpu", weights: Path | None = None) -> None:
+        super().__init__(device)
+        path = Path(weights) if weights else WEIGHTS
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no FaceShifter weights; train them with "
+                                    "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
+        self.cfg = weights_config(path)
+        self.net = load_weights(path, FaceShifterNet(self.cfg)).to(self.device).eval()
+        self.encoder = identity_encoder(self.cfg.id_encoder, self.device)
+
+    def _fit(self, crops: torch.Tensor) -> torch.Tensor:
+        size = self.cfg.size
+        crops = crops.to(self.device, torch.float32)
+        if crops.shape[-1] != size:
+            crops = F.interpolate(crops, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return crops
+
+    @torch.inference_mode()
+    def embed_identity(self, source: torch.Tensor) -> torch.Tensor:
+        return self.encoder.embed(self._fit(source), TEMPLATE)
+
+    @torch.inference_mode()
+    def swap_embedded(self, identity: Any, target: torch.Tensor) -> torch.Tensor:
+        size = target.shape[-1]
+        tgt = self._fit(target)
+        z_tgt = self.encoder.embed(tgt, TEMPLATE)
+        y = (self.net(tgt * 2 - 1, identity, z_tgt) + 1) / 2
+        if y.shape[-1] != size:
+            y = F.interpolate(y, size=(size, size), mode="bilinear", align_corners=False)
+        return y.clamp(0, 1).to(target.device)
+
+    def swap(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.swap_embedded(self.embed_identity(source), target)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"aei": self.net.aei, "hear": self.net.hear}
+
+    @classmethod
+    def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+        from methods.faceshifter.train import train
+
+        return train(config, out, device, **overrides)
+

@@ -1,0 +1,139 @@
+"""Figures for MODEL_CARD.md, each from one command. An evaluation tool beside the plugin: ``selfswap`` reads the mini
+set through fsbench's data and face modules (the plugin itself uses only fsbench.api).
+
+    python -m methods.faceshifter.report sizes                 # parameters, fp32 MB, GFLOPs per configuration
+    python -m methods.faceshifter.report losses RUN_DIR        # steps, training time, final losses of a run
+    python -m methods.faceshifter.report selfswap [--weights PATH]   # X_s = X_t reconstruction PSNR
+    python -m methods.faceshifter.report bench-paper [--runs N]      # fsbench's bench on the paper config
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from torch.utils.flop_counter import FlopCounterMode
+
+from fsbench.api import Method, MethodCard, identity_encoder
+from methods.faceshifter.configs import CONFIGS, FaceShifterConfig
+from methods.faceshifter.method import TEMPLATE, FaceShifter, FaceShifterNet, parameter_count
+
+
+def sizes() -> None:
+    """Counted and traced on the meta device: nothing is allocated or run."""
+    print(f"{'config':<14} {'net':<5} {'parameters':>12} {'MB fp32':>9} {'MiB fp32':>9} {'GFLOPs/image':>13}")
+    for name, cfg in CONFIGS.items():
+        with torch.device("meta"):
+            net = FaceShifterNet(cfg).eval()
+            x, z = torch.empty(1, 3, cfg.size, cfg.size), torch.empty(1, cfg.id_dim)
+            calls = {"aei": lambda: net.aei(x, z), "hear": lambda: net.hear(x, x), "swap": lambda: net(x, z, z)}
+            for part, call in calls.items():
+                with FlopCounterMode(display=False) as counter:
+                    call()
+                module = net if part == "swap" else getattr(net, part)
+                n = sum(p.numel() for p in module.parameters())
+                print(f"{name:<14} {part:<5} {n:>12,} {n * 4 / 1e6:>9.1f} {n * 4 / 2**20:>9.1f} "
+                      f"{counter.get_total_flops() / 1e9:>13.2f}")
+
+
+def losses(run: Path, last: int) -> None:
+    """Steps, training seconds and the mean of the last ``last`` logged entries of each phase."""
+    for phase in ("aei", "hear"):
+        log = run / phase / "losses.jsonl"
+        if not log.is_file():
+            print(f"{phase}: no log")
+            continue
+        rows = [json.loads(line) for line in log.read_text().splitlines()]
+        tail = rows[-last:]
+        keys = [k for k in tail[-1] if k not in ("step", "seconds", "step_s")]
+        means = ", ".join(f"{k} {np.mean([r[k] for r in tail]):.4f}" for k in keys)
+        step_s = np.median([r["step_s"] for r in rows])
+        with safe_open(str(run / phase / "checkpoint.safetensors"), framework="pt") as f:
+            meta = f.metadata()
+        minutes = json.loads(meta["extra"])["elapsed_s"] / 60
+        print(f"{phase}: {meta['step']} steps (checkpoint), {minutes:.1f} min, median {step_s:.2f} s/step; "
+              f"mean of the last {len(tail)} logged entries (steps {tail[0]['step']}-{tail[-1]['step']}): {means}")
+
+
+def test_still_crops(size: int) -> torch.Tensor:
+    """Every mini test still, aligned to ffhq-256 at ``size``, ``N×3×S×S`` in [0, 1]."""
+    from fsbench import assets
+    from fsbench.data import mini
+    from fsbench.faces import io
+    from fsbench.faces.align import align_face
+    from fsbench.faces.detect import detect_face
+
+    crops = []
+    for item in mini.load_manifest().items(split="test", kind="still"):
+        image = io.read_image(assets.path(item.asset))
+        face = detect_face(image, index=item.face_index, source=item.id)
+        crops.append(align_face(image, face.landmarks, "ffhq-256", size)[0])
+    return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-image PSNR (dB) of images in [0, 1]."""
+    return 10 * torch.log10(1 / (a - b).pow(2).flatten(1).mean(1).clamp_min(1e-12))
+
+
+def selfswap(weights: str | None) -> None:
+    method = FaceShifter(weights=weights)
+    crops = test_still_crops(method.cfg.size)
+    out = torch.cat([method.swap(c[None], c[None]) for c in crops])
+    values = psnr(out, crops)
+    print(f"self-swap PSNR on {len(crops)} mini test stills (ffhq-256 crops at {crops.shape[-1]} px): "
+          f"mean {values.mean():.2f} dB, min {values.min():.2f}, max {values.max():.2f}")
+
+
+class FaceShifterPaper(FaceShifter):
+    """The ``paper`` configuration (256 px, full width) with random weights, for speed, size and GFLOPs only: no
+    paper-scale checkpoint exists. Deliberately not registered as a method, so that no protocol run or leaderboard
+    refresh picks it up."""
+
+    card = MethodCard(name="faceshifter-paper", version="1", input_size=256, template=TEMPLATE, licence="MIT",
+                      parameters=parameter_count(FaceShifterConfig()), paper=FaceShifter.card.paper,
+                      notes={"config": FaceShifterConfig().to_dict(), "weights": "random (untrained)"})
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        Method.__init__(self, device)
+        self.cfg = FaceShifterConfig()
+        torch.manual_seed(0)
+        self.net = FaceShifterNet(self.cfg).to(self.device).eval()
+        self.encoder = identity_encoder(self.cfg.id_encoder, self.device)
+
+
+def bench_paper(runs: int, warmup: int) -> None:
+    from fsbench.metrics.speed import bench, format_report
+
+    print(format_report(bench(FaceShifterPaper(), batch_sizes=(1,), warmup=warmup, runs=runs)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("sizes")
+    p = sub.add_parser("losses")
+    p.add_argument("run", type=Path)
+    p.add_argument("--last", type=int, default=20, help="logged entries to average")
+    p = sub.add_parser("selfswap")
+    p.add_argument("--weights", help="a FaceShifter safetensors file (default: the shipped one)")
+    p = sub.add_parser("bench-paper")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.what == "sizes":
+        sizes()
+    elif args.what == "losses":
+        losses(args.run, args.last)
+    elif args.what == "bench-paper":
+        bench_paper(args.runs, args.warmup)
+    else:
+        selfswap(args.weights)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""FaceShifter training: AEI-Net first, then HEAR-Net on the frozen AEI-Net (paper Sec. 3.3 and 4).
+
+AEI-Net:  L = adv (hinge, multi-scale D) + 10·att + 5·id + 10·rec, 80 % of samples with X_s = X_t.
+HEAR-Net: L = rec + id + chg, 50 % of samples with X_s = X_t, targets with synthetic occluders.
+Adam β = (0, 0.999), lr 4e-4. Each phase has its own resumable checkpoint under ``out/aei`` and ``out/hear``;
+under a time limit AEI-Net gets ``1 − hear_time_share`` of it and HEAR-Net the rest of the session.
+
+Loss normalisation (the paper writes sums of squared norms): att = ½ Σ_k mean((z_att^k(Ŷ) − z_att^k(X_t))²),
+rec = ½ mean((Ŷ − X_t)²) over the X_s = X_t samples, id = 1 − cos(z_id(Ŷ), z_id(X_s)), chg = mean |Ŷ − Ŷ_s,t|;
+images in [-1, 1]. Per-element means keep the paper's weights meaningful at any resolution and width.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fsbench.api import (FaceCrops, LoopConfig, Trainer, export_weights, folder_crops, hinge_d_loss, hinge_g_loss,
+                         identity_encoder, mini_train_crops, setup_distributed, wrap_distributed)
+from methods.faceshifter.aei import AEINet
+from methods.faceshifter.configs import FaceShifterConfig, get_config
+from methods.faceshifter.discriminator import MultiScaleDiscriminator
+from methods.faceshifter.method import TEMPLATE, FaceShifterNet
+from methods.faceshifter.occlusion import occlude_batch
+
+
+def frozen_identity_encoder(cfg: FaceShifterConfig, device: torch.device) -> Any:
+    enc = identity_encoder(cfg.id_encoder, device)
+    if not hasattr(enc, "embed"):
+        raise ValueError(f"identity encoder '{cfg.id_encoder}' is not differentiable (no .embed); "
+                         "training needs one (sface, or a torch ArcFace backend)")
+    for p in enc.net.parameters():
+        p.requires_grad_(False)
+    return enc
+
+
+def _weighted_rec(y: torch.Tensor, x: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    per = 0.5 * (y - x).pow(2).flatten(1).mean(1)
+    return (per * same).sum() / same.sum().clamp_min(1)
+
+
+def _id_loss(enc: Any, y: torch.Tensor, z_src: torch.Tensor) -> torch.Tensor:
+    return (1 - F.cosine_similarity(enc.embed((y + 1) / 2, TEMPLATE), z_src, dim=1)).mean()
+
+
+def _save_grid(rows: list[torch.Tensor], path: Path) -> None:
+    """Rows of ``B×3×H×W`` images in [-1, 1] as one PNG."""
+    grid = torch.cat([torch.cat(list(r.detach().clamp(-1, 1).cpu()), dim=2) for r in rows], dim=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), ((grid.permute(1, 2, 0).numpy()[..., ::-1] + 1) * 127.5).round().astype(np.uint8))
+
+
+def _crops(cfg: FaceShifterConfig) -> FaceCrops:
+    if cfg.data:
+        return folder_crops(Path(cfg.data), TEMPLATE, cfg.size)
+    return mini_train_crops(TEMPLATE, cfg.size)
+
+
+class BalancedPairs:
+    """Swap batches drawn per identity, not per image: target and source identities uniformly at random, then an
+    image of each, each mirrored with probability ½. The mini training set is 611 frames of one man and 25 stills
+    of 24 other people: drawn per image, almost every pair would be that man twice and no swap would be learned.
+    A function of (seed, step), like :meth:`FaceCrops.swap_batch`, so resumed runs draw the same batches."""
+
+    def __init__(self, crops: FaceCrops) -> None:
+        self.crops = crops
+        self.groups = [np.flatnonzero(crops.identities == i) for i in np.unique(crops.identities)]
+
+    def _draw(self, rng: np.random.Generator, batch: int) -> np.ndarray:
+        groups = rng.integers(0, len(self.groups), batch)
+        return np.array([self.groups[g][rng.integers(0, len(self.groups[g]))] for g in groups])
+
+    def __call__(self, seed: int, step: int, batch: int, same_ratio: float
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = self.crops.rng(seed, step)
+        target, source = self._draw(rng, batch), self._draw(rng, batch)
+        same = rng.random(batch) < same_ratio
+        flip_t, flip_s = rng.random(batch) < 0.5, rng.random(batch) < 0.5
+        tgt = self.crops.tensor(target)
+        tgt[flip_t] = tgt[flip_t].flip(-1)
+        src = self.crops.tensor(source)
+        src[flip_s] = src[flip_s].flip(-1)
+        src = torch.where(torch.from_numpy(same)[:, None, None, None], tgt, src)
+        return src, tgt, torch.from_numpy(same)
+
+
+class AEIPhase:
+    """One AEI-Net step: generator (adv + att + id + rec) then discriminator (hinge)."""
+
+    def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, enc: Any, aei: torch.nn.Module,
+                 disc: torch.nn.Module, rank: int, device: torch.device) -> None:
+        self.cfg, self.pairs, self.enc, self.aei, self.disc = cfg, BalancedPairs(crops), enc, aei, disc
+        self.rank, self.device = rank, device
+        self.opt_g = torch.optim.Adam(aei.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        src, tgt, same = self.pairs(self.cfg.seed * 1000 + self.rank, step, self.cfg.batch, self.cfg.same_ratio_aei)
+        return src.to(self.device), tgt.to(self.device), same.to(self.device).float()
+
+    def step(self, step: int) -> dict[str, float]:
+        cfg = self.cfg
+        src, tgt, same = self.batch(step)
+        xs, xt = src * 2 - 1, tgt * 2 - 1
+        with torch.no_grad():
+            z_id = self.enc.embed(src, TEMPLATE)
+        y, z_att_t, z_att_y = self.aei(xt, z_id, True)
+        adv = hinge_g_loss(self.disc(y)[0])
+        att = 0.5 * sum((a - b).pow(2).mean() for a, b in zip(z_att_y, z_att_t))
+        ident = _id_loss(self.enc, y, z_id)
+        rec = _weighted_rec(y, xt, same)
+        loss_g = cfg.w_adv * adv + cfg.w_att * att + cfg.w_id * ident + cfg.w_rec * rec
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        loss_d = hinge_d_loss(*self.disc(xs, y.detach()))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        return {k: round(float(v.detach()), 5) for k, v in
+                dict(g=loss_g, adv=adv, att=att, id=ident, rec=rec, d=loss_d).items()}
+
+    @torch.no_grad()
+    def sample(self, step: int, path: Path) -> None:
+        src, tgt, _ = self.pairs(self.cfg.seed + 12345, 0, 6, 0.0)
+        src, tgt = src.to(self.device), tgt.to(self.device)
+        aei = getattr(self.aei, "module", self.aei)  # rank 0 only: not through DDP, whose forward syncs buffers
+        aei.eval()
+        y = aei(tgt * 2 - 1, self.enc.embed(src, TEMPLATE))[0]
+        aei.train()
+        _save_grid([src * 2 - 1, tgt * 2 - 1, y], path)
+
+
+class HEARPhase:
+    """One HEAR-Net step on the frozen AEI-Net: rec + id + chg, targets occluded synthetically."""
+
+    def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, enc: Any, aei: AEINet, hear: torch.nn.Module,
+                 rank: int, device: torch.device) -> None:
+        self.cfg, self.pairs, self.enc, self.aei, self.hear = cfg, BalancedPairs(crops), enc, aei.eval(), hear
+        self.rank, self.device = rank, device
+        self.opt = torch.optim.Adam(hear.parameters(), lr=cfg.lr, betas=cfg.betas)
+
+    def inputs(self, step: int, seed: int) -> tuple[torch.Tensor, ...]:
+        """(X_s, X_t occluded, same, z_id(X_s), Ŷ_s,t, ΔY_t), images in [-1, 1]."""
+        src, tgt, same = self.pairs(seed, step, self.cfg.batch, self.cfg.same_ratio_hear)
+        tgt = occlude_batch(tgt, np.random.default_rng([seed, step, 1]), self.cfg.occlusion_p)
+        src = torch.where(same[:, None, None, None], tgt, src)  # X_s = X_t, occluder included
+        src, tgt, same = src.to(self.device), tgt.to(self.device), same.to(self.device).float()
+        with torch.no_grad():
+            z = self.enc.embed(torch.cat([src, tgt]), TEMPLATE)
+            xt = tgt * 2 - 1
+            y = self.aei(torch.cat([xt, xt]), z)[0]
+        y_st, y_tt = y.chunk(2)
+        return src * 2 - 1, xt, same, z[:len(src)], y_st, xt - y_tt
+
+    def step(self, step: int) -> dict[str, float]:
+        xs, xt, same, z_id, y_st, err = self.inputs(step, self.cfg.seed * 1000 + self.rank)
+        y = self.hear(y_st, err)
+        rec = _weighted_rec(y, xt, same)
+        ident = _id_loss(self.enc, y, z_id)
+        chg = (y - y_st).abs().mean()
+        loss = rec + ident + chg
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {k: round(float(v.detach()), 5) for k, v in dict(loss=loss, rec=rec, id=ident, chg=chg).items()}
+
+    @torch.no_grad()
+    def sample(self, step: int, path: Path) -> None:
+        xs, xt, _, _, y_st, err = self.inputs(0, self.cfg.seed + 12345)
+        hear = getattr(self.hear, "module", self.hear)
+        hear.eval()
+        y = hear(y_st, err)
+        hear.train()
+        _save_grid([xs, xt, y_st, err.clamp(-1, 1), y], path)
+
+
+def _loop(cfg: FaceShifterConfig, out: Path, steps: int, time_limit_s: float | None) -> LoopConfig:
+    return LoopConfig(out=out, steps=steps, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
+                      log_every=cfg.log_every, sample_every=cfg.sample_every, time_limit_s=time_limit_s)
+
+
+def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+    """Train (or resume) AEI-Net then HEAR-Net into ``out``; exports ``out/faceshifter-<config>.safetensors``.
+
+    Overrides: any config field, plus ``steps`` (AEI-Net steps) and ``time_limit_s`` (the whole session).
+    """
+    time_limit_s = overrides.pop("time_limit_s", None)
+    if "steps" in overrides:
+        overrides["steps_aei"] = overrides.pop("steps")
+    cfg = get_config(config, **overrides)
+    started = time.perf_counter()
+    d = setup_distributed(device)
+    crops = _crops(cfg)
+    enc = frozen_identity_encoder(cfg, d.device)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank and in every run of a configuration
+    net, disc = FaceShifterNet(cfg), MultiScaleDiscriminator(cfg)
+    aei, disc = wrap_distributed(net.aei, d), wrap_distributed(disc, d)
+    phase = AEIPhase(cfg, crops, enc, aei, disc, d.rank, d.device)
+    aei_limit = time_limit_s * (1 - cfg.hear_time_share) if time_limit_s else None
+    trainer = Trainer(_loop(cfg, out / "aei", cfg.steps_aei, aei_limit), d, {"aei": aei, "disc": disc},
+                      {"g": phase.opt_g, "d": phase.opt_d})
+    aei_steps = trainer.run(phase.step, phase.sample)
+    aei_elapsed = trainer.elapsed
+    if trainer.interrupted:  # killed: leave HEAR-Net to the next session
+        return out / "aei" / "checkpoint.safetensors"
+
+    hear = wrap_distributed(net.hear, d)
+    hear_phase = HEARPhase(cfg, crops, enc, net.aei, hear, d.rank, d.device)
+    hear_limit = max(1.0, time_limit_s - (time.perf_counter() - started)) if time_limit_s else None
+    hear_trainer = Trainer(_loop(cfg, out / "hear", cfg.steps_hear, hear_limit), d, {"hear": hear},
+                           {"hear": hear_phase.opt})
+    hear_steps = hear_trainer.run(hear_phase.step, hear_phase.sample)
+
+    path = out / f"faceshifter-{Path(config).stem}.safetensors"
+    if d.main:
+        meta = {"config": json.dumps(cfg.to_dict()), "aei_steps": str(aei_steps), "hear_steps": str(hear_steps),
+                "aei_train_s": f"{aei_elapsed:.0f}", "hear_train_s": f"{hear_trainer.elapsed:.0f}",
+                "world": str(d.world), "device": str(d.device)}
+        export_weights(path, net.eval(), meta)
+    return path
