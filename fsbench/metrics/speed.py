@@ -11,13 +11,15 @@ import os
 import resource
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fsbench.api import Method
+if TYPE_CHECKING:  # fsbench.api re-exports matmul_gflops for plugins, so import Method for typing only
+    from fsbench.api import Method
+
 
 
 def _sync(device: torch.device) -> None:

@@ -23,18 +23,9 @@ from typing import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from fsbench.api import matmul_gflops
 from methods.mobilefsgan.export import OnnxGenerator, export_onnx, fold
 from methods.mobilefsgan.method import CHECKPOINT, WEIGHTS_DIR, load_generator
-
-
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
-    """fp32 matmul throughput (the yardstick fsbench bench uses)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
 
 
 def variants(public: torch.nn.Module, ours: torch.nn.Module, x: torch.Tensor, e: torch.Tensor, threads: int,
@@ -92,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.perf_counter()
                     f()
                     times[k].append((time.perf_counter() - t0) * 1000)
-    matmul = matmul_gflops()
+    matmul = matmul_gflops(torch.device("cpu"))
     print(f"batch 1, {args.size}px, {args.threads} thread(s), torch {torch.__version__}; "
           f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     print(f"GFLOPs per forward (public definition, FlopCounterMode): {gflops:.2f}; fp32 matmul {matmul:.1f} GFLOP/s")
