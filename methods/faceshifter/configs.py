@@ -5,10 +5,10 @@ U-Net keeps the paper's n = 8 attribute levels (7 stride-2 convolutions down to 
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from fsbench.api import resolve_config
 
 
 @dataclass(frozen=True)
@@ -60,19 +60,7 @@ CONFIGS: dict[str, FaceShifterConfig] = {
 
 def get_config(name: str, **overrides: Any) -> FaceShifterConfig:
     """A named configuration or a JSON file of fields, with ``overrides`` applied (unknown keys are errors)."""
-    if name in CONFIGS:
-        cfg = CONFIGS[name]
-    elif Path(name).is_file():
-        cfg = FaceShifterConfig(**json.loads(Path(name).read_text()))
-    else:
-        raise ValueError(f"unknown FaceShifter config '{name}' (known: {', '.join(CONFIGS)}, or a JSON file)")
-    known = {f.name for f in fields(FaceShifterConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise ValueError(f"unknown FaceShifter config keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
-    if "betas" in overrides:
-        overrides["betas"] = tuple(overrides["betas"])
-    cfg = replace(cfg, **overrides)
+    cfg = resolve_config(FaceShifterConfig, CONFIGS, name, overrides)
     if cfg.size % 128:
         raise ValueError(f"size must be a multiple of 128 (n = 8 attribute levels), got {cfg.size}")
     return cfg

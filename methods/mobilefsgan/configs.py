@@ -2,10 +2,10 @@
 session on one CPU core; ``smoke`` a seconds-long run for tests."""
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from fsbench.api import resolve_config
 
 # the public FaceShifterDataset's probabilities, regrouped into fsbench's triplet kinds
 PAPER_MIX = {"pair": 0.6, "same": 0.112, "frames": 0.06, "id_target": 0.078, "id_source": 0.0,
@@ -65,17 +65,4 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 def load_config(name: str, **overrides: Any) -> Config:
     """A named configuration or a JSON file, with overrides (``fsbench train --set key=value``)."""
-    if name in CONFIGS:
-        values = dict(CONFIGS[name])
-    elif Path(name).is_file():
-        values = json.loads(Path(name).read_text())
-    else:
-        raise ValueError(f"unknown config '{name}' (known: {', '.join(CONFIGS)}, or a JSON file)")
-    values.update(overrides)
-    known = {f.name for f in fields(Config)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)} (known: {', '.join(sorted(known))})")
-    if "betas" in values:
-        values["betas"] = tuple(values["betas"])
-    return Config(**values)
+    return resolve_config(Config, CONFIGS, name, overrides)
