@@ -79,6 +79,13 @@ class Method(ABC):
         return {}
 
     @classmethod
+    def untrained(cls, config: str, device: str | torch.device = "cpu") -> Method:
+        """The method's network in a named (or JSON-file) training configuration with random weights, for
+        ``fsbench bench --config`` (speed, size, FLOPs of a configuration no checkpoint exists for). Never for
+        protocol runs: its swaps are noise. Methods without training configurations keep this default."""
+        raise NotImplementedError(f"method '{cls.card.name}' has no training configurations to bench")
+
+    @classmethod
     def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
         """Train the method with its named (or JSON-file) configuration into ``out``; resumes from ``out``.
 

@@ -114,7 +114,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 0
     if not args.method:
         raise ValueError("fsbench bench needs --method NAME (or --metrics for the evaluation stack)")
-    method = registry.methods.get(args.method)(device=args.device)
+    cls = registry.methods.get(args.method)
+    method = cls.untrained(args.config, args.device) if args.config else cls(device=args.device)
     report = bench(method, batch_sizes=tuple(args.batch_sizes), warmup=args.warmup, runs=args.runs)
     print(format_report(report))
     if args.json:
@@ -219,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="speed and size of a method's swap network (identity precompute excluded)")
     p.add_argument("--method")
     p.add_argument("--metrics", action="store_true", help="throughput of the embedded evaluation stack instead")
+    p.add_argument("--config", help="random weights in this training configuration of the method (e.g. paper) "
+                                    "instead of its checkpoint: speed and size only")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--warmup", type=int, default=3)
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     except (assets.AssetError, registry.UnknownNameError) as err:
         print(f"fsbench: error: {err}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as err:  # includes ResultsError and data-set layout errors
+    except (FileNotFoundError, ValueError, NotImplementedError) as err:  # incl. ResultsError, data-set layouts
         print(f"fsbench: error: {err}", file=sys.stderr)
         return 2
 

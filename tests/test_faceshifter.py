@@ -131,7 +131,8 @@ def test_training_smoke_and_resume(tmp_path: Path) -> None:
     resumed = train("tiny", tmp_path / "b", steps=3, steps_hear=2)  # resumes HEAR-Net at step 1
     aei_a, aei_b = _log(tmp_path / "a", "aei"), _log(tmp_path / "b", "aei")
     hear_a, hear_b = _log(tmp_path / "a", "hear"), _log(tmp_path / "b", "hear")
-    assert set(aei_a[1]) == {"g", "adv", "att", "id", "rec", "d"} and set(hear_a[1]) == {"loss", "rec", "id", "chg"}
+    assert set(aei_a[1]) == {"g", "adv", "att", "id", "id_swap", "rec", "d"}
+    assert set(hear_a[1]) == {"loss", "rec", "id", "id_swap", "chg"}
     assert all(np.isfinite(v) for row in (*aei_a.values(), *hear_a.values()) for v in row.values())
     assert aei_b[3] == aei_a[3] and hear_b[2] == hear_a[2]
     assert hear_b[1] == hear_a[1]

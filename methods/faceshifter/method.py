@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from safetensors import safe_open
 
 from fsbench.api import Method, MethodCard, identity_encoder, load_weights
 from methods.faceshifter.aei import AEINet
-from methods.faceshifter.configs import FaceShifterConfig
+from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.hear import HEARNet
 
 TEMPLATE = "ffhq-256"
@@ -73,15 +74,32 @@ def _card() -> MethodCard:
 class FaceShifter(Method):
     card = _card()
 
-    def __init__(self, device: str | torch.device = "cpu", weights: Path | None = None) -> None:
+    def __init__(self, device: str | torch.device = "cpu", weights: Path | None = None,
+                 random_config: FaceShifterConfig | None = None) -> None:
+        """``weights``: a FaceShifter safetensors file (default: the shipped one). ``random_config``: instead,
+        random weights in that configuration (see :meth:`untrained`)."""
         super().__init__(device)
-        path = Path(weights) if weights else WEIGHTS
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no FaceShifter weights; train them with "
-                                    "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
-        self.cfg = weights_config(path)
-        self.net = load_weights(path, FaceShifterNet(self.cfg)).to(self.device).eval()
+        if random_config is not None:
+            torch.manual_seed(0)
+            self.cfg, net = random_config, FaceShifterNet(random_config)
+        else:
+            path = Path(weights) if weights else WEIGHTS
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no FaceShifter weights; train them with "
+                                        "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
+            self.cfg = weights_config(path)
+            net = load_weights(path, FaceShifterNet(self.cfg))
+        self.net = net.to(self.device).eval()
         self.encoder = identity_encoder(self.cfg.id_encoder, self.device)
+
+    @classmethod
+    def untrained(cls, config: str, device: str | torch.device = "cpu") -> FaceShifter:
+        cfg = get_config(config)
+        method = cls(device, random_config=cfg)
+        method.card = replace(cls.card, name=f"faceshifter[{config}, random weights]", input_size=cfg.size,
+                              checkpoint=None, checkpoint_sha256=None, parameters=parameter_count(cfg),
+                              notes={"config": cfg.to_dict(), "weights": "random (untrained)"})
+        return method
 
     def _fit(self, crops: torch.Tensor) -> torch.Tensor:
         size = self.cfg.size

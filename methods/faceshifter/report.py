@@ -4,7 +4,6 @@ set through fsbench's data and face modules (the plugin itself uses only fsbench
     python -m methods.faceshifter.report sizes                 # parameters, fp32 MB, GFLOPs per configuration
     python -m methods.faceshifter.report losses RUN_DIR        # steps, training time, final losses of a run
     python -m methods.faceshifter.report selfswap [--weights PATH]   # X_s = X_t reconstruction PSNR
-    python -m methods.faceshifter.report bench-paper [--runs N]      # fsbench's bench on the paper config
 """
 from __future__ import annotations
 
@@ -17,9 +16,8 @@ import torch
 from safetensors import safe_open
 from torch.utils.flop_counter import FlopCounterMode
 
-from fsbench.api import Method, MethodCard, identity_encoder
-from methods.faceshifter.configs import CONFIGS, FaceShifterConfig
-from methods.faceshifter.method import TEMPLATE, FaceShifter, FaceShifterNet, parameter_count
+from methods.faceshifter.configs import CONFIGS
+from methods.faceshifter.method import FaceShifter, FaceShifterNet
 
 
 def sizes() -> None:
@@ -49,7 +47,7 @@ def losses(run: Path, last: int) -> None:
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         tail = rows[-last:]
         keys = [k for k in tail[-1] if k not in ("step", "seconds", "step_s")]
-        means = ", ".join(f"{k} {np.mean([r[k] for r in tail]):.4f}" for k in keys)
+        means = ", ".join(f"{k} {np.mean([r[k] for r in tail if k in r]):.4f}" for k in keys)  # keys added later
         step_s = np.median([r["step_s"] for r in rows])
         with safe_open(str(run / phase / "checkpoint.safetensors"), framework="pt") as f:
             meta = f.metadata()
@@ -88,29 +86,6 @@ def selfswap(weights: str | None) -> None:
           f"mean {values.mean():.2f} dB, min {values.min():.2f}, max {values.max():.2f}")
 
 
-class FaceShifterPaper(FaceShifter):
-    """The ``paper`` configuration (256 px, full width) with random weights, for speed, size and GFLOPs only: no
-    paper-scale checkpoint exists. Deliberately not registered as a method, so that no protocol run or leaderboard
-    refresh picks it up."""
-
-    card = MethodCard(name="faceshifter-paper", version="1", input_size=256, template=TEMPLATE, licence="MIT",
-                      parameters=parameter_count(FaceShifterConfig()), paper=FaceShifter.card.paper,
-                      notes={"config": FaceShifterConfig().to_dict(), "weights": "random (untrained)"})
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        Method.__init__(self, device)
-        self.cfg = FaceShifterConfig()
-        torch.manual_seed(0)
-        self.net = FaceShifterNet(self.cfg).to(self.device).eval()
-        self.encoder = identity_encoder(self.cfg.id_encoder, self.device)
-
-
-def bench_paper(runs: int, warmup: int) -> None:
-    from fsbench.metrics.speed import bench, format_report
-
-    print(format_report(bench(FaceShifterPaper(), batch_sizes=(1,), warmup=warmup, runs=runs)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -120,17 +95,12 @@ def main() -> None:
     p.add_argument("--last", type=int, default=20, help="logged entries to average")
     p = sub.add_parser("selfswap")
     p.add_argument("--weights", help="a FaceShifter safetensors file (default: the shipped one)")
-    p = sub.add_parser("bench-paper")
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.what == "sizes":
         sizes()
     elif args.what == "losses":
         losses(args.run, args.last)
-    elif args.what == "bench-paper":
-        bench_paper(args.runs, args.warmup)
     else:
         selfswap(args.weights)
 

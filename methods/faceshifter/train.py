@@ -46,7 +46,15 @@ def _weighted_rec(y: torch.Tensor, x: torch.Tensor, same: torch.Tensor) -> torch
 
 
 def _id_loss(enc: Any, y: torch.Tensor, z_src: torch.Tensor) -> torch.Tensor:
-    return (1 - F.cosine_similarity(enc.embed((y + 1) / 2, TEMPLATE), z_src, dim=1)).mean()
+    """Per sample: 1 − cos(z_id(Ŷ), z_id(X_s))."""
+    return 1 - F.cosine_similarity(enc.embed((y + 1) / 2, TEMPLATE), z_src, dim=1)
+
+
+def _swap_mean(per_sample: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+    """Mean over the X_s ≠ X_t samples (0 if none): the identity loss that measures swapping, logged beside the
+    loss itself, whose mean is dominated by the X_s = X_t samples where it is trivially low."""
+    swap = 1 - same
+    return (per_sample.detach() * swap).sum() / swap.sum().clamp_min(1)
 
 
 def _save_grid(rows: list[torch.Tensor], path: Path) -> None:
@@ -113,7 +121,8 @@ class AEIPhase:
         y, z_att_t, z_att_y = self.aei(xt, z_id, True)
         adv = hinge_g_loss(self.disc(y)[0])
         att = 0.5 * sum((a - b).pow(2).mean() for a, b in zip(z_att_y, z_att_t))
-        ident = _id_loss(self.enc, y, z_id)
+        id_per = _id_loss(self.enc, y, z_id)
+        ident = id_per.mean()
         rec = _weighted_rec(y, xt, same)
         loss_g = cfg.w_adv * adv + cfg.w_att * att + cfg.w_id * ident + cfg.w_rec * rec
         self.opt_g.zero_grad(set_to_none=True)
@@ -124,7 +133,8 @@ class AEIPhase:
         loss_d.backward()
         self.opt_d.step()
         return {k: round(float(v.detach()), 5) for k, v in
-                dict(g=loss_g, adv=adv, att=att, id=ident, rec=rec, d=loss_d).items()}
+                dict(g=loss_g, adv=adv, att=att, id=ident, id_swap=_swap_mean(id_per, same), rec=rec,
+                     d=loss_d).items()}
 
     @torch.no_grad()
     def sample(self, step: int, path: Path) -> None:
@@ -163,13 +173,15 @@ class HEARPhase:
         xs, xt, same, z_id, y_st, err = self.inputs(step, self.cfg.seed * 1000 + self.rank)
         y = self.hear(y_st, err)
         rec = _weighted_rec(y, xt, same)
-        ident = _id_loss(self.enc, y, z_id)
+        id_per = _id_loss(self.enc, y, z_id)
+        ident = id_per.mean()
         chg = (y - y_st).abs().mean()
         loss = rec + ident + chg
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        return {k: round(float(v.detach()), 5) for k, v in dict(loss=loss, rec=rec, id=ident, chg=chg).items()}
+        logged = dict(loss=loss, rec=rec, id=ident, id_swap=_swap_mean(id_per, same), chg=chg)
+        return {k: round(float(v.detach()), 5) for k, v in logged.items()}
 
     @torch.no_grad()
     def sample(self, step: int, path: Path) -> None:

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from fsbench.api import Method, MethodCard, load_weights
+from methods.mobilefsgan.configs import Config, load_config
 from methods.mobilefsgan.export import export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
-from methods.mobilefsgan.identity import IdentityNet, TEMPLATE
+from methods.mobilefsgan.identity import DIMS, IdentityNet, TEMPLATE
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 CHECKPOINT = "mobilefsgan-cpu.safetensors"
@@ -50,18 +52,35 @@ class MobileFSGAN(Method):
                              "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", random_config: Config | None = None) -> None:
         """``precision``: ``fp32`` (BN-folded, channels-last), ``bf16`` (the same in bfloat16) or ``auto``
-        (bf16 where oneDNN has native bf16 kernels on this CPU, else fp32; CUDA runs fp32)."""
+        (bf16 where oneDNN has native bf16 kernels on this CPU, else fp32; CUDA runs fp32). ``random_config``:
+        random weights in that configuration instead of a weights file (see :meth:`untrained`)."""
         super().__init__(device)
-        self.weights = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
-        if not self.weights.is_file():
-            raise FileNotFoundError(f"{self.weights}: MobileFSGAN weights missing (train them with "
-                                    f"`fsbench train mobilefsgan --config cpu --out DIR`)")
-        self.generator, cfg = load_generator(self.weights)
-        self.identity = IdentityNet(cfg["identity"], self.device)
+        if random_config is not None:
+            torch.manual_seed(0)
+            identity = random_config.identity
+            self.generator = EncoderDecoder(random_config.width, DIMS[identity]).eval()
+        else:
+            self.weights = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
+            if not self.weights.is_file():
+                raise FileNotFoundError(f"{self.weights}: MobileFSGAN weights missing (train them with "
+                                        f"`fsbench train mobilefsgan --config cpu --out DIR`)")
+            self.generator, cfg = load_generator(self.weights)
+            identity = cfg["identity"]
+        self.identity = IdentityNet(identity, self.device)
         self.dtype = _dtype(precision, self.device)
         self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+
+    @classmethod
+    def untrained(cls, config: str, device: str | torch.device = "cpu") -> MobileFSGAN:
+        cfg = load_config(config)
+        method = cls(device, random_config=cfg)
+        method.card = replace(cls.card, name=f"mobilefsgan[{config}, random weights]", input_size=cfg.size,
+                              checkpoint=None, checkpoint_sha256=None,
+                              parameters=sum(p.numel() for p in method.generator.parameters()),
+                              notes={**cls.card.notes, "config": cfg.to_dict(), "weights": "random (untrained)"})
+        return method
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator}

@@ -1,0 +1,49 @@
+"""`fsbench bench`: the report's contents for a shipped method and for a training configuration with random
+weights (`--config`). Durations are measured, never asserted."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from fsbench.cli import main
+from methods.faceshifter.configs import get_config
+from methods.faceshifter.method import parameter_count
+from methods.mobilefsgan.configs import load_config
+
+
+def _bench(tmp_path, *args: str) -> dict:
+    out, threads = tmp_path / "bench.json", torch.get_num_threads()
+    try:
+        assert main(["bench", *args, "--batch-sizes", "1", "2", "--runs", "2", "--warmup", "0", "--threads", "1",
+                     "--json", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)  # --threads is process-wide
+    return json.loads(out.read_text())
+
+
+def test_bench_report_of_a_method_without_networks(tmp_path) -> None:
+    report = _bench(tmp_path, "--method", "paste-source")
+    assert report["method"] == "paste-source" and report["parameters"] == 0 and report["modules"] == {}
+    assert set(report["batches"]) == {"1", "2"}
+    assert report["batches"]["2"]["median_ms_per_image"] == report["batches"]["2"]["median_ms_per_batch"] / 2
+    assert all(b["runs"] == 2 and b["warmup"] == 0 for b in report["batches"].values())
+    assert report["gflops_per_image"] == 0 and report["achieved_gflops_per_s"] is None
+    assert report["torch_threads"] == 1 and report["matmul_gflops_per_s"] > 0
+
+
+def test_bench_config_runs_random_weights_at_the_configuration_size(tmp_path) -> None:
+    report = _bench(tmp_path, "--method", "faceshifter", "--config", "tiny")
+    cfg = get_config("tiny")
+    assert report["method"] == "faceshifter[tiny, random weights]"
+    assert report["input_size"] == cfg.size and report["parameters"] == parameter_count(cfg)
+    assert report["gflops_per_image"] > 0
+
+    report = _bench(tmp_path, "--method", "mobilefsgan", "--config", "smoke")
+    assert report["method"] == "mobilefsgan[smoke, random weights]"
+    assert report["input_size"] == load_config("smoke").size and report["gflops_per_image"] > 0
+
+
+def test_bench_config_of_a_method_without_configurations_is_a_clear_error(capsys) -> None:
+    assert main(["bench", "--method", "copy-target", "--config", "paper"]) == 2
+    assert "'copy-target' has no training configurations" in capsys.readouterr().err
