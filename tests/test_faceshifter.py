@@ -147,6 +147,22 @@ def test_training_smoke_and_resume(tmp_path: Path) -> None:
         assert not torch.allclose(before, after)
 
 
+def test_training_with_the_users_arcface(tmp_path: Path, monkeypatch) -> None:
+    """The paper's 512-d ArcFace z_id: an IR-SE50 file added by the user (random weights here) trains and swaps."""
+    from fsbench import assets
+    from fsbench.nets.irse import IRSE50
+
+    monkeypatch.setattr(assets, "_reference_index", lambda: tmp_path / "reference.json")  # the user's cache alone
+    torch.save(IRSE50().state_dict(), tmp_path / "model_ir_se50.pth")
+    assets.add("arcface-ir-se50", tmp_path / "model_ir_se50.pth")
+    torch.set_num_threads(1)
+    weights = train("tiny", tmp_path / "run", steps=1, steps_hear=1, id_encoder="arcface-ir-se50", id_dim=512)
+    method = FaceShifter(weights=weights)
+    assert method.cfg.id_encoder == "arcface-ir-se50" and method.net.aei.generator.blocks[0].aad1.id.in_features == 512
+    faces = torch.rand(2, 3, 128, 128)
+    assert method.embed_identity(faces).shape == (2, 512) and method.swap(faces, faces).shape == faces.shape
+
+
 def test_training_under_torchrun(tmp_path: Path) -> None:
     """DDP over two gloo ranks (CPU): every parameter gets a gradient on every rank, so DDP's reducer is satisfied."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "fsbench.cli", "train",

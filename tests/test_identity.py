@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from fsbench import assets
-from fsbench.faces.align import similarity_transform
+from fsbench.faces.align import realign, similarity_transform
 from fsbench.faces.templates import TEMPLATES
-from fsbench.metrics.identity import (CosFaceSphere20, DlibResNet, InsightFaceONNX, SFace, cosine,
+from fsbench.metrics.identity import (ArcFaceIRSE50, CosFaceSphere20, DlibResNet, InsightFaceONNX, SFace, cosine,
                                       identity_centers, insightface_normalisation, retrieval_topk)
+from fsbench.nets.irse import IRSE50, load_ir_se50
 from fsbench.nets.sphere import Sphere20, load_sphere20
 
 # Five points (template order: image-left eye, image-right eye, nose, image-left and image-right mouth corner),
@@ -247,6 +248,38 @@ def test_sphere20_loads_official_layout_strictly(fsbench_home, arcface_crops) ->
     torch.testing.assert_close(feats, F.normalize(net((x[..., 8:104] - 0.5) / 0.5), dim=1))
     torch.testing.assert_close(torch.cat([backend.features(x[i:i + 1], "arcface-112") for i in range(3)]), feats,
                                atol=1e-5, rtol=0)
+
+
+def test_ir_se50_loads_the_public_layout_and_is_differentiable(fsbench_home, ffhq_crops) -> None:
+    """IR-SE50 in InsightFace_Pytorch's layout: 397 state-dict entries, 43,797,696 parameters (both counted on the
+    public ``Backbone(50, 0.6, "ir_se")``, whose outputs matched this network's exactly with shared weights)."""
+    g = torch.Generator().manual_seed(0)
+    state = {k: (torch.randn(v.shape, generator=g) * 0.05 if v.is_floating_point() else v)
+             for k, v in IRSE50().state_dict().items()}
+    state.update({k: v.abs() + 0.5 for k, v in state.items() if k.endswith("running_var")})
+    assert len(state) == 397 and sum(p.numel() for p in IRSE50().parameters()) == 43_797_696
+    assert state["output_layer.3.weight"].shape == (512, 512 * 7 * 7) and "body.23.res_layer.5.fc2.weight" in state
+    path = fsbench_home / "model_ir_se50.pth"
+    torch.save(state, path)
+    net = load_ir_se50(path)  # strict=True inside
+
+    broken = fsbench_home / "broken.pth"
+    torch.save({k: v for k, v in state.items() if k != "input_layer.0.weight"}, broken)
+    with pytest.raises(ValueError, match=r"broken\.pth: not an InsightFace_Pytorch IR-SE50.*input_layer\.0\.weight"):
+        load_ir_se50(broken)
+
+    assets.add("arcface-ir-se50", path)
+    backend = ArcFaceIRSE50()
+    x = _batch(ffhq_crops, ["obama", "biden"]).requires_grad_(True)
+    emb = backend.embed(x, "ffhq-256")
+    assert emb.shape == (2, 512)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(2))
+    emb[:, 0].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # the public preprocessing: ArcFace-112 crop, (x − 0.5) / 0.5
+    aligned = realign(x.detach(), "ffhq-256", "arcface-112", 112)
+    torch.testing.assert_close(backend.features(x.detach(), "ffhq-256"),
+                               F.normalize(net((aligned - 0.5) / 0.5), dim=1))
 
 
 def test_insightface_missing_file_names_the_fix(fsbench_home) -> None:

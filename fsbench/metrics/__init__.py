@@ -6,6 +6,7 @@ for _name, _target in {
     "sface": "fsbench.metrics.identity:SFace",
     "dlib": "fsbench.metrics.identity:DlibResNet",
     "cosface-sphere20": "fsbench.metrics.identity:CosFaceSphere20",
+    "arcface-ir-se50": "fsbench.metrics.identity:ArcFaceIRSE50",
     "insightface": "fsbench.metrics.identity:InsightFaceONNX",
     # pose
     "mediapipe-pose": "fsbench.metrics.pose:MediaPipePose",

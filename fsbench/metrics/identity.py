@@ -6,6 +6,7 @@ Backends (all features L2-normalised, independent of batch size):
   differentiable through :meth:`SFace.embed`, so training code can use it as an identity loss.
 * ``dlib`` (embedded): dlib's ResNet face descriptor, 128-d, through dlib's own face-chip pipeline.
 * ``cosface-sphere20`` (reference): CosFace sphere20, the network of ReliableSwap-style FF++ ID retrieval.
+* ``arcface-ir-se50`` (reference): ArcFace IR-SE50 in torch, differentiable (FaceShifter's identity encoder).
 * ``insightface`` (reference): a user-supplied insightface recognition ONNX (ArcFace / CosFace packs).
 
 ``features`` run under ``torch.no_grad`` rather than inference mode, so that their outputs can serve as fixed
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
+from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE, load_ir_se50
 from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
 from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
                                  INPUT_WIDTH as SPHERE_WIDTH, load_sphere20)
@@ -129,6 +131,28 @@ class CosFaceSphere20(Backend):
         x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SPHERE_HEIGHT)
         margin = (SPHERE_HEIGHT - SPHERE_WIDTH) // 2
         x = x[..., margin:margin + SPHERE_WIDTH]
+        return F.normalize(self.net((x - 0.5) / 0.5), dim=1)
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        return self.embed(crops, template).float().cpu()
+
+
+class ArcFaceIRSE50(Backend):
+    """ArcFace IR-SE50 (InsightFace_Pytorch, ``model_ir_se50.pth``) on ArcFace-112 crops, ``(x − 0.5) / 0.5``:
+    FaceShifter's identity encoder as its re-implementations train it, and REFace-style retrieval's recogniser."""
+
+    info = BackendInfo("arcface-ir-se50", "identity", "reference", "ID-ArcFace-IR-SE50", ("arcface-ir-se50",),
+                       IRSE_DIM, "ArcFace IR-SE50 (InsightFace_Pytorch), 512-d")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_ir_se50(assets.path("arcface-ir-se50")).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, IRSE_SIZE)
         return F.normalize(self.net((x - 0.5) / 0.5), dim=1)
 
     @torch.no_grad()

@@ -15,7 +15,7 @@ from fsbench.api import resolve_config
 class FaceShifterConfig:
     size: int = 256  # crop side (ffhq-256 template)
     width: float = 1.0  # channel multiplier on the paper's channel plan
-    id_encoder: str = "sface"  # identity backend of fsbench.api.identity_encoder ("sface" embedded, 128-d)
+    id_encoder: str = "sface"  # identity backend of fsbench.api.identity_encoder: sface (embedded), arcface-ir-se50
     id_dim: int = 128  # z_id size: 128 for SFace, 512 for the paper's ArcFace
     d_scales: int = 3  # multi-scale discriminator (pix2pixHD-style)
     d_layers: int = 3  # stride-2 layers per scale
@@ -48,7 +48,8 @@ class FaceShifterConfig:
 
 CONFIGS: dict[str, FaceShifterConfig] = {
     "paper": FaceShifterConfig(),
-    "paper-arcface": FaceShifterConfig(id_encoder="arcface", id_dim=512),
+    # the paper's 512-d ArcFace z_id: the user's IR-SE50 file (`fsbench assets add arcface-ir-se50 PATH`)
+    "paper-arcface": FaceShifterConfig(id_encoder="arcface-ir-se50", id_dim=512),
     # what one CPU core trains in one session (the shipped checkpoint)
     "cpu": FaceShifterConfig(size=128, width=1 / 8, batch=8, steps_aei=100_000, steps_hear=100_000,
                              checkpoint_every=100, sample_every=250),
