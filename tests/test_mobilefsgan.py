@@ -147,6 +147,30 @@ def test_default_mask_textures_are_assets():
     assert all(read_image(assets.path(name)).ndim == 3 for name in MASK_TEXTURES)
 
 
+def test_mobilefacenet_from_the_users_file(tmp_path, monkeypatch):
+    """The paper-scale identity network: the user's MobileFaceNet file, added as an asset, loads strictly and gives
+    512-d unit embeddings with gradients; a file of another layout is a clear error naming it."""
+    from methods.mobilefsgan.identity import IdentityNet
+    from methods.mobilefsgan.mobilefacenet import MobileFaceNet
+
+    monkeypatch.setattr(assets, "_reference_index", lambda: tmp_path / "reference.json")  # the user's cache alone
+    with pytest.raises(assets.AssetError, match="fsbench assets add mobilefacenet"):
+        IdentityNet("mobilefacenet")
+    state = MobileFaceNet().state_dict()
+    torch.save({k: v for k, v in state.items() if k != "linear.weight"}, tmp_path / "other.pth")
+    assets.add("mobilefacenet", tmp_path / "other.pth")
+    with pytest.raises(ValueError, match=r"other\.pth: not the public code's MobileFaceNet.*linear\.weight"):
+        IdentityNet("mobilefacenet")
+    torch.save(state, tmp_path / "RGB_model_mobilefacenet.pth")
+    assets.add("mobilefacenet", tmp_path / "RGB_model_mobilefacenet.pth")
+    x = torch.rand(2, 3, 128, 128, requires_grad=True)
+    emb = IdentityNet("mobilefacenet").embed(x)
+    assert emb.shape == (2, 512)
+    torch.testing.assert_close(emb.norm(dim=1), torch.ones(2))
+    emb.sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
 def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="unknown config keys"):
         load_config("smoke", stepz=3)

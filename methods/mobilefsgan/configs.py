@@ -19,8 +19,7 @@ MASK_TEXTURES = tuple(f"media/insightface/mask_{c}.jpg" for c in ("black", "blue
 class Config:
     size: int = 256  # training crop side; heads at size, size/2, size/4
     width: int = 64  # the paper's N
-    identity: str = "sface"  # "sface" (embedded, 128-d) or "mobilefacenet" (user's file, 512-d)
-    identity_file: str = ""  # the MobileFaceNet file when identity = "mobilefacenet"
+    identity: str = "sface"  # "sface" (embedded, 128-d) or "mobilefacenet" (the user's file, 512-d: assets add)
     perceptual: str = "mobilenet_v2"  # or "vgg19" (needs vgg19_file)
     vgg19_file: str = ""
     disc_width: int = 16

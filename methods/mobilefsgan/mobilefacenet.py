@@ -3,6 +3,8 @@ the user's ``RGB_model_mobilefacenet.pth`` loads strictly. Input as the public c
 cut to rows/columns 26:230 of 256, resized to 112, RGB in [-1, 1]."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -82,12 +84,14 @@ class MobileFaceNetEncoder:
         return self.net(x * 2 - 1)
 
 
-def load_mobilefacenet(path: str, device: str | torch.device = "cpu") -> MobileFaceNetEncoder:
+def load_mobilefacenet(path: str | Path, device: str | torch.device = "cpu") -> MobileFaceNetEncoder:
     """The user's ``RGB_model_mobilefacenet.pth`` (weights_only load, strict keys), frozen."""
-    if not path:
-        raise ValueError("identity = mobilefacenet needs identity_file=<path to RGB_model_mobilefacenet.pth>")
     net = MobileFaceNet()
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    except RuntimeError as err:
+        detail = " ".join(str(err).split())
+        raise ValueError(f"{path}: not the public code's MobileFaceNet state dict: {detail[:400]}") from None
     net = net.to(device).eval()
     for p in net.parameters():
         p.requires_grad_(False)

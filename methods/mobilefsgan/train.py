@@ -92,7 +92,7 @@ class Step:
         self.cfg, self.triplets = cfg, triplets
         self.d = setup_distributed(device)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every fresh run
-        self.identity = IdentityNet(cfg.identity, self.d.device, cfg.identity_file)
+        self.identity = IdentityNet(cfg.identity, self.d.device)
         self.G = wrap_distributed(EncoderDecoder(cfg.width, self.identity.dim), self.d)
         self.D = wrap_distributed(MultiScaleGradientDiscriminator(cfg.disc_width, cfg.disc_layers), self.d)
         self.perceptual = losses.perceptual_loss(cfg.perceptual, self.d.device, cfg.vgg19_file)
