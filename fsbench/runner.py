@@ -288,15 +288,17 @@ def finite_frechet(a: np.ndarray, b: np.ndarray) -> float | None:
 
 
 def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:
-    """Identity cosine of real same-person pairs (the protocol's ceiling); None where a face was not found."""
+    """Identity cosine of each real same-person pair (the protocol's ceiling); None where a face was not found."""
     from fsbench.metrics.identity import cosine
 
-    ok = [(a, b) for a, b in pairs if a.id in crops.crops and b.id in crops.crops]
-    if not ok:
-        return [None] * len(pairs)
-    fa = torch.from_numpy(backend_features(backend, [crops.eval_crop(a) for a, _ in ok], EVAL_TEMPLATE))
-    fb = torch.from_numpy(backend_features(backend, [crops.eval_crop(b) for _, b in ok], EVAL_TEMPLATE))
-    return [_value(c) for c in cosine(fa, fb).numpy()] + [None] * (len(pairs) - len(ok))
+    found = [i for i, (a, b) in enumerate(pairs) if a.id in crops.crops and b.id in crops.crops]
+    values: list[float | None] = [None] * len(pairs)
+    if found:
+        fa = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][0]) for i in found], EVAL_TEMPLATE))
+        fb = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][1]) for i in found], EVAL_TEMPLATE))
+        for i, c in zip(found, cosine(fa, fb).numpy()):
+            values[i] = _value(c)
+    return values
 
 
 def _device_for(cfg: RunConfig, ranks: Ranks) -> str:
