@@ -190,6 +190,21 @@ def render_plots(board: Board, folder: Path) -> None:
         plt.close(fig)
 
 
+def outdated(recorded: dict[str, Any]) -> str | None:
+    """Why results recorded with method card ``recorded`` no longer describe the registered method (another
+    version or checkpoint), or None; methods that are not registered here are not judged."""
+    from fsbench import registry
+
+    if recorded["name"] not in registry.methods.names():
+        return None
+    card = registry.methods.get(recorded["name"]).card
+    if (recorded["version"], recorded.get("checkpoint_sha256")) == (card.version, card.checkpoint_sha256):
+        return None
+    return (f"measured with {recorded['name']} v{recorded['version']} checkpoint "
+            f"{str(recorded.get('checkpoint_sha256'))[:12]}, the registered method is v{card.version} checkpoint "
+            f"{str(card.checkpoint_sha256)[:12]}: run `fsbench leaderboard refresh --methods {recorded['name']}`")
+
+
 def build(root: Path = ROOT, check: bool = False) -> list[str]:
     """Write (or, with ``check``, compare) every protocol's markdown and CSV; returns the problems found.
 
@@ -209,7 +224,9 @@ def build(root: Path = ROOT, check: bool = False) -> list[str]:
         expected_files[root / "speed.md"], expected_files[root / "speed.csv"] = speed
         if not check:
             render_speed_plot(root)
-    stale = []
+    stale = [f"{p.relative_to(root.parent)}: {why}" for board in boards.values() for p, r in board.rows
+             if (why := outdated(r["method"]))]
+    problems += stale
     for path, text in expected_files.items():
         if check:
             if not path.is_file() or path.read_text() != text:
@@ -289,13 +306,14 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
         for protocol in EMBEDDED:
             version = registry.protocols.get(protocol).version
             name = f"{method}__{protocol}-v{version}__seed0.json"
-            if (folder / name).is_file():
+            if (folder / name).is_file() and not outdated(results.load(folder / name)["method"]):
                 continue
             path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
             if path is not None:
                 shutil.copy(path, folder / name)
         bench_file = folder / "bench" / f"{method}.json"
-        if not bench_file.is_file():
+        recorded = json.loads(bench_file.read_text()).get("card") if bench_file.is_file() else None
+        if recorded is None or outdated(recorded):
             report = bench(registry.methods.get(method)(device="cpu"))
             bench_file.write_text(json.dumps(report, indent=1) + "\n")
     return build(root)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from fsbench import leaderboard
 
@@ -54,3 +55,26 @@ def test_foreign_invalid_and_incomparable_files_are_rejected_with_reason(tmp_pat
     assert any("other-backend.json" in p and "identity backend" in p for p in problems)
     assert any("old.json" in p and "v0" in p for p in problems)
     assert "## Rejected results files" in md and "| x v1 |" not in md
+
+
+def test_results_of_an_older_checkpoint_are_flagged_and_refreshed(tmp_path, monkeypatch):
+    from fsbench import registry
+
+    old = _result("faceshifter", 0.83)
+    old["method"]["checkpoint_sha256"] = "0" * 64
+    _write(tmp_path, "faceshifter__mini-stills-v1__seed0.json", old)
+    current = registry.methods.get("faceshifter").card.checkpoint_sha256
+    problems = leaderboard.build(tmp_path, check=True)
+    assert any("checkpoint 000000000000" in p and current[:12] in p
+               and "fsbench leaderboard refresh --methods faceshifter" in p for p in problems)
+    assert leaderboard.outdated({"name": "their-method", "version": "1"}) is None  # not registered: not judged
+
+    ran = []
+    monkeypatch.setattr("fsbench.protocols.EMBEDDED", ("mini-stills",))
+    monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append(cfg.method) or (None, None))
+    (tmp_path / "results" / "bench").mkdir()
+    committed = leaderboard.ROOT / "results" / "bench" / "faceshifter.json"  # measured with the shipped weights
+    assert json.loads(committed.read_text())["card"]["checkpoint_sha256"] == current
+    shutil.copy(committed, tmp_path / "results" / "bench")
+    leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["faceshifter"], progress=False)
+    assert ran == ["faceshifter"]  # the outdated results file is measured again; the current bench is kept

@@ -83,6 +83,7 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
     params = sum(p.numel() for m in modules.values() for p in m.parameters())
     weight_bytes = sum(t.numel() * t.element_size() for m in modules.values() for t in m.state_dict().values())
     report: dict[str, Any] = {"method": method.card.name, "version": method.card.version, "input_size": size,
+                              "card": method.card.to_dict(),
                               "parameters": params, "weights_mb": weight_bytes / 1e6,
                               "modules": {k: sum(p.numel() for p in m.parameters()) for k, m in modules.items()},
                               "device": str(device), "batches": {}}

@@ -4,6 +4,7 @@ set through fsbench's data and face modules (the plugin itself uses only fsbench
     python -m methods.faceshifter.report sizes                 # parameters, fp32 MB, GFLOPs per configuration
     python -m methods.faceshifter.report losses RUN_DIR        # steps, training time, final losses of a run
     python -m methods.faceshifter.report selfswap [--weights PATH]   # X_s = X_t reconstruction PSNR
+    python -m methods.faceshifter.report swap-identity [--weights PATH] [--aei CHECKPOINT]   # SFace cosines
 """
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 from torch.utils.flop_counter import FlopCounterMode
 
 from methods.faceshifter.configs import CONFIGS
-from methods.faceshifter.method import FaceShifter, FaceShifterNet
+from methods.faceshifter.method import TEMPLATE, FaceShifter, FaceShifterNet
 
 
 def sizes() -> None:
@@ -86,6 +88,27 @@ def selfswap(weights: str | None) -> None:
           f"mean {values.mean():.2f} dB, min {values.min():.2f}, max {values.max():.2f}")
 
 
+def swap_identity(weights: str | None, aei_checkpoint: str | None, count: int) -> None:
+    """SFace cosines of swaps of random training-identity pairs: whether the identity moves in the training
+    encoder's own space (the protocols report the evaluation recogniser, dlib, on test identities)."""
+    from fsbench.api import mini_train_crops
+    from fsbench.train import checkpoint
+    from methods.faceshifter.train import BalancedPairs
+
+    method = FaceShifter(weights=weights)
+    if aei_checkpoint:  # AEI-Net alone, from a training checkpoint of the weights' configuration
+        checkpoint.load(Path(aei_checkpoint), {"aei": method.net.aei}, {})
+    crops = mini_train_crops(TEMPLATE, method.cfg.size)
+    src, tgt, _ = BalancedPairs(crops)(999, 0, count, 0.0)
+    with torch.no_grad():
+        z_s, z_t = method.encoder.embed(src, TEMPLATE), method.encoder.embed(tgt, TEMPLATE)
+        y = ((method.net.aei(tgt * 2 - 1, z_s)[0] + 1) / 2 if aei_checkpoint else method.swap_embedded(z_s, tgt))
+        z_y = method.encoder.embed(y.clamp(0, 1), TEMPLATE)
+    cos = lambda a, b: float(F.cosine_similarity(a, b).mean())  # noqa: E731
+    print(f"{count} random training-identity pairs, SFace cosine (mean): source-target {cos(z_s, z_t):.3f}, "
+          f"swap-source {cos(z_y, z_s):.3f}, swap-target {cos(z_y, z_t):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -95,12 +118,18 @@ def main() -> None:
     p.add_argument("--last", type=int, default=20, help="logged entries to average")
     p = sub.add_parser("selfswap")
     p.add_argument("--weights", help="a FaceShifter safetensors file (default: the shipped one)")
+    p = sub.add_parser("swap-identity")
+    p.add_argument("--weights", help="a FaceShifter safetensors file (default: the shipped one)")
+    p.add_argument("--aei", help="an AEI-Net training checkpoint to use instead of the weights' AEI-Net (no HEAR)")
+    p.add_argument("--pairs", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.what == "sizes":
         sizes()
     elif args.what == "losses":
         losses(args.run, args.last)
+    elif args.what == "swap-identity":
+        swap_identity(args.weights, args.aei, args.pairs)
     else:
         selfswap(args.weights)
 
