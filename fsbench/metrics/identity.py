@@ -17,6 +17,7 @@ Retrieval follows the protocol variants named in fsbench/metrics/definitions.py:
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,7 +46,19 @@ def _to_template(crops: torch.Tensor, template: str, dst_template: str, size: in
 # ---------------------------------------------------------------- backends
 
 
-class SFace(Backend):
+class TorchRecogniser(Backend):
+    """A recogniser run in torch: ``embed`` keeps gradients (training losses), ``features`` is its no-grad use."""
+
+    @abstractmethod
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        return self.embed(crops, template).float().cpu()
+
+
+class SFace(TorchRecogniser):
     """SFace on ArcFace-112 crops (any other template is re-aligned to it first)."""
 
     info = BackendInfo("sface", "identity", "embedded", "ID-SFace", ("sface",), SFACE_DIM,
@@ -61,10 +74,6 @@ class SFace(Backend):
         check_crops(crops)
         x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SFACE_SIZE)
         return F.normalize(self.net(x), dim=1)
-
-    @torch.no_grad()
-    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        return self.embed(crops, template).float().cpu()
 
 
 class DlibResNet(Backend):
@@ -110,7 +119,7 @@ class DlibResNet(Backend):
         return F.normalize(self.descriptors(crops, template), dim=1)
 
 
-class CosFaceSphere20(Backend):
+class CosFaceSphere20(TorchRecogniser):
     """CosFace sphere20 (CosFace_pytorch, ``net_sphere20_data_vggface2_acc_9955.pth``) on 112×96 crops.
 
     Preprocessing as the official code: SphereFace's 96×112 alignment (the ArcFace-112 crop without its 8 outer
@@ -133,12 +142,8 @@ class CosFaceSphere20(Backend):
         x = x[..., margin:margin + SPHERE_WIDTH]
         return F.normalize(self.net((x - 0.5) / 0.5), dim=1)
 
-    @torch.no_grad()
-    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        return self.embed(crops, template).float().cpu()
 
-
-class ArcFaceIRSE50(Backend):
+class ArcFaceIRSE50(TorchRecogniser):
     """ArcFace IR-SE50 (InsightFace_Pytorch, ``model_ir_se50.pth``) on ArcFace-112 crops, ``(x − 0.5) / 0.5``:
     FaceShifter's identity encoder as its re-implementations train it, and REFace-style retrieval's recogniser."""
 
@@ -154,10 +159,6 @@ class ArcFaceIRSE50(Backend):
         check_crops(crops)
         x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, IRSE_SIZE)
         return F.normalize(self.net((x - 0.5) / 0.5), dim=1)
-
-    @torch.no_grad()
-    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        return self.embed(crops, template).float().cpu()
 
 
 def insightface_normalisation(graph_node_names: Sequence[str]) -> tuple[float, float]:

@@ -62,11 +62,11 @@ class MobileFSGAN(Method):
             identity = random_config.identity
             self.generator = EncoderDecoder(random_config.width, DIMS[identity]).eval()
         else:
-            self.weights = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
-            if not self.weights.is_file():
-                raise FileNotFoundError(f"{self.weights}: MobileFSGAN weights missing (train them with "
+            path = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: MobileFSGAN weights missing (train them with "
                                         f"`fsbench train mobilefsgan --config cpu --out DIR`)")
-            self.generator, cfg = load_generator(self.weights)
+            self.generator, cfg = load_generator(path)
             identity = cfg["identity"]
         self.identity = IdentityNet(identity, self.device)
         self.dtype = _dtype(precision, self.device)
