@@ -30,19 +30,37 @@ def _up(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.1))
 
 
+def unet_layers(cin: int, plan: list[int]) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """The down path over ``plan`` and the up path back to its finest level; every up output is concatenated with
+    the encoder map of its size, so the next up layer takes twice that map's channels."""
+    down = nn.ModuleList(_down(a, b) for a, b in zip((cin, *plan[:-1]), plan))
+    ups, channels = [], plan[-1]
+    for skip in reversed(plan[:-1]):
+        ups.append(_up(channels, skip))
+        channels = 2 * skip
+    return down, nn.ModuleList(ups)
+
+
+def unet_levels(down: nn.ModuleList, up: nn.ModuleList, x: torch.Tensor) -> list[torch.Tensor]:
+    """The bottleneck, then every up level with its skip concatenated: coarsest first."""
+    feats = []
+    for layer in down:
+        x = layer(x)
+        feats.append(x)
+    levels = [x]
+    for layer, skip in zip(up, reversed(feats[:-1])):
+        x = torch.cat([layer(x), skip], dim=1)
+        levels.append(x)
+    return levels
+
+
 class AttributeEncoder(nn.Module):
     """U-Net giving the 8 attribute maps, coarsest first."""
 
     def __init__(self, cfg: FaceShifterConfig) -> None:
         super().__init__()
-        enc = [cfg.channels(c) for c in ENCODER_PLAN]
-        self.down = nn.ModuleList(_down(cin, cout) for cin, cout in zip((3, *enc[:-1]), enc))
-        # decoder: from the bottleneck up to size/2, each output concatenated with the encoder map of its size
-        ups, cin = [], enc[-1]
-        for skip in reversed(enc[:-1]):
-            ups.append(_up(cin, skip))
-            cin = 2 * skip
-        self.up = nn.ModuleList(ups)
+        # decoder: from the bottleneck up to size/2
+        self.down, self.up = unet_layers(3, [cfg.channels(c) for c in ENCODER_PLAN])
 
     def channels(self) -> list[int]:
         """Channels of z_att^1 … z_att^8."""
@@ -51,16 +69,8 @@ class AttributeEncoder(nn.Module):
         return [enc[-1], *cat, cat[-1]]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        for layer in self.down:
-            x = layer(x)
-            feats.append(x)
-        z = [x]
-        for layer, skip in zip(self.up, reversed(feats[:-1])):
-            x = torch.cat([layer(x), skip], dim=1)
-            z.append(x)
-        z.append(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
-        return z
+        z = unet_levels(self.down, self.up, x)
+        return [*z, F.interpolate(z[-1], scale_factor=2, mode="bilinear", align_corners=False)]
 
 
 def _instance_norm(h: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from methods.faceshifter.aei import _down, _up
+from methods.faceshifter.aei import unet_layers, unet_levels
 from methods.faceshifter.configs import FaceShifterConfig
 
 HEAR_PLAN = (64, 128, 256, 512, 512)
@@ -18,20 +18,9 @@ class HEARNet(nn.Module):
     def __init__(self, cfg: FaceShifterConfig) -> None:
         super().__init__()
         enc = [cfg.channels(c) for c in HEAR_PLAN]
-        self.down = nn.ModuleList(_down(cin, cout) for cin, cout in zip((6, *enc[:-1]), enc))
-        ups, cin = [], enc[-1]
-        for skip in reversed(enc[:-1]):
-            ups.append(_up(cin, skip))
-            cin = 2 * skip
-        self.up = nn.ModuleList(ups)
-        self.out = nn.ConvTranspose2d(cin, 3, 4, 2, 1)  # the fifth up-sampling, to RGB
+        self.down, self.up = unet_layers(6, enc)
+        self.out = nn.ConvTranspose2d(2 * enc[0], 3, 4, 2, 1)  # the fifth up-sampling, to RGB
 
     def forward(self, swapped: torch.Tensor, error: torch.Tensor) -> torch.Tensor:
-        x = torch.cat([swapped, error], dim=1)
-        feats = []
-        for layer in self.down:
-            x = layer(x)
-            feats.append(x)
-        for layer, skip in zip(self.up, reversed(feats[:-1])):
-            x = torch.cat([layer(x), skip], dim=1)
-        return torch.tanh(self.out(x))
+        finest = unet_levels(self.down, self.up, torch.cat([swapped, error], dim=1))[-1]
+        return torch.tanh(self.out(finest))
