@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fsbench.faces.templates import TEMPLATES, face_mask
-from fsbench.metrics.speed import matmul_gflops
+from fsbench.metrics.speed import interleaved_ms, matmul_gflops
 from fsbench.train.checkpoint import export_weights, load_weights
 from fsbench.train.config import resolve_config
 from fsbench.train.data import FaceCrops, folder_crops, mini_train_crops
@@ -25,7 +25,7 @@ from fsbench.train.loop import LoopConfig, Trainer
 
 __all__ = ["Dist", "FaceCrops", "LoopConfig", "Method", "MethodCard", "TEMPLATES", "Trainer", "asset_path",
            "export_weights", "face_mask", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder",
-           "landmarks68", "load_weights", "matmul_gflops", "mini_train_crops", "perceptual_network",
+           "interleaved_ms", "landmarks68", "load_weights", "matmul_gflops", "mini_train_crops", "perceptual_network",
            "resolve_config", "setup_distributed", "wrap_distributed"]
 
 

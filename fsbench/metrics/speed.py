@@ -11,7 +11,7 @@ import os
 import resource
 import statistics
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -51,6 +51,19 @@ def _time_ms(fn, device: torch.device, warmup: int, runs: int) -> list[float]:
         fn()
         _sync(device)
         times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def interleaved_ms(variants: dict[str, Callable[[], Any]], rounds: int, runs: int) -> dict[str, list[float]]:
+    """Wall milliseconds of each variant, timed round by round (``runs`` calls of each variant per round), so
+    that side-by-side comparisons see the same machine load."""
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) * 1000)
     return times
 
 

@@ -16,14 +16,13 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from fsbench.api import matmul_gflops
+from fsbench.api import interleaved_ms, matmul_gflops
 from methods.mobilefsgan.export import OnnxGenerator, export_onnx, fold
 from methods.mobilefsgan.method import CHECKPOINT, WEIGHTS_DIR, load_generator
 
@@ -76,13 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         with counter:
             public(x, e)
         gflops = counter.get_total_flops() / 1e9
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(args.rounds):
-            for k, f in runs.items():
-                for _ in range(args.runs):
-                    t0 = time.perf_counter()
-                    f()
-                    times[k].append((time.perf_counter() - t0) * 1000)
+        times = interleaved_ms(runs, args.rounds, args.runs)
     matmul = matmul_gflops(torch.device("cpu"))
     print(f"batch 1, {args.size}px, {args.threads} thread(s), torch {torch.__version__}; "
           f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
