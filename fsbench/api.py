@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fsbench.faces.templates import TEMPLATES, face_mask
-from fsbench.metrics.speed import interleaved_ms, matmul_gflops
+from fsbench.timing import interleaved_ms, matmul_gflops
 from fsbench.train.checkpoint import export_weights, load_weights
 from fsbench.train.config import resolve_config
 from fsbench.train.data import FaceCrops, folder_crops, mini_train_crops

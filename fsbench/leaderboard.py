@@ -38,7 +38,7 @@ def _key(result: dict[str, Any]) -> tuple:
 def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, str]]]:
     """Group valid results by protocol; the reference for each protocol is its newest version measured with the
     embedded default backends (the committed refresh), so a foreign file cannot redefine the table."""
-    from fsbench.runner import DEFAULT_BACKENDS
+    from fsbench.scoring import DEFAULT_BACKENDS
 
     loaded: list[tuple[Path, dict[str, Any]]] = []
     rejected: list[tuple[Path, str]] = []

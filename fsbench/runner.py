@@ -1,4 +1,5 @@
-"""Runs a method on a protocol: prepares aligned crops, swaps with an on-disk cache, scores, writes results.
+"""Runs a method on a protocol: prepares aligned crops, swaps with an on-disk cache, has them scored
+(:mod:`fsbench.scoring`), writes results.
 
 Swapped crops are cached as PNG under ``OUT/cache/<method>/<protocol>-v<version>/`` keyed by pair, written
 atomically, so a killed run resumes where it stopped and recomputes nothing finished. A failure of one item
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,14 +19,11 @@ from tqdm import tqdm
 
 from fsbench import registry, results
 from fsbench.api import Method
-from fsbench.faces.errors import FaceError
+from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor, to_uint8
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import METRICS
-from fsbench.protocols.base import Item, Pair, ProtocolData
-
-EVAL_TEMPLATE, EVAL_SIZE = "ffhq-256", 256  # how real faces are cropped for scoring, whatever the method takes
-DEFAULT_BACKENDS = {"identity": "dlib", "pose": "mediapipe-pose", "expression": "mediapipe-blendshapes",
-                    "distribution": "mobilenet-v2"}
+from fsbench.protocols.base import Pair, ProtocolData
+from fsbench.scoring import DEFAULT_BACKENDS, same_person_cosine, score
 
 
 @dataclass
@@ -82,76 +80,10 @@ class Ranks:
                 dist.destroy_process_group()
 
 
-def to_tensor(images: Iterable[np.ndarray]) -> torch.Tensor:
-    """uint8 H×W×3 RGB images -> float B×3×H×W in [0, 1]."""
-    return torch.from_numpy(np.stack(list(images))).permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def to_uint8(batch: torch.Tensor) -> np.ndarray:
-    return (batch.detach().clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
-
-
 def method_key(card: dict[str, Any]) -> str:
     """Swap-cache folder of a method card (as ``MethodCard.to_dict()`` or a results file's ``method``)."""
     weights = (card.get("checkpoint_sha256") or "noweights")[:12]
     return f"{card['name']}-v{card['version']}-{weights}"
-
-
-class CropStore:
-    """Detects and aligns each real face once, in the method's template and in the evaluation template."""
-
-    def __init__(self, method_template: str, method_size: int) -> None:
-        self.method_template, self.method_size = method_template, method_size
-        self.crops: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        self.failures: dict[str, str] = {}
-
-    def prepare(self, items: Iterable[Item], progress: bool) -> None:
-        from fsbench.faces import io
-
-        todo = [i for i in items if i.id not in self.crops and i.id not in self.failures]
-        stills = [i for i in todo if i.frame is None]
-        by_video: dict[str, list[Item]] = {}
-        for item in todo:
-            if item.frame is not None:
-                by_video.setdefault(str(item.file()), []).append(item)
-        bar = tqdm(total=len(todo), desc="detect+align", disable=not progress, unit="face")
-        for item in stills:
-            try:
-                self._add(item, item.load())
-            except FaceError as err:
-                self.failures[item.id] = f"{type(err).__name__}: {err}"
-            bar.update()
-        for path, frames in by_video.items():  # one sequential decode per video, not one per frame
-            indices = sorted({i.frame for i in frames})
-            try:
-                images = dict(zip(indices, io.read_frames(path, indices)))
-            except FaceError as err:
-                images = {}
-                for item in frames:
-                    self.failures[item.id] = f"{type(err).__name__}: {err}"
-            for item in frames:
-                if item.frame in images:
-                    try:
-                        self._add(item, images[item.frame])
-                    except FaceError as err:
-                        self.failures[item.id] = f"{type(err).__name__}: {err}"
-                bar.update()
-        bar.close()
-
-    def _add(self, item: Item, image: np.ndarray) -> None:
-        from fsbench.faces.align import align_face
-        from fsbench.faces.detect import detect_face
-
-        face = detect_face(image, index=item.face_index, source=item.id)
-        method_crop, _ = align_face(image, face.landmarks, self.method_template, self.method_size)
-        eval_crop, _ = align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)
-        self.crops[item.id] = (method_crop, eval_crop)
-
-    def method_crop(self, item: Item) -> np.ndarray:
-        return self.crops[item.id][0]
-
-    def eval_crop(self, item: Item) -> np.ndarray:
-        return self.crops[item.id][1]
 
 
 class SwapCache:
@@ -220,85 +152,6 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
         bar.update(len(batch))
     bar.close()
     return {"swap_seconds": seconds, "swapped_now": len(todo)}
-
-
-def backend_features(backend: Backend, crops: list[np.ndarray], template: str) -> np.ndarray:
-    out = []
-    for start in range(0, len(crops), backend.batch_size):
-        batch = to_tensor(crops[start:start + backend.batch_size]).to(backend.device)
-        with torch.no_grad():
-            out.append(backend.features(batch, template).float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, backend.info.dim), np.float32)
-
-
-def _value(x: float) -> float | None:
-    return None if not np.isfinite(x) else float(x)
-
-
-def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair], swaps: list[np.ndarray],
-          crops: CropStore, gallery: list[Item], method_template: str) -> tuple[list[dict], dict[str, float | None]]:
-    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances)."""
-    from fsbench.metrics.identity import cosine, identity_centers, retrieval_topk
-
-    per_sample: list[dict[str, Any]] = [{} for _ in scored]
-    set_level: dict[str, float | None] = {}
-    families = {METRICS[m].family for m in metric_names}
-    gallery_ok = [g for g in gallery if g.id in crops.crops]
-    if "identity" in families:
-        ident = backends["identity"]
-        f_swap = torch.from_numpy(backend_features(ident, swaps, method_template))
-        f_src = torch.from_numpy(backend_features(ident, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
-        f_gal = torch.from_numpy(backend_features(ident, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
-        cos = cosine(f_swap, f_src).numpy()
-        if "fd_id" in metric_names:
-            set_level["fd_id"] = finite_frechet(f_swap.numpy(), f_gal.numpy())
-        labels = [p.source.identity for p in scored]
-        gal_labels = [g.identity for g in gallery_ok]
-        frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=(1, 5))
-        centers, center_labels = identity_centers(f_gal, gal_labels)
-        ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=(1, 5))
-        for i, row in enumerate(per_sample):
-            valid = bool(torch.isfinite(f_swap[i]).all())
-            row["id_cosine"] = _value(cos[i])
-            for k in (1, 5):
-                row[f"id_top{k}_frame"] = float(frame_hits[k][i]) if valid else None
-                row[f"id_top{k}_identity"] = float(ident_hits[k][i]) if valid else None
-    for family, metric in (("pose", "pose_error"), ("expression", "expression_error")):
-        if family in families:
-            backend = backends[family]
-            f_swap = backend_features(backend, swaps, method_template)
-            f_tgt = backend_features(backend, [crops.eval_crop(p.target) for p in scored], EVAL_TEMPLATE)
-            dist = np.linalg.norm(f_swap - f_tgt, axis=1)
-            for i, row in enumerate(per_sample):
-                row[metric] = _value(dist[i])
-    if "distribution" in families:
-        backend = backends["distribution"]
-        f_swap = backend_features(backend, swaps, method_template)
-        f_real = backend_features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
-        set_level["fd"] = finite_frechet(f_swap, f_real)
-    return per_sample, set_level
-
-
-def finite_frechet(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Fréchet distance over the rows a backend could measure; None with fewer than two on either side."""
-    from fsbench.metrics.distribution import frechet_from_features
-
-    a, b = a[np.isfinite(a).all(1)], b[np.isfinite(b).all(1)]
-    return _value(frechet_from_features(a, b)) if len(a) > 1 and len(b) > 1 else None
-
-
-def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:
-    """Identity cosine of each real same-person pair (the protocol's ceiling); None where a face was not found."""
-    from fsbench.metrics.identity import cosine
-
-    found = [i for i, (a, b) in enumerate(pairs) if a.id in crops.crops and b.id in crops.crops]
-    values: list[float | None] = [None] * len(pairs)
-    if found:
-        fa = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][0]) for i in found], EVAL_TEMPLATE))
-        fb = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][1]) for i in found], EVAL_TEMPLATE))
-        for i, c in zip(found, cosine(fa, fb).numpy()):
-            values[i] = _value(c)
-    return values
 
 
 def _device_for(cfg: RunConfig, ranks: Ranks) -> str:

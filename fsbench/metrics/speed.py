@@ -11,60 +11,16 @@ import os
 import resource
 import statistics
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-if TYPE_CHECKING:  # fsbench.api re-exports matmul_gflops for plugins, so import Method for typing only
-    from fsbench.api import Method
-
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
-    """Measured fp32 matmul throughput of this device (GFLOP/s), the yardstick for achieved GFLOP/s."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
-    for _ in range(2):
-        a @ b
-    _sync(device)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    _sync(device)
-    return 2 * n**3 * repeats / (time.perf_counter() - t0) / 1e9
-
-
-def _time_ms(fn, device: torch.device, warmup: int, runs: int) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - t0) * 1000)
-    return times
-
-
-def interleaved_ms(variants: dict[str, Callable[[], Any]], rounds: int, runs: int) -> dict[str, list[float]]:
-    """Wall milliseconds of each variant, timed round by round (``runs`` calls of each variant per round), so
-    that side-by-side comparisons see the same machine load."""
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    for _ in range(rounds):
-        for name, fn in variants.items():
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - t0) * 1000)
-    return times
+from fsbench.api import Method
+from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor
+from fsbench.scoring import DEFAULT_BACKENDS, backend_features
+from fsbench.timing import matmul_gflops, time_ms
 
 
 def count_flops(method: Method, identity: Any, target: torch.Tensor) -> int:
@@ -78,7 +34,6 @@ def real_crops(template: str, size: int, count: int) -> torch.Tensor:
     """``count`` aligned real faces (mini test stills, repeated if needed): methods that look for a face, such as
     the landmark-based ones, must be timed on faces, not noise."""
     from fsbench.protocols.stills import MiniStills
-    from fsbench.runner import CropStore, to_tensor
 
     items = MiniStills().build(None, 0).gallery
     store = CropStore(template, size)
@@ -121,7 +76,7 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
             with torch.no_grad():
                 method.swap_embedded(identity, target)
 
-        times = _time_ms(step, device, warmup, runs)
+        times = time_ms(step, device, warmup, runs)
         median = statistics.median(times)
         report["batches"][str(batch)] = {"median_ms_per_batch": median, "median_ms_per_image": median / batch,
                                          "runs": runs, "warmup": warmup}
@@ -165,7 +120,6 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     """
     from fsbench import registry
     from fsbench.protocols.video import MiniVideo
-    from fsbench.runner import DEFAULT_BACKENDS, EVAL_SIZE, EVAL_TEMPLATE, CropStore, backend_features, to_tensor
 
     items = MiniVideo().build(None, seed).gallery[:faces]
     store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)

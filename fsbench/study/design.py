@@ -205,7 +205,7 @@ def protocol_crops(protocol: str, version: int, data_root: Path | None, seed: in
     in the evaluation template (so the real faces are framed like the swaps)."""
     def crops(samples: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         from fsbench import registry
-        from fsbench.runner import EVAL_SIZE, EVAL_TEMPLATE, CropStore
+        from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 
         proto = registry.protocols.get(protocol)(**options)
         if proto.version != version:

@@ -1,0 +1,93 @@
+"""Per-sample scoring: metric backends' features of swaps and real crops, turned into the protocol's values.
+
+The runner prepares crops, swaps, caches and writes results; what a swap scores is decided here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
+from fsbench.metrics.base import Backend
+from fsbench.metrics.definitions import METRICS
+from fsbench.metrics.distribution import frechet_from_features
+from fsbench.metrics.identity import cosine, identity_centers, retrieval_topk
+from fsbench.protocols.base import Item, Pair
+
+DEFAULT_BACKENDS = {"identity": "dlib", "pose": "mediapipe-pose", "expression": "mediapipe-blendshapes",
+                    "distribution": "mobilenet-v2"}
+
+
+def backend_features(backend: Backend, crops: list[np.ndarray], template: str) -> np.ndarray:
+    out = []
+    for start in range(0, len(crops), backend.batch_size):
+        batch = to_tensor(crops[start:start + backend.batch_size]).to(backend.device)
+        with torch.no_grad():
+            out.append(backend.features(batch, template).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, backend.info.dim), np.float32)
+
+
+def _value(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair], swaps: list[np.ndarray],
+          crops: CropStore, gallery: list[Item], method_template: str) -> tuple[list[dict], dict[str, float | None]]:
+    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances)."""
+    per_sample: list[dict[str, Any]] = [{} for _ in scored]
+    set_level: dict[str, float | None] = {}
+    families = {METRICS[m].family for m in metric_names}
+    gallery_ok = [g for g in gallery if g.id in crops.crops]
+    if "identity" in families:
+        ident = backends["identity"]
+        f_swap = torch.from_numpy(backend_features(ident, swaps, method_template))
+        f_src = torch.from_numpy(backend_features(ident, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
+        f_gal = torch.from_numpy(backend_features(ident, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
+        cos = cosine(f_swap, f_src).numpy()
+        if "fd_id" in metric_names:
+            set_level["fd_id"] = finite_frechet(f_swap.numpy(), f_gal.numpy())
+        labels = [p.source.identity for p in scored]
+        gal_labels = [g.identity for g in gallery_ok]
+        frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=(1, 5))
+        centers, center_labels = identity_centers(f_gal, gal_labels)
+        ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=(1, 5))
+        for i, row in enumerate(per_sample):
+            valid = bool(torch.isfinite(f_swap[i]).all())
+            row["id_cosine"] = _value(cos[i])
+            for k in (1, 5):
+                row[f"id_top{k}_frame"] = float(frame_hits[k][i]) if valid else None
+                row[f"id_top{k}_identity"] = float(ident_hits[k][i]) if valid else None
+    for family, metric in (("pose", "pose_error"), ("expression", "expression_error")):
+        if family in families:
+            backend = backends[family]
+            f_swap = backend_features(backend, swaps, method_template)
+            f_tgt = backend_features(backend, [crops.eval_crop(p.target) for p in scored], EVAL_TEMPLATE)
+            dist = np.linalg.norm(f_swap - f_tgt, axis=1)
+            for i, row in enumerate(per_sample):
+                row[metric] = _value(dist[i])
+    if "distribution" in families:
+        backend = backends["distribution"]
+        f_swap = backend_features(backend, swaps, method_template)
+        f_real = backend_features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
+        set_level["fd"] = finite_frechet(f_swap, f_real)
+    return per_sample, set_level
+
+
+def finite_frechet(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Fréchet distance over the rows a backend could measure; None with fewer than two on either side."""
+    a, b = a[np.isfinite(a).all(1)], b[np.isfinite(b).all(1)]
+    return _value(frechet_from_features(a, b)) if len(a) > 1 and len(b) > 1 else None
+
+
+def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:
+    """Identity cosine of each real same-person pair (the protocol's ceiling); None where a face was not found."""
+    found = [i for i, (a, b) in enumerate(pairs) if a.id in crops.crops and b.id in crops.crops]
+    values: list[float | None] = [None] * len(pairs)
+    if found:
+        fa = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][0]) for i in found], EVAL_TEMPLATE))
+        fb = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][1]) for i in found], EVAL_TEMPLATE))
+        for i, c in zip(found, cosine(fa, fb).numpy()):
+            values[i] = _value(c)
+    return values
