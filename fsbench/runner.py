@@ -220,7 +220,8 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
             scored.append(p)
         except OSError as err:
             failures[p.id] = str(err)
-    per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template)
+    per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template,
+                                 cfg.progress)
 
     aggregates: dict[str, Any] = {}
     for name in protocol.metrics:

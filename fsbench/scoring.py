@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.metrics.base import Backend
@@ -20,12 +21,15 @@ DEFAULT_BACKENDS = {"identity": "dlib", "pose": "mediapipe-pose", "expression": 
                     "distribution": "mobilenet-v2"}
 
 
-def backend_features(backend: Backend, crops: list[np.ndarray], template: str) -> np.ndarray:
+def backend_features(backend: Backend, crops: list[np.ndarray], template: str, bar: tqdm | None = None) -> np.ndarray:
+    """``backend``'s features of uint8 RGB crops aligned with ``template``, in its batches; ``bar`` counts crops."""
     out = []
     for start in range(0, len(crops), backend.batch_size):
         batch = to_tensor(crops[start:start + backend.batch_size]).to(backend.device)
         with torch.no_grad():
             out.append(backend.features(batch, template).float().cpu().numpy())
+        if bar is not None:
+            bar.update(len(batch))
     return np.concatenate(out) if out else np.zeros((0, backend.info.dim), np.float32)
 
 
@@ -34,44 +38,54 @@ def _value(x: float) -> float | None:
 
 
 def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair], swaps: list[np.ndarray],
-          crops: CropStore, gallery: list[Item], method_template: str) -> tuple[list[dict], dict[str, float | None]]:
-    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances)."""
+          crops: CropStore, gallery: list[Item], method_template: str,
+          progress: bool = False) -> tuple[list[dict], dict[str, float | None]]:
+    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances).
+
+    With ``progress``, one bar counts the crops the backends embed (swaps, real faces, gallery)."""
     per_sample: list[dict[str, Any]] = [{} for _ in scored]
     set_level: dict[str, float | None] = {}
     families = {METRICS[m].family for m in metric_names}
     gallery_ok = [g for g in gallery if g.id in crops.crops]
-    if "identity" in families:
-        ident = backends["identity"]
-        f_swap = torch.from_numpy(backend_features(ident, swaps, method_template))
-        f_src = torch.from_numpy(backend_features(ident, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
-        f_gal = torch.from_numpy(backend_features(ident, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
-        cos = cosine(f_swap, f_src).numpy()
-        if "fd_id" in metric_names:
-            set_level["fd_id"] = finite_frechet(f_swap.numpy(), f_gal.numpy())
-        labels = [p.source.identity for p in scored]
-        gal_labels = [g.identity for g in gallery_ok]
-        frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=(1, 5))
-        centers, center_labels = identity_centers(f_gal, gal_labels)
-        ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=(1, 5))
-        for i, row in enumerate(per_sample):
-            valid = bool(torch.isfinite(f_swap[i]).all())
-            row["id_cosine"] = _value(cos[i])
-            for k in (1, 5):
-                row[f"id_top{k}_frame"] = float(frame_hits[k][i]) if valid else None
-                row[f"id_top{k}_identity"] = float(ident_hits[k][i]) if valid else None
-    for family, metric in (("pose", "pose_error"), ("expression", "expression_error")):
-        if family in families:
-            backend = backends[family]
-            f_swap = backend_features(backend, swaps, method_template)
-            f_tgt = backend_features(backend, [crops.eval_crop(p.target) for p in scored], EVAL_TEMPLATE)
-            dist = np.linalg.norm(f_swap - f_tgt, axis=1)
+    n, n_gal = len(scored), len(gallery_ok)
+    total = sum({"identity": 2 * n + n_gal, "pose": 2 * n, "expression": 2 * n, "distribution": n + n_gal}[f]
+                for f in families)
+    with tqdm(total=total, desc="score", unit="crop", disable=not progress) as bar:
+        def features(backend: Backend, images: list[np.ndarray], template: str) -> np.ndarray:
+            return backend_features(backend, images, template, bar)
+
+        if "identity" in families:
+            ident = backends["identity"]
+            f_swap = torch.from_numpy(features(ident, swaps, method_template))
+            f_src = torch.from_numpy(features(ident, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
+            f_gal = torch.from_numpy(features(ident, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
+            cos = cosine(f_swap, f_src).numpy()
+            if "fd_id" in metric_names:
+                set_level["fd_id"] = finite_frechet(f_swap.numpy(), f_gal.numpy())
+            labels = [p.source.identity for p in scored]
+            gal_labels = [g.identity for g in gallery_ok]
+            frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=(1, 5))
+            centers, center_labels = identity_centers(f_gal, gal_labels)
+            ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=(1, 5))
             for i, row in enumerate(per_sample):
-                row[metric] = _value(dist[i])
-    if "distribution" in families:
-        backend = backends["distribution"]
-        f_swap = backend_features(backend, swaps, method_template)
-        f_real = backend_features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
-        set_level["fd"] = finite_frechet(f_swap, f_real)
+                valid = bool(torch.isfinite(f_swap[i]).all())
+                row["id_cosine"] = _value(cos[i])
+                for k in (1, 5):
+                    row[f"id_top{k}_frame"] = float(frame_hits[k][i]) if valid else None
+                    row[f"id_top{k}_identity"] = float(ident_hits[k][i]) if valid else None
+        for family, metric in (("pose", "pose_error"), ("expression", "expression_error")):
+            if family in families:
+                backend = backends[family]
+                f_swap = features(backend, swaps, method_template)
+                f_tgt = features(backend, [crops.eval_crop(p.target) for p in scored], EVAL_TEMPLATE)
+                dist = np.linalg.norm(f_swap - f_tgt, axis=1)
+                for i, row in enumerate(per_sample):
+                    row[metric] = _value(dist[i])
+        if "distribution" in families:
+            backend = backends["distribution"]
+            f_swap = features(backend, swaps, method_template)
+            f_real = features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
+            set_level["fd"] = finite_frechet(f_swap, f_real)
     return per_sample, set_level
 
 

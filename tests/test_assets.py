@@ -51,6 +51,14 @@ def test_second_fetch_does_nothing(fake, monkeypatch):
     assert assets.path("fake").read_bytes() == PAYLOAD
 
 
+def test_fetch_shows_one_bar_over_the_files_to_fetch_and_none_when_present(fake, capsys):
+    assert assets.fetch(["fake"], progress=True) == [assets.path("fake")]
+    err = capsys.readouterr().err
+    assert "fetch assets" in err and "1/1" in err and f"fake from {fake.package.spec}" in err
+    assets.fetch(["fake"], progress=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_hash_mismatch_leaves_nothing_and_names_fix(fake, monkeypatch):
     bad = Asset(**{**fake.__dict__, "sha256": "0" * 64})
     monkeypatch.setitem(assets.ASSETS, "fake", bad)
