@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -152,6 +155,23 @@ def test_one_landmarker_call_per_crop(crops, monkeypatch) -> None:
     MediaPipePose().features(batch, "ffhq-256")
     MediaPipeBlendshapes().features(batch, "ffhq-256")
     assert calls == [(256, 256)] * 2
+
+
+def test_native_set_up_noise_is_hidden_and_errors_pass(capfd) -> None:
+    with pose_module._native_logs_hidden():
+        os.write(2, b"W0000 00:00:1.2 7 face_landmarker_graph.cc:181] Sets acceleration to xnnpack by default.\n"
+                    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+                    b"E0000 00:00:1.3 7 graph.cc:9] a real error\n")
+    assert capfd.readouterr().err == "E0000 00:00:1.3 7 graph.cc:9] a real error\n"
+
+
+def test_a_fresh_landmarker_logs_nothing_to_the_terminal() -> None:
+    """MediaPipe's and TF-Lite's C++ set-up lines (written to fd 2 by native code) do not reach the user."""
+    code = ("import torch\nfrom fsbench.metrics.pose import read_faces\n"
+            "print(read_faces(torch.rand(1, 3, 256, 256), 'ffhq-256')[0].shape)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "torch.Size([1, 3])" in done.stdout, done.stderr
+    assert done.stderr == ""
 
 
 def test_bad_crops_are_refused() -> None:

@@ -24,10 +24,15 @@ the network once per crop between them.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
+import sys
+import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -72,9 +77,38 @@ _landmarkers: dict[int, object] = {}  # one per process, created on first use (s
 _memo: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
 
+# What MediaPipe's and TF-Lite's native code write to fd 2 while setting up: absl INFO/WARNING lines
+# ("I0000 ...", "W0000 ...") and TF-Lite's "INFO: ..." / "WARNING: ..." lines. Errors (E/F lines, anything else)
+# still reach the terminal.
+_SET_UP_NOISE = re.compile(r"^([IW]\d{4} |INFO: |WARNING: )")
+
+
+@contextlib.contextmanager
+def _native_logs_hidden() -> Iterator[None]:
+    """Route fd 2 to a file for the duration, then pass on every line that is not set-up noise (native code
+    writes to the descriptor directly, so neither Python's logging nor GLOG/TF_CPP environment variables
+    reach it: MediaPipe logs through absl, which ignores them)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().decode(errors="replace").splitlines(keepends=True)
+                    if not _SET_UP_NOISE.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
 def _landmarker():
     landmarker = _landmarkers.get(os.getpid())
     if landmarker is None:
+        import mediapipe as mp
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
 
@@ -82,7 +116,11 @@ def _landmarker():
             base_options=BaseOptions(model_asset_path=str(assets.path("mediapipe-face-landmarker"))),
             running_mode=vision.RunningMode.IMAGE, num_faces=1,
             output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-        landmarker = _landmarkers[os.getpid()] = vision.FaceLandmarker.create_from_options(options)
+        with _native_logs_hidden():  # creation and the first call are when the C++ side logs its set-up
+            landmarker = vision.FaceLandmarker.create_from_options(options)
+            landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                       data=np.zeros((MEDIAPIPE_SIZE, MEDIAPIPE_SIZE, 3), np.uint8)))
+        _landmarkers[os.getpid()] = landmarker
         # Close it while mediapipe's worker thread still runs: threading's exit hooks run before atexit's and
         # shut that thread's executor down, after which closing (or the finaliser, at teardown) raises.
         threading._register_atexit(landmarker.close)
