@@ -25,8 +25,8 @@ from fsbench.train.loop import LoopConfig, Trainer
 
 __all__ = ["Dist", "FaceCrops", "LoopConfig", "Method", "MethodCard", "TEMPLATES", "Trainer", "asset_path",
            "export_weights", "face_mask", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder",
-           "interleaved_ms", "landmarks68", "load_weights", "matmul_gflops", "mini_train_crops", "perceptual_network",
-           "resolve_config", "setup_distributed", "wrap_distributed"]
+           "inference_dtype", "interleaved_ms", "landmarks68", "load_weights", "matmul_gflops", "mini_train_crops",
+           "perceptual_network", "resolve_config", "setup_distributed", "wrap_distributed"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,17 @@ class Method(ABC):
         Returns the path of the exported weights. Methods without training code keep this default.
         """
         raise NotImplementedError(f"method '{cls.card.name}' has no training code")
+
+
+def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype a method's fast path runs in: ``fp32``, ``bf16``, or ``auto`` (bf16 where oneDNN has native bf16
+    kernels on this CPU, else fp32; CUDA runs fp32)."""
+    if precision == "auto":
+        native = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return torch.bfloat16 if native else torch.float32
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+    return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
 # The lowest score of dlib's HOG frontal-face detector at which landmarks68 accepts a crop. Real faces aligned to

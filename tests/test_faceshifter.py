@@ -184,3 +184,32 @@ def test_shipped_weights_load_and_match_card() -> None:
     assert out.shape == crops.shape and float(out.min()) >= 0 and float(out.max()) <= 1
     with pytest.raises(RuntimeError, match="size mismatch"):  # strict: same keys, other widths
         load_weights(WEIGHTS, FaceShifterNet(get_config("tiny")))
+
+
+# Fast path against the plain fp32 network on [0, 1] outputs. fp32 (BN folded, channels-last): float rounding.
+# bf16: at most 8 levels of 8 bits anywhere, half a level on average (measured on mini stills: 3.8 and 0.2 levels).
+FAST_TOLERANCE = {"fp32": (1e-4, 1e-5), "bf16": (8 / 255, 0.5 / 255)}
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fast_path_within_tolerance_of_the_fp32_network(precision: str) -> None:
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+    from fsbench.faces.crops import CropStore, to_tensor
+    from fsbench.protocols.stills import MiniStills
+
+    items = MiniStills().build(None, 0).gallery[:4]
+    store = CropStore("ffhq-256", 256)
+    store.prepare(items, progress=False)
+    crops = to_tensor([store.method_crop(i) for i in items if i.id in store.crops])
+    method = FaceShifter(precision=precision)
+    assert method.fast.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    source, target = crops[:2], crops[2:4]
+    identity = method.embed_identity(source)
+    with torch.no_grad():
+        fitted = method._fit(target)
+        plain = (method.net(fitted * 2 - 1, identity, method.encoder.embed(fitted, "ffhq-256")) + 1) / 2
+        plain = torch.nn.functional.interpolate(plain, size=target.shape[-2:], mode="bilinear", align_corners=False)
+    diff = (method.swap_embedded(identity, target) - plain.clamp(0, 1)).abs()
+    most, mean = FAST_TOLERANCE[precision]
+    assert diff.max() <= most and diff.mean() <= mean

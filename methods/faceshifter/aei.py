@@ -102,13 +102,14 @@ class AAD(nn.Module):
     def forward(self, h: torch.Tensor, z_att: torch.Tensor, z_id: torch.Tensor) -> torch.Tensor:
         h = _instance_norm(h)
         m = torch.sigmoid(_pointwise(self.mask, h))
-        att = _pointwise(self.att, z_att)
-        if len(att) != len(h):  # r identities per target (FaceShifterNet): modulations computed once, repeated
-            att = att.repeat(len(h) // len(att), 1, 1, 1)
-        g_att, b_att = att.chunk(2, dim=1)
+        g_att, b_att = _pointwise(self.att, z_att).chunk(2, dim=1)
         g_id, b_id = self.id(z_id)[..., None, None].chunk(2, dim=1)
+        # r identities per target (FaceShifterNet): the attribute modulations are computed once and broadcast over
+        # a leading r axis (rows of h are identity-major), not repeated in memory
+        shape, r = h.shape, len(h) // len(z_att)
+        h, m, g_id, b_id = (t.view(r, len(z_att), *t.shape[1:]) for t in (h, m, g_id, b_id))
         # (1 − M) ⊙ A + M ⊙ I as A + M ⊙ (I − A), with A = γ_att ⊙ h̄ + β_att and I = γ_id ⊙ h̄ + β_id
-        return torch.lerp(torch.addcmul(b_att, g_att, h), torch.addcmul(b_id, g_id, h), m)
+        return torch.lerp(torch.addcmul(b_att, g_att, h), torch.addcmul(b_id, g_id, h), m).view(shape)
 
     def attention(self, h: torch.Tensor) -> torch.Tensor:
         """The mask M (for inspection and tests)."""

@@ -10,7 +10,8 @@ the public ``AEI_Net``: our fused γ/β convolution and FC are split into its ``
 and our ResBlk convolution biases are zeroed (it has none). Its bilinear upsampling uses ``align_corners=True``;
 the differences are printed as published and with that one argument set to ours (``False``). The full swap runs
 our HEAR-Net after either AEI-Net: the public one twice (Ŷ_s,t and AEI(X_t, X_t)), ours once with the attribute
-modulations shared. Variants are timed in interleaved rounds.
+modulations shared, both as defined (fp32) and on the method's inference path (:class:`FastFaceShifter`: BN
+folded, in fp32 and in bf16). Variants are timed in interleaved rounds.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.faceshifter.configs import get_config
-from methods.faceshifter.method import FaceShifterNet
+from methods.faceshifter.method import FaceShifterNet, FastFaceShifter
 
 
 def public_state(ours: FaceShifterNet) -> dict[str, torch.Tensor]:
@@ -95,22 +96,30 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()
     with torch.no_grad():
-        diffs = {"AEI-Net, as published": (public(x, z_s)[0] - ours.aei(x, z_s)[0]).abs().max().item()}
+        diffs = {"public vs fsbench AEI-Net, as published": (public(x, z_s)[0] - ours.aei(x, z_s)[0]).abs().max().item()}
         public_module.F = types.SimpleNamespace(  # the same module with align_corners=False, as ours
             interpolate=lambda *a, **k: F.interpolate(*a, **{**k, "align_corners": False}))
-        diffs["AEI-Net, align_corners=False"] = (public(x, z_s)[0] - ours.aei(x, z_s)[0]).abs().max().item()
-        diffs["full swap, align_corners=False"] = (public_swap() - ours(x, z_s, z_t)).abs().max().item()
+        diffs["public vs fsbench AEI-Net, align_corners=False"] = (public(x, z_s)[0] - ours.aei(x, z_s)[0]).abs().max().item()
+        diffs["public vs fsbench full swap, align_corners=False"] = (public_swap() - ours(x, z_s, z_t)).abs().max().item()
+        fast = {"fp32": FastFaceShifter(ours, torch.float32), "bf16": FastFaceShifter(ours, torch.bfloat16)}
+        for name, net in fast.items():
+            diffs[f"public vs fsbench full swap, {name} path"] = (public_swap() - net(x, z_s, z_t)).abs().max().item()
+        diffs["fsbench full swap, bf16 path vs fp32 path"] = (fast["bf16"](x, z_s, z_t)
+                                                        - fast["fp32"](x, z_s, z_t)).abs().max().item()
         times = interleaved_ms({"public AEI-Net": lambda: public(x, z_s), "fsbench AEI-Net": lambda: ours.aei(x, z_s),
-                                "public full swap": public_swap, "fsbench full swap": lambda: ours(x, z_s, z_t)},
+                                "public full swap": public_swap, "fsbench full swap": lambda: ours(x, z_s, z_t),
+                                "fsbench full swap fp32 path": lambda: fast["fp32"](x, z_s, z_t),
+                                "fsbench full swap bf16 path": lambda: fast["bf16"](x, z_s, z_t)},
                                args.rounds, args.runs)
     print(f"paper config (z_id {dim}-d), random weights, batch 1, 256px, {args.threads} thread(s), torch "
           f"{torch.__version__}; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}")
     for name, d in diffs.items():
-        print(f"  max |public - fsbench| {name:<32} {d:.1e}")
+        print(f"  max |Δ| {name:<56} {d:.1e}  (outputs in [-1, 1])")
     med = {k: statistics.median(t) for k, t in times.items()}
-    for what in ("AEI-Net", "full swap"):
-        print(f"  {what:<10} public {med['public ' + what]:8.1f} ms  fsbench {med['fsbench ' + what]:8.1f} ms  "
-              f"{med['public ' + what] / med['fsbench ' + what]:.2f}x")
+    for what, ours_name in (("AEI-Net", "AEI-Net"), ("full swap", "full swap"), ("full swap", "full swap fp32 path"),
+                            ("full swap", "full swap bf16 path")):
+        print(f"  {ours_name:<20} public {med['public ' + what]:8.1f} ms  fsbench {med['fsbench ' + ours_name]:8.1f} ms  "
+              f"{med['public ' + what] / med['fsbench ' + ours_name]:.2f}x")
     return 0
 
 

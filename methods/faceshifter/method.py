@@ -6,9 +6,14 @@ source and target identities batched together, with the attribute modulations γ
 (they depend on X_t only, so this is exact). The AAD layer is written for speed (methods/faceshifter/aei.py); with
 identical weights the outputs match a public re-implementation's network definition to float rounding
 (MODEL_CARD.md).
+
+Swaps run a copy of the network made for inference (:class:`FastFaceShifter`): every BatchNorm folded into the
+convolution before it (exact in eval mode), in bfloat16 on CPUs with native bf16 kernels, else fp32. bf16 stays
+within 8/255 of fp32 on [0, 1] images, half a level on average (tests/test_faceshifter.py).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import replace
@@ -19,8 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from fsbench.api import Method, MethodCard, identity_encoder, load_weights
+from fsbench.api import Method, MethodCard, identity_encoder, inference_dtype, load_weights
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.hear import HEARNet
@@ -42,6 +48,31 @@ class FaceShifterNet(nn.Module):
         both = self.aei.generator(self.aei.encoder(target), torch.cat([z_src, z_tgt]))
         y_st, y_tt = both.chunk(2)
         return self.hear(y_st, target - y_tt)
+
+
+class FastFaceShifter(nn.Module):
+    """:class:`FaceShifterNet` for inference: a copy with every BatchNorm folded into the (transposed) convolution
+    before it (exact in eval mode) and its weights in ``dtype``; inputs are cast to it, outputs returned in fp32.
+
+    Channels-last is not used: AAD's 1×1 convolutions run as batched matrix products over NCHW maps
+    (:func:`methods.faceshifter.aei._pointwise`), and channels-last made the paper-size swap slower, in fp32 and in
+    bf16 (measured with methods/faceshifter/compare_public.py's variants); so is autocast, which re-casts every
+    weight on every call."""
+
+    def __init__(self, net: FaceShifterNet, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+        self.net = copy.deepcopy(net).eval()
+        for seq in self.net.modules():  # the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
+            if isinstance(seq, nn.Sequential) and isinstance(seq[1], nn.BatchNorm2d):
+                seq[0] = fuse_conv_bn_eval(seq[0], seq[1], transpose=isinstance(seq[0], nn.ConvTranspose2d))
+                seq[1] = nn.Identity()
+        self.net.to(dtype)
+
+    @torch.no_grad()
+    def forward(self, target: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
+        """As :meth:`FaceShifterNet.forward`; returns fp32."""
+        return self.net(*(t.to(self.dtype) for t in (target, z_src, z_tgt))).float()
 
 
 def weights_config(path: Path) -> FaceShifterConfig:
@@ -68,6 +99,7 @@ def _card() -> MethodCard:
         parameters=parameter_count(cfg),
         paper="Li et al., FaceShifter: Towards High Fidelity and Occlusion Aware Face Swapping, CVPR 2020",
         notes={"config": cfg.to_dict(), "identity_encoder": cfg.id_encoder,
+               "inference": "BN folded, bf16 where native (else fp32)",
                "model_card": "methods/faceshifter/MODEL_CARD.md"})
 
 
@@ -75,9 +107,10 @@ class FaceShifter(Method):
     card = _card()
 
     def __init__(self, device: str | torch.device = "cpu", weights: Path | None = None,
-                 random_config: FaceShifterConfig | None = None) -> None:
+                 random_config: FaceShifterConfig | None = None, precision: str = "auto") -> None:
         """``weights``: a FaceShifter safetensors file (default: the shipped one). ``random_config``: instead,
-        random weights in that configuration (see :meth:`untrained`)."""
+        random weights in that configuration (see :meth:`untrained`). ``precision``: ``fp32``, ``bf16`` or
+        ``auto`` (bf16 where the CPU has native bf16 kernels, else fp32) for :class:`FastFaceShifter`."""
         super().__init__(device)
         if random_config is not None:
             torch.manual_seed(0)
@@ -90,6 +123,7 @@ class FaceShifter(Method):
             self.cfg = weights_config(path)
             net = load_weights(path, FaceShifterNet(self.cfg))
         self.net = net.to(self.device).eval()
+        self.fast = FastFaceShifter(self.net, inference_dtype(precision, self.device))
         self.encoder = identity_encoder(self.cfg.id_encoder, self.device)
 
     @classmethod
@@ -117,7 +151,7 @@ class FaceShifter(Method):
         size = target.shape[-1]
         tgt = self._fit(target)
         z_tgt = self.encoder.embed(tgt, TEMPLATE)
-        y = (self.net(tgt * 2 - 1, identity, z_tgt) + 1) / 2
+        y = (self.fast(tgt * 2 - 1, identity, z_tgt) + 1) / 2
         if y.shape[-1] != size:
             y = F.interpolate(y, size=(size, size), mode="bilinear", align_corners=False)
         return y.clamp(0, 1).to(target.device)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fsbench.api import Method, MethodCard, load_weights
+from fsbench.api import Method, MethodCard, inference_dtype, load_weights
 from methods.mobilefsgan.configs import Config, load_config
 from methods.mobilefsgan.export import export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
@@ -32,15 +32,6 @@ def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
     net = EncoderDecoder(cfg["width"], int(meta["embedding"]))
     load_weights(path, net)
     return net.eval(), cfg
-
-
-def _dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        native = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        return torch.bfloat16 if native else torch.float32
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, got '{precision}'")
-    return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
 class MobileFSGAN(Method):
@@ -69,7 +60,7 @@ class MobileFSGAN(Method):
             self.generator, cfg = load_generator(path)
             identity = cfg["identity"]
         self.identity = IdentityNet(identity, self.device)
-        self.dtype = _dtype(precision, self.device)
+        self.dtype = inference_dtype(precision, self.device)
         self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)
 
     @classmethod
