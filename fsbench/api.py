@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fsbench.faces.templates import TEMPLATES, face_mask
+from fsbench.nets.fold import fold_batchnorm
 from fsbench.timing import interleaved_ms, matmul_gflops
 from fsbench.train.checkpoint import export_weights, load_weights
 from fsbench.train.config import resolve_config
@@ -24,7 +25,7 @@ from fsbench.train.gan import hinge_d_loss, hinge_g_loss
 from fsbench.train.loop import LoopConfig, Trainer
 
 __all__ = ["Dist", "FaceCrops", "LoopConfig", "Method", "MethodCard", "TEMPLATES", "Trainer", "asset_path",
-           "export_weights", "face_mask", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder",
+           "export_weights", "face_mask", "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder",
            "inference_dtype", "interleaved_ms", "landmarks68", "load_weights", "matmul_gflops", "mini_train_crops",
            "perceptual_network", "resolve_config", "setup_distributed", "wrap_distributed"]
 

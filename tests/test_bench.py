@@ -47,3 +47,17 @@ def test_bench_config_runs_random_weights_at_the_configuration_size(tmp_path) ->
 def test_bench_config_of_a_method_without_configurations_is_a_clear_error(capsys) -> None:
     assert main(["bench", "--method", "copy-target", "--config", "paper"]) == 2
     assert "'copy-target' has no training configurations" in capsys.readouterr().err
+
+
+def test_bench_metrics_reports_every_stage_with_its_flop_bound(tmp_path) -> None:
+    from fsbench.metrics.speed import bench_metrics, format_metrics_report
+    from fsbench.scoring import DEFAULT_BACKENDS
+
+    report = bench_metrics(faces=3)
+    assert report["faces"] == 3
+    assert list(report["stages"]) == ["detect+align", *(f"{f}:{n}" for f, n in DEFAULT_BACKENDS.items())]
+    fd = report["stages"]["distribution:mobilenet-v2"]
+    assert fd["gflops_per_face"] > 0 and fd["percent_of_bound"] == 100 * fd["faces_per_s"] / fd["bound_faces_per_s"]
+    assert 0 < report["stack_faces_per_s"] < min(e["faces_per_s"] for e in report["stages"].values())
+    text = format_metrics_report(report)
+    assert "% of it)" in text and "whole stack" in text and "load average" in text

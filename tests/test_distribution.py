@@ -102,6 +102,18 @@ def test_mobilenet_features_are_deterministic_and_independent_of_batch_size(mobi
     assert torch.equal(mobilenet.features(crops, "ffhq-256"), together)
 
 
+def test_folded_channels_last_features_equal_the_plain_network(mobilenet):
+    """The backend runs MobileNetV2 BN-folded and channels-last; its features are the torchvision network's."""
+    crops = _crop_set(_image("media/skimage/astronaut.png"))[:4]
+    plain = load_mobilenet_v2(assets.path("mobilenet-v2-imagenet"))
+    x = F.interpolate(crops, size=(224, 224), mode="bilinear", align_corners=False, antialias=True)
+    x = (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        reference = plain.pooled(x)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in mobilenet.net.modules())
+    torch.testing.assert_close(mobilenet.features(crops, "ffhq-256"), reference, rtol=1e-4, atol=1e-4)
+
+
 def test_backends_reject_crops_that_are_not_rgb_batches(mobilenet):
     with pytest.raises(ValueError):
         mobilenet.features(torch.rand(2, 1, 64, 64), "ffhq-256")

@@ -13,7 +13,6 @@ within 8/255 of fp32 on [0, 1] images, half a level on average (tests/test_faces
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from dataclasses import replace
@@ -24,9 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from fsbench.api import Method, MethodCard, identity_encoder, inference_dtype, load_weights
+from fsbench.api import (Method, MethodCard, fold_batchnorm, identity_encoder, inference_dtype,
+                         load_weights)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.hear import HEARNet
@@ -62,12 +61,7 @@ class FastFaceShifter(nn.Module):
     def __init__(self, net: FaceShifterNet, dtype: torch.dtype) -> None:
         super().__init__()
         self.dtype = dtype
-        self.net = copy.deepcopy(net).eval()
-        for seq in self.net.modules():  # the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
-            if isinstance(seq, nn.Sequential) and isinstance(seq[1], nn.BatchNorm2d):
-                seq[0] = fuse_conv_bn_eval(seq[0], seq[1], transpose=isinstance(seq[0], nn.ConvTranspose2d))
-                seq[1] = nn.Identity()
-        self.net.to(dtype)
+        self.net = fold_batchnorm(net).to(dtype)  # the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
 
     @torch.no_grad()
     def forward(self, target: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
