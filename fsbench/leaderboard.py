@@ -84,6 +84,8 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
 
 
 def _cell(agg: dict[str, Any]) -> str:
+    if agg.get("absent"):
+        return "— (see below)"
     if agg.get("mean") is None:
         return "n/a"
     ci = f" [{agg['ci95'][0]:.3f}, {agg['ci95'][1]:.3f}]" if agg.get("ci95") else ""
@@ -136,6 +138,11 @@ def render_markdown(board: Board, plots: list[str]) -> str:
                          f"{r['counts']['pairs_scored']}/{r['counts']['pairs']} | "
                          + " | ".join(_cell(r["aggregates"][m]) for m in metrics)
                          + f" | [json](results/{path.name}) |")
+        absent = {m: r["aggregates"][m]["absent"] for _, r in board.rows for m in metrics
+                  if r["aggregates"][m].get("absent")}
+        if absent:
+            lines += ["", "Withheld figures (a top-k retrieval whose gallery is too small to miss is not a figure):"]
+            lines += [f"- {m}: {why}" for m, why in absent.items()]
     lines.append("")
     lines += [f"![{p}]({p})" for p in plots]
     if board.rejected:
@@ -162,7 +169,8 @@ def render_plots(board: Board, folder: Path) -> None:
     if not files:
         return
     names = [r["method"]["name"] for _, r in board.rows]
-    metrics = [m for m in board.rows[0][1]["aggregates"] if METRICS[m].per_sample]
+    metrics = [m for m, agg in board.rows[0][1]["aggregates"].items()
+               if METRICS[m].per_sample and not agg.get("absent")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         aggs = [r["aggregates"][m] for _, r in board.rows]

@@ -107,6 +107,9 @@ def format_table(result: dict[str, Any]) -> str:
         label = result["backends"][spec.family]["label"]
         if name == "fd_id":
             label = f"FD-id ({label})"
+        if agg.get("absent"):
+            lines.append(f"  {name:<{width}} {arrow}  absent: {agg['absent']} ({label})")
+            continue
         if agg["mean"] is None:
             lines.append(f"  {name:<{width}} {arrow}  n/a ({label})")
             continue
@@ -146,7 +149,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int 
     rows_a = {s["pair"]: s["values"] for s in a["samples"]}
     rows_b = {s["pair"]: s["values"] for s in b["samples"]}
     out: dict[str, dict[str, Any]] = {}
-    for name in [m for m in a["aggregates"] if m in b["aggregates"]]:
+    for name in [m for m in a["aggregates"] if m in b["aggregates"]
+                 and not (a["aggregates"][m].get("absent") or b["aggregates"][m].get("absent"))]:
         ma, mb = a["aggregates"][name]["mean"], b["aggregates"][name]["mean"]
         row: dict[str, Any] = {"a": ma, "b": mb, "diff": None if ma is None or mb is None else mb - ma,
                                "ci95": None, "paired": False, "n": 0}

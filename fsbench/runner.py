@@ -20,7 +20,7 @@ from fsbench import registry, results
 from fsbench.api import Method
 from fsbench.faces.errors import FaceError
 from fsbench.metrics.base import Backend
-from fsbench.metrics.definitions import METRICS
+from fsbench.metrics.definitions import METRICS, small_gallery_reason
 from fsbench.protocols.base import Item, Pair, ProtocolData
 
 EVAL_TEMPLATE, EVAL_SIZE = "ffhq-256", 256  # how real faces are cropped for scoring, whatever the method takes
@@ -370,8 +370,12 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template)
 
     aggregates: dict[str, Any] = {}
+    gallery_identities = len({g.identity for g in data.gallery if g.id in crops.crops})
     for name in protocol.metrics:
-        if METRICS[name].per_sample:
+        absent = small_gallery_reason(name, gallery_identities)
+        if absent:
+            aggregates[name] = {"n": len(scored), "mean": None, "var": None, "ci95": None, "absent": absent}
+        elif METRICS[name].per_sample:
             aggregates[name] = results.summarise([row.get(name) for row in per_sample], cfg.seed)
         else:
             aggregates[name] = {"n": len(scored), "mean": set_level.get(name), "var": None, "ci95": None}
