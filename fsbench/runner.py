@@ -393,7 +393,8 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                                  "swap_storage": "PNG uint8", "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
         "method": card.to_dict(),
         "backends": {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
-                         "weights_sha256": b.weight_sha256()} for f, b in backends.items()},
+                         "description": b.info.description, "weights_sha256": b.weight_sha256()}
+                     for f, b in backends.items()},
         "dataset": data.dataset,
         "counts": {"pairs": len(pairs), "pairs_scored": len(scored), "failures": len(failures),
                    "gallery": len([g for g in data.gallery if g.id in crops.crops])},
