@@ -10,7 +10,9 @@ JPEG files (quality 90: about 5 KB a crop against 26 KB as PNG, so that a refres
     results/samples/<protocol>-v<version>/<method key>/<pair>.jpg   method key: name-vVERSION-<checkpoint sha256[:12]>
 
 Where the swap cache is gone (a fresh clone whose results are current) the chosen pairs are swapped again through
-the runner's own path (``CropStore``, ``swap_pairs``, ``SwapCache``) into the same cache. ``fsbench leaderboard
+the runner's own path (``CropStore``, ``swap_pairs``, ``SwapCache``) into the same cache: the same crops as the
+run's (the shipped networks' swaps of one pair alone and within a batch differ by at most 1e-4 of a grey level,
+so the rounded PNG in the cache is the one the run scored). ``fsbench leaderboard
 build`` draws ``<protocol>_samples.jpg``: one row per pair, columns source, target, then each leaderboard row's swap.
 The sheet carries the sha256 of all it drew in its JPEG comment, so ``build --check`` tells a stale sheet from a
 current one without comparing image bytes (which depend on the encoder's version).
