@@ -175,6 +175,23 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_swap(args: argparse.Namespace) -> int:
+    from fsbench.faces.errors import FaceError
+    from fsbench.swap import swap_file
+
+    try:
+        report = swap_file(args.method, args.source, args.target, args.out, face=args.face, device=args.device,
+                           limit_frames=args.limit_frames, progress=not args.quiet)
+    except FaceError as err:  # an unreadable file or a source without a face: one line, like any bad input
+        raise ValueError(str(err)) from None
+    if report.video:
+        print(f"{report.frames} frames written to {report.out} (audio not kept); {report.unchanged} without face "
+              f"{args.face} written unchanged")
+    else:
+        print(f"written: {report.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fsbench", description="Benchmark suite for face swapping")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -248,6 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--clean", action="store_true", help="delete leaderboards/results first (rebuild from nothing)")
     r.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser("swap", help="swap the source's face into a photo or every frame of a video")
+    p.add_argument("--method", required=True)
+    p.add_argument("--source", required=True, help="image whose largest face gives the identity")
+    p.add_argument("--target", required=True, help="image, or video (.mp4 .mov .avi .mkv .webm .m4v)")
+    p.add_argument("--out", required=True, help="image (.png .jpg .jpeg .webp .bmp) or video (.mp4 .avi)")
+    p.add_argument("--face", type=int, default=0, help="which target face, 0 = the largest (default 0)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--limit-frames", type=int, metavar="N", help="only the first N frames of a video")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_swap)
 
     add_study_parser(sub)
     add_export_parser(sub)

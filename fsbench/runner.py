@@ -97,6 +97,11 @@ def method_key(card: dict[str, Any]) -> str:
     return f"{card['name']}-v{card['version']}-{weights}"
 
 
+def swap_cache_folder(out: Path, card: dict[str, Any], protocol: str, version: int) -> Path:
+    """Where a run writing to ``out`` caches the swaps of the method with ``card`` on a protocol version."""
+    return out / "cache" / method_key(card) / f"{protocol}-v{version}"
+
+
 class CropStore:
     """Detects and aligns each real face once, in the method's template and in the evaluation template."""
 
@@ -345,7 +350,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                ("target", p.target)) if item.id in crops.failures]
         if bad:
             failures[p.id] = "; ".join(bad)
-    cache = SwapCache(cfg.out / "cache" / method_key(card.to_dict()) / f"{protocol.name}-v{protocol.version}")
+    cache = SwapCache(swap_cache_folder(cfg.out, card.to_dict(), protocol.name, protocol.version))
     timing = swap_pairs(method, mine, crops, cache, cfg, failures)
     gathered = ranks.gather_to_first((failures, timing))
     ranks.close()
