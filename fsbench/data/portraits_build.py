@@ -207,13 +207,23 @@ def build() -> dict:
             "extra_train": ["mini"], "counts": counts, "items": items, "dropped": dropped}
 
 
+def render(manifest: dict) -> str:
+    """JSON with one item (or dropped file) a line, so a change to one file is a one-line diff."""
+    head = {k: v for k, v in manifest.items() if k not in ("items", "dropped")}
+    body = json.dumps(head, indent=1, ensure_ascii=False)[:-2]
+    for key in ("items", "dropped"):
+        rows = ",\n".join("  " + json.dumps(row, ensure_ascii=False) for row in manifest[key])
+        body += f',\n "{key}": [\n{rows}\n ]'
+    return body + "\n}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fsbench.data.portraits_build", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=MANIFEST_PATH)
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest = build()
-    args.out.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    args.out.write_text(render(manifest))
     load_manifest(args.out)  # what was written must validate
     print(json.dumps(manifest["counts"], indent=1))
     return 0
