@@ -369,12 +369,9 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
             failures[p.id] = str(err)
     per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template)
 
-    aggregates: dict[str, Any] = {}
-    for name in protocol.metrics:
-        if METRICS[name].per_sample:
-            aggregates[name] = results.summarise([row.get(name) for row in per_sample], cfg.seed)
-        else:
-            aggregates[name] = {"n": len(scored), "mean": set_level.get(name), "var": None, "ci95": None}
+    backend_records = {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
+                           "weights_sha256": b.weight_sha256()} for f, b in backends.items()}
+    aggregates = results.aggregates(protocol.metrics, per_sample, set_level, len(scored), backend_records, cfg.seed)
     reference = {}
     if data.same_person and "identity" in backends:
         reference["same_person_id_cosine"] = results.summarise(
@@ -388,8 +385,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                      "variant": {**data.variant, **cfg.protocol_options, "limit": cfg.limit,
                                  "swap_storage": "PNG uint8", "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
         "method": card.to_dict(),
-        "backends": {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
-                         "weights_sha256": b.weight_sha256()} for f, b in backends.items()},
+        "backends": backend_records,
         "dataset": data.dataset,
         "counts": {"pairs": len(pairs), "pairs_scored": len(scored), "failures": len(failures),
                    "gallery": len([g for g in data.gallery if g.id in crops.crops])},
