@@ -486,7 +486,12 @@ def verify(names: Iterable[str] | None = None) -> dict[str, str]:
 
 
 def status(asset: Asset) -> str:
-    """'present' | 'missing' without hashing (for listings)."""
+    """Without hashing (for listings): 'present' / 'added' when there, else 'missing' for a default embedded file
+    (`fsbench assets fetch` gets it) and 'optional' for the rest (non-default embedded files, reference files)."""
     if asset.kind == "embedded":
-        return "present" if _cached_file(asset).is_file() else "missing"
-    return "added" if asset.name in _read_reference_index() else "missing"
+        present = _cached_file(asset).is_file()
+    else:
+        present = asset.name in _read_reference_index()
+    if present:
+        return "present" if asset.kind == "embedded" else "added"
+    return "missing" if asset.kind == "embedded" and asset.default else "optional"

@@ -114,7 +114,7 @@ class CropStore:
         for item in todo:
             if item.frame is not None:
                 by_video.setdefault(str(item.file()), []).append(item)
-        bar = tqdm(total=len(todo), desc="detect+align", disable=not progress, unit="face")
+        bar = tqdm(total=len(todo), desc="detect+align", disable=not (progress and todo), unit="face")
         for item in stills:
             try:
                 self._add(item, item.load())
@@ -194,7 +194,7 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
     """Swap every pair not yet cached, in batches; returns timing totals."""
     todo = [p for p in pairs if not cache.has(p) and p.id not in failures]
     seconds = 0.0
-    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not cfg.progress, unit="pair")
+    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not (cfg.progress and todo), unit="pair")
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start:start + cfg.batch_size]
         torch.manual_seed(cfg.seed + start)

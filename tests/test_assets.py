@@ -143,7 +143,7 @@ def test_reference_add_refuses_a_wrong_file(tmp_path, monkeypatch, name):
         assets.add(name, wrong)
     message = str(err.value)
     assert "\n" not in message and str(wrong) in message and assets.ASSETS[name].filename in message
-    assert assets.status(assets.ASSETS[name]) == "missing"
+    assert assets.status(assets.ASSETS[name]) == "optional"
 
 
 def test_a_wrong_file_added_before_the_check_is_one_error_at_load(tmp_path, monkeypatch):
@@ -167,3 +167,16 @@ def test_every_embedded_asset_is_pinned():
     for asset in assets.ASSETS.values():
         if asset.kind == "embedded":
             assert asset.package and asset.member and len(asset.sha256) == 64 and asset.size > 0, asset.name
+
+
+def test_listing_marks_optional_files_as_optional(tmp_path, monkeypatch):
+    """After a complete fetch only optional files are absent: they read 'optional', never 'missing'."""
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    default = next(a for a in assets.ASSETS.values() if a.kind == "embedded" and a.default)
+    extra = next(a for a in assets.ASSETS.values() if a.kind == "embedded" and not a.default)
+    assert assets.status(default) == "missing"
+    assert assets.status(extra) == "optional" and assets.status(assets.ASSETS["hopenet"]) == "optional"
+    target = assets._cached_file(default)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"x")
+    assert assets.status(default) == "present"
