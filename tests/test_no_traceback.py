@@ -66,7 +66,7 @@ CASES = [
     ("run --method classic --protocol no-such-protocol", "no-such-protocol"),
     ("run --method classic --protocol lfw", "--data-root"),
     ("run --method classic --protocol lfw --data-root {missing}", "not a directory"),
-    ("run --method classic --protocol lfw --data-root {lfw}", "2 of the 3 images the view-2 pairs refer to are missing"),
+    ("run --method classic --protocol lfw --data-root {lfw}", "2 of the 3 images the view-2 pairs refer to"),
     ("run --method classic --protocol folder --data-root {faces}", "2 of its 3 subfolders hold no images"),
     ("run --method classic --protocol ffpp --data-root {ffpp}", "3 of the 4 c23 videos the swap pairs refer to"),
     ("run --method classic --protocol ffpp --data-root {ffpp} --protocol-option compression=c99", "c99"),
