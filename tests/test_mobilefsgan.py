@@ -158,7 +158,7 @@ def test_mobilefacenet_from_the_users_file(tmp_path, monkeypatch):
         IdentityNet("mobilefacenet")
     state = MobileFaceNet().state_dict()
     torch.save({k: v for k, v in state.items() if k != "linear.weight"}, tmp_path / "other.pth")
-    with pytest.raises(assets.AssetError, match=r"other\.pth: not the public code's MobileFaceNet.*linear\.weight"):
+    with pytest.raises(assets.AssetError, match=r"other\.pth: not RGB_model_mobilefacenet\.pth .*linear\.weight"):
         assets.add("mobilefacenet", tmp_path / "other.pth")
     torch.save(state, tmp_path / "RGB_model_mobilefacenet.pth")
     assets.add("mobilefacenet", tmp_path / "RGB_model_mobilefacenet.pth")
