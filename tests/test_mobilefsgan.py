@@ -151,16 +151,15 @@ def test_mobilefacenet_from_the_users_file(tmp_path, monkeypatch):
     """The paper-scale identity network: the user's MobileFaceNet file, added as an asset, loads strictly and gives
     512-d unit embeddings with gradients; a file of another layout is a clear error naming it."""
     from methods.mobilefsgan.identity import IdentityNet
-    from methods.mobilefsgan.mobilefacenet import MobileFaceNet
+    from fsbench.nets.mobilefacenet import MobileFaceNet
 
     monkeypatch.setattr(assets, "_reference_index", lambda: tmp_path / "reference.json")  # the user's cache alone
     with pytest.raises(assets.AssetError, match="fsbench assets add mobilefacenet"):
         IdentityNet("mobilefacenet")
     state = MobileFaceNet().state_dict()
     torch.save({k: v for k, v in state.items() if k != "linear.weight"}, tmp_path / "other.pth")
-    assets.add("mobilefacenet", tmp_path / "other.pth")
-    with pytest.raises(ValueError, match=r"other\.pth: not the public code's MobileFaceNet.*linear\.weight"):
-        IdentityNet("mobilefacenet")
+    with pytest.raises(assets.AssetError, match=r"other\.pth: not RGB_model_mobilefacenet\.pth .*linear\.weight"):
+        assets.add("mobilefacenet", tmp_path / "other.pth")
     torch.save(state, tmp_path / "RGB_model_mobilefacenet.pth")
     assets.add("mobilefacenet", tmp_path / "RGB_model_mobilefacenet.pth")
     x = torch.rand(2, 3, 128, 128, requires_grad=True)

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,10 +34,10 @@ from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets.dlib_resnet import load_dlib_resnet
 from fsbench.nets.facenet import EMBEDDING_DIM as FACENET_DIM, INPUT_SIZE as FACENET_SIZE, load_facenet
-from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE, load_ir_se50
+from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE
 from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
 from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
-                                 INPUT_WIDTH as SPHERE_WIDTH, load_sphere20)
+                                 INPUT_WIDTH as SPHERE_WIDTH)
 
 Labels = Sequence | torch.Tensor
 _ARCFACE = "arcface-112"
@@ -163,7 +166,7 @@ class CosFaceSphere20(TorchRecogniser):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        self.net = load_sphere20(assets.path("cosface-sphere20")).to(self.device)
+        self.net = assets.load("cosface-sphere20").to(self.device)
 
     def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
@@ -183,7 +186,7 @@ class ArcFaceIRSE50(TorchRecogniser):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        self.net = load_ir_se50(assets.path("arcface-ir-se50")).to(self.device)
+        self.net = assets.load("arcface-ir-se50").to(self.device)
 
     def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
@@ -205,6 +208,43 @@ def insightface_normalisation(graph_node_names: Sequence[str]) -> tuple[float, f
     return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)
 
 
+@dataclass
+class RecognitionONNX:
+    """A checked insightface recognition ONNX: the onnxruntime session and how to feed it."""
+
+    session: Any
+    input_name: str
+    size: int  # side of the square ArcFace-aligned input
+    fixed_batch: int | None
+    mean: float
+    std: float
+
+
+def load_insightface_recognition(path: Path, cuda: bool = False) -> RecognitionONNX:
+    """The user's recognition ONNX; ``ValueError`` naming the file when its input or output is not a recogniser's."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    mean, std = insightface_normalisation([node.name for node in model.graph.node])
+    providers = ["CPUExecutionProvider"]
+    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(model.SerializeToString(), providers=providers)
+    inp = session.get_inputs()[0]
+    if len(inp.shape) != 4:
+        raise ValueError(f"{path}: input shape {inp.shape}; a recogniser takes N×3×H×W")
+    batch, _, height, width = inp.shape
+    size = height if isinstance(height, int) else 112
+    if (isinstance(width, int) and width != size) or size % 112:
+        raise ValueError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
+                         f"side is a multiple of 112")
+    out_dim = session.get_outputs()[0].shape[-1]
+    if out_dim != InsightFaceONNX.info.dim:
+        raise ValueError(f"{path}: the model gives {out_dim}-d embeddings, expected {InsightFaceONNX.info.dim}")
+    return RecognitionONNX(session, inp.name, size, batch if isinstance(batch, int) else None, mean, std)
+
+
 class InsightFaceONNX(Backend):
     """A user-supplied insightface recognition ONNX (e.g. ``glint360k_cosface_r50``, ``w600k_r50``), run with
     onnxruntime on ArcFace-aligned RGB crops at the model's input size, normalised as insightface does."""
@@ -214,27 +254,11 @@ class InsightFaceONNX(Backend):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        import onnx
-        import onnxruntime as ort
-
-        path = assets.path("insightface-recognition")
-        model = onnx.load(str(path))
-        self.mean, self.std = insightface_normalisation([node.name for node in model.graph.node])
-        providers = ["CPUExecutionProvider"]
-        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(model.SerializeToString(), providers=providers)
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        batch, _, height, width = inp.shape
-        self.size = height if isinstance(height, int) else 112
-        if (isinstance(width, int) and width != self.size) or self.size % 112:
-            raise ValueError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
-                             f"side is a multiple of 112")
-        self.fixed_batch = batch if isinstance(batch, int) else None
-        out_dim = self.session.get_outputs()[0].shape[-1]
-        if out_dim != self.info.dim:
-            raise ValueError(f"{path}: the model gives {out_dim}-d embeddings, this backend declares {self.info.dim}")
+        model: RecognitionONNX = assets.load("insightface-recognition")
+        if self.device.type == "cuda":
+            model = load_insightface_recognition(assets.path("insightface-recognition"), cuda=True)
+        self.session, self.input_name, self.size = model.session, model.input_name, model.size
+        self.fixed_batch, self.mean, self.std = model.fixed_batch, model.mean, model.std
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

@@ -82,7 +82,7 @@ def perceptual_loss(backbone: str, device: str | torch.device = "cpu", vgg19_fil
         return PerceptualLoss(_slices(perceptual_network(device).features, _MOBILENET_CUTS),
                               "perceptual-MobileNetV2").to(device)
     if backbone == "vgg19":
-        from methods.mobilefsgan.vgg import load_vgg19_features
+        from fsbench.api import load_vgg19_features
 
         return PerceptualLoss(_slices(load_vgg19_features(vgg19_file), _VGG_CUTS), "perceptual-VGG19").to(device)
     raise ValueError(f"unknown perceptual backbone '{backbone}' (mobilenet_v2, vgg19)")
