@@ -5,7 +5,9 @@ the eyes of one it never trained with. Pairs: the portraits *validation* split (
 training and test), target i gets the source ``derangement(n, PAIR_SEED)[i]``, swapped at the method's training
 size. Scored with dlib's ResNet (the benchmark's evaluation recogniser) on ffhq-256 crops as fsbench's runner
 scores real faces: ``top1`` (the swap's nearest validation portrait is the source's), ``id_cos`` (mean cosine of
-swap and source) and ``copy_target_id_cos`` (the same cosine for the unchanged target: the floor).
+swap and source portrait) and ``copy_target_id_cos`` (the same cosine for the unchanged target crop at the
+method's size: the floor). dlib cosines of different people are high (about 0.85 here): read ``id_cos``
+against the floor, not against 0.
 
     python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
     python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
@@ -81,8 +83,9 @@ class Monitor:
         self.sources = self.targets[self.order]
         self.backend = registry.metrics.get("dlib")(device=self.device)
         self.gallery = self.backend.features(_tensor(evaluation), EVAL_TEMPLATE)
-        cos = (self.gallery * self.gallery[self.order]).sum(1)
-        self.floor = float(cos.mean())
+        # the floor: copy-target's swaps, the targets themselves at the method's size
+        floor = self.backend.features(self.targets, template)
+        self.floor = float(F.cosine_similarity(floor, self.gallery[self.order]).mean())
 
     def score(self, swap: SwapFn) -> dict[str, float | int | str]:
         """Swap every pair with ``swap`` (no gradients) and score the swaps with dlib."""
