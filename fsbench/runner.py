@@ -6,6 +6,7 @@ atomically, so a killed run resumes where it stopped and recomputes nothing fini
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,6 +335,10 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     card = method.card
     families = sorted({METRICS[m].family for m in protocol.metrics})
     chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}
+    trained_with = card.notes.get("training_recognisers", [])
+    if ranks.rank == 0 and chosen.get("identity") in trained_with:
+        print(f"warning: identity backend '{chosen['identity']}' is one {card.name} trained with "
+              f"({', '.join(trained_with)}): its identity figures flatter it", file=sys.stderr)
     backends: dict[str, Backend] = {}
     if ranks.rank == 0:  # fail fast on a missing reference file, before any swapping
         backends = {f: registry.metrics.get(name)(device=device) for f, name in chosen.items()}
