@@ -16,18 +16,25 @@ import torch
 
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
+from fsbench.nets.mobilefacenet import load_mobilefacenet
+from fsbench.nets.vgg import load_vgg19_features
 from fsbench.timing import interleaved_ms, matmul_gflops
 from fsbench.train.checkpoint import export_weights, load_weights
 from fsbench.train.config import resolve_config
-from fsbench.train.data import FaceCrops, folder_crops, mini_train_crops
+from fsbench.train.data import (FaceCrops, IdentityDraw, folder_crops, mini_train_crops, portraits_train_crops,
+                                training_crops)
 from fsbench.train.dist import Dist, setup as setup_distributed, wrap as wrap_distributed
 from fsbench.train.gan import hinge_d_loss, hinge_g_loss
+from fsbench.train.identity import IdentityEnsemble, identity_encoder
 from fsbench.train.loop import LoopConfig, Trainer
+from fsbench.train.monitor import Monitor
 
-__all__ = ["Dist", "FaceCrops", "LoopConfig", "Method", "MethodCard", "TEMPLATES", "Trainer", "asset_path",
-           "export_weights", "face_mask", "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder",
-           "inference_dtype", "interleaved_ms", "landmarks68", "load_weights", "matmul_gflops", "mini_train_crops",
-           "perceptual_network", "resolve_config", "setup_distributed", "wrap_distributed"]
+__all__ = ["Dist", "FaceCrops", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
+           "TEMPLATES", "Trainer", "asset_path", "export_weights", "face_mask", "fold_batchnorm", "folder_crops",
+           "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype", "interleaved_ms", "landmarks68",
+           "load_mobilefacenet", "load_vgg19_features", "load_weights", "matmul_gflops", "mini_train_crops",
+           "perceptual_network", "portraits_train_crops", "resolve_config", "setup_distributed", "training_crops",
+           "wrap_distributed"]
 
 
 @dataclass(frozen=True)
@@ -163,15 +170,6 @@ def asset_path(name: str) -> Path:
     from fsbench import assets
 
     return assets.path(name)
-
-
-def identity_encoder(name: str = "sface", device: str | torch.device = "cpu"):
-    """A frozen, differentiable identity network for training losses: ``.embed(crops, template)`` returns
-    L2-normalised embeddings with gradients to ``crops``. ``sface`` is embedded; ``arcface-ir-se50`` and
-    ``cosface-sphere20`` need the user's file (fsbench assets add)."""
-    from fsbench import registry
-
-    return registry.metrics.get(name)(device=device)
 
 
 def perceptual_network(device: str | torch.device = "cpu") -> torch.nn.Module:

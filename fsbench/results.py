@@ -7,7 +7,7 @@ import platform
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -19,10 +19,35 @@ class ResultsError(ValueError):
     """A results file is unreadable, invalid, or incomparable; the message names the file."""
 
 
+# distributions whose versions change figures: the name recorded, then the distribution names that provide it
+_VERSIONED = {"fsbench": ("fsbench",), "mediapipe": ("mediapipe",), "dlib": ("dlib-bin", "dlib"),
+              "onnxruntime": ("onnxruntime", "onnxruntime-gpu"), "onnx": ("onnx",), "scipy": ("scipy",),
+              "opencv": ("opencv-contrib-python", "opencv-python-headless", "opencv-python",
+                         "opencv-contrib-python-headless")}
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions (None when absent) read from package metadata, without importing the packages; for
+    OpenCV the distribution is named too, since several provide ``cv2``."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for key, dists in _VERSIONED.items():
+        found = []
+        for dist in dists:
+            try:
+                found.append(f"{metadata.version(dist)}" + (f" ({dist})" if key == "opencv" else ""))
+            except metadata.PackageNotFoundError:
+                continue
+        out[key] = ", ".join(found) or None
+    return out
+
+
 def environment(device: str) -> dict[str, Any]:
     import torch
 
     env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+           **package_versions(),
            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
     if device.startswith("cuda") and torch.cuda.is_available():
@@ -61,6 +86,30 @@ def summarise(values: list[float | None], seed: int) -> dict[str, Any]:
         return {"n": 0, "missing": len(values), "mean": None, "var": None, "ci95": None}
     return {"n": int(len(present)), "missing": len(values) - len(present), "mean": float(present.mean()),
             "var": float(present.var()), "ci95": bootstrap_ci(present, seed)}
+
+
+def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | None]],
+               set_level: dict[str, float | None], n_scored: int, backends: dict[str, dict[str, Any]],
+               gallery_identities: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Per metric: its summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics,
+    the Fréchet distances: the one value, no interval, marked ``set_level``; a top-k figure that a gallery of
+    ``gallery_identities`` cannot make meaningful: no value, the reason under ``absent``), the backend it was
+    measured with and its unit."""
+    from fsbench.metrics.definitions import METRICS, small_gallery_reason
+
+    out = {}
+    for name in metric_names:
+        spec = METRICS[name]
+        absent = small_gallery_reason(name, gallery_identities)
+        if absent:
+            agg = {"n": n_scored, "mean": None, "var": None, "ci95": None, "absent": absent}
+        elif spec.per_sample:
+            agg = summarise([row.get(name) for row in per_sample], seed)
+        else:
+            agg = {"n": n_scored, "mean": set_level.get(name), "var": None, "ci95": None, "set_level": True}
+        backend = backends.get(spec.family, {})
+        out[name] = {**agg, "backend": backend.get("name"), "label": backend.get("label"), "unit": spec.unit}
+    return out
 
 
 def now() -> str:
@@ -107,12 +156,19 @@ def format_table(result: dict[str, Any]) -> str:
         label = result["backends"][spec.family]["label"]
         if name == "fd_id":
             label = f"FD-id ({label})"
+        if agg.get("absent"):
+            lines.append(f"  {name:<{width}} {arrow}  absent: {agg['absent']} ({label})")
+            continue
         if agg["mean"] is None:
             lines.append(f"  {name:<{width}} {arrow}  n/a ({label})")
             continue
-        ci = f"  95% CI [{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]" if agg.get("ci95") else ""
-        var = f"  var {agg['var']:.4f}" if agg.get("var") is not None else ""
-        lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{ci}{var}  n={agg['n']}  [{label}]")
+        unit = f" {spec.unit}" if spec.unit else ""
+        if not spec.per_sample:
+            spread = "  set-level figure (one value for all swaps: no interval)"
+        else:
+            ci = f"  95% CI [{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]" if agg.get("ci95") else ""
+            spread = ci + (f"  var {agg['var']:.4f}" if agg.get("var") is not None else "")
+        lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}  [{label}]")
     return "\n".join(lines)
 
 
@@ -146,7 +202,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int 
     rows_a = {s["pair"]: s["values"] for s in a["samples"]}
     rows_b = {s["pair"]: s["values"] for s in b["samples"]}
     out: dict[str, dict[str, Any]] = {}
-    for name in [m for m in a["aggregates"] if m in b["aggregates"]]:
+    for name in [m for m in a["aggregates"] if m in b["aggregates"]
+                 and not (a["aggregates"][m].get("absent") or b["aggregates"][m].get("absent"))]:
         ma, mb = a["aggregates"][name]["mean"], b["aggregates"][name]["mean"]
         row: dict[str, Any] = {"a": ma, "b": mb, "diff": None if ma is None or mb is None else mb - ma,
                                "ci95": None, "paired": False, "n": 0}

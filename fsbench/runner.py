@@ -7,6 +7,7 @@ atomically, so a killed run resumes where it stopped and recomputes nothing fini
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,11 @@ def method_key(card: dict[str, Any]) -> str:
     return f"{card['name']}-v{card['version']}-{weights}"
 
 
+def swap_cache_folder(out: Path, card: dict[str, Any], protocol: str, version: int) -> Path:
+    """Where a run writing to ``out`` caches the swaps of the method with ``card`` on a protocol version."""
+    return out / "cache" / method_key(card) / f"{protocol}-v{version}"
+
+
 class SwapCache:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -126,7 +132,7 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
     """Swap every pair not yet cached, in batches; returns timing totals."""
     todo = [p for p in pairs if not cache.has(p) and p.id not in failures]
     seconds = 0.0
-    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not cfg.progress, unit="pair")
+    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not (cfg.progress and todo), unit="pair")
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start:start + cfg.batch_size]
         torch.manual_seed(cfg.seed + start)
@@ -182,6 +188,10 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     card = method.card
     families = sorted({METRICS[m].family for m in protocol.metrics})
     chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}
+    trained_with = card.notes.get("training_recognisers", [])
+    if ranks.rank == 0 and chosen.get("identity") in trained_with:
+        print(f"warning: identity backend '{chosen['identity']}' is one {card.name} trained with "
+              f"({', '.join(trained_with)}): its identity figures flatter it", file=sys.stderr)
     backends: dict[str, Backend] = {}
     if ranks.rank == 0:  # fail fast on a missing reference file, before any swapping
         backends = {f: registry.metrics.get(name)(device=device) for f, name in chosen.items()}
@@ -198,7 +208,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                ("target", p.target)) if item.id in crops.failures]
         if bad:
             failures[p.id] = "; ".join(bad)
-    cache = SwapCache(cfg.out / "cache" / method_key(card.to_dict()) / f"{protocol.name}-v{protocol.version}")
+    cache = SwapCache(swap_cache_folder(cfg.out, card.to_dict(), protocol.name, protocol.version))
     timing = swap_pairs(method, mine, crops, cache, cfg, failures)
     gathered = ranks.gather_to_first((failures, timing))
     ranks.close()
@@ -223,12 +233,12 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, card.template,
                                  cfg.progress)
 
-    aggregates: dict[str, Any] = {}
-    for name in protocol.metrics:
-        if METRICS[name].per_sample:
-            aggregates[name] = results.summarise([row.get(name) for row in per_sample], cfg.seed)
-        else:
-            aggregates[name] = {"n": len(scored), "mean": set_level.get(name), "var": None, "ci95": None}
+    backend_records = {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
+                           "description": b.info.description, "weights_sha256": b.weight_sha256()}
+                       for f, b in backends.items()}
+    gallery_identities = len({g.identity for g in data.gallery if g.id in crops.crops})
+    aggregates = results.aggregates(protocol.metrics, per_sample, set_level, len(scored), backend_records,
+                                    gallery_identities, cfg.seed)
     reference = {}
     if data.same_person and "identity" in backends:
         reference["same_person_id_cosine"] = results.summarise(
@@ -242,8 +252,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                      "variant": {**data.variant, **cfg.protocol_options, "limit": cfg.limit,
                                  "swap_storage": "PNG uint8", "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
         "method": card.to_dict(),
-        "backends": {f: {"name": b.info.name, "kind": b.info.kind, "label": b.info.label,
-                         "weights_sha256": b.weight_sha256()} for f, b in backends.items()},
+        "backends": backend_records,
         "dataset": data.dataset,
         "counts": {"pairs": len(pairs), "pairs_scored": len(scored), "failures": len(failures),
                    "gallery": len([g for g in data.gallery if g.id in crops.crops])},

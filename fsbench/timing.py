@@ -17,10 +17,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10) -> float:
-    """Measured fp32 matmul throughput of this device (GFLOP/s), the yardstick for achieved GFLOP/s."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_gflops(device: torch.device, n: int = 1024, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """Measured matmul throughput of this device in ``dtype`` (GFLOP/s), the yardstick for achieved GFLOP/s."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
     sync(device)

@@ -1,6 +1,7 @@
 """Asset manager: fetch, verify, interrupted fetches, hash mismatches, unreachable registry, reference files."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sys
 import zipfile
@@ -121,6 +122,8 @@ def test_reference_file_missing_names_the_command(tmp_path, monkeypatch):
 
 def test_reference_add_records_hash_and_checks_known_prefix(tmp_path, monkeypatch):
     monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    # the hash bookkeeping alone: the strict loader is tested in test_reference_add_refuses_a_wrong_file
+    monkeypatch.setitem(assets.ASSETS, "hopenet", dataclasses.replace(assets.ASSETS["hopenet"], loader=None))
     weights = tmp_path / "hopenet_robust_alpha1.pkl"
     weights.write_bytes(b"not really hopenet")
     entry = assets.add("hopenet", weights)
@@ -136,6 +139,33 @@ def test_reference_add_records_hash_and_checks_known_prefix(tmp_path, monkeypatc
         assets.path("hopenet")
 
 
+@pytest.mark.parametrize("name", [a.name for a in assets.REFERENCE])
+def test_reference_add_refuses_a_wrong_file(tmp_path, monkeypatch, name):
+    """Every reference file is loaded by its backend's strict loader when added: a text file is one AssetError
+    naming the file and the expected one, and nothing is recorded."""
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    monkeypatch.setitem(assets.ASSETS, name, dataclasses.replace(assets.ASSETS[name], sha256=None))
+    wrong = tmp_path / "passwd"
+    wrong.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    with pytest.raises(AssetError) as err:
+        assets.add(name, wrong)
+    message = str(err.value)
+    assert "\n" not in message and str(wrong) in message and assets.ASSETS[name].filename in message
+    assert assets.status(assets.ASSETS[name]) == "optional"
+
+
+def test_a_wrong_file_added_before_the_check_is_one_error_at_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    wrong = tmp_path / "hopenet_robust_alpha1.pkl"
+    wrong.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    monkeypatch.setitem(assets.ASSETS, "hopenet", dataclasses.replace(assets.ASSETS["hopenet"], loader=None))
+    assets.add("hopenet", wrong)
+    monkeypatch.undo()
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    with pytest.raises(AssetError, match=r"hopenet_robust_alpha1\.pkl: not hopenet_robust_alpha1\.pkl \(head pose"):
+        assets.load("hopenet")
+
+
 def test_unknown_asset_suggests_close_names():
     with pytest.raises(AssetError, match="Did you mean: yunet"):
         assets.get("yunnet")
@@ -143,5 +173,54 @@ def test_unknown_asset_suggests_close_names():
 
 def test_every_embedded_asset_is_pinned():
     for asset in assets.ASSETS.values():
-        if asset.kind == "embedded":
+        if asset.kind == "embedded" and asset.is_folder:  # pinned by the archive it comes from
+            assert asset.package and len(asset.package.sha256) == 64 and asset.sha256 is None, asset.name
+        elif asset.kind == "embedded":
             assert asset.package and asset.member and len(asset.sha256) == 64 and asset.size > 0, asset.name
+
+
+@pytest.fixture
+def fake_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path / "home"))
+    archive = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("pkg/faces/a.jpg", b"a" * 10)
+        zf.writestr("pkg/faces/b.jpg", b"b" * 10)
+        zf.writestr("pkg/faces/deeper/c.jpg", b"c")
+        zf.writestr("pkg/other.txt", b"x")
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    asset = Asset("faces", "embedded", "test", "CC0", "faces", None, None,
+                  LocalPackage(str(archive), "1.0", "wheel", digest), "pkg/faces/")
+    monkeypatch.setitem(assets.ASSETS, "faces", asset)
+    return asset
+
+
+def test_folder_asset_extracts_its_files_only(fake_folder):
+    folder = assets.path("faces")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.jpg", "b.jpg"]
+    assert assets.verify(["faces"]) == {"faces": "ok"}
+    (folder / "a.jpg").write_bytes(b"changed")
+    assert "changed since extraction" in assets.verify(["faces"])["faces"]
+    assert assets.path("faces").joinpath("a.jpg").read_bytes() == b"a" * 10  # re-extracted
+
+
+def test_folder_asset_refuses_an_archive_with_another_hash(fake_folder, monkeypatch):
+    wrong = Asset(**{**fake_folder.__dict__, "package": LocalPackage(fake_folder.package.name, "1.0", "wheel",
+                                                                     "0" * 64)})
+    monkeypatch.setitem(assets.ASSETS, "faces", wrong)
+    with pytest.raises(AssetError, match="not the pinned"):
+        assets.path("faces")
+    assert not (assets.home() / "packages").exists() or not any((assets.home() / "packages").rglob("*.whl"))
+
+
+def test_listing_marks_optional_files_as_optional(tmp_path, monkeypatch):
+    """After a complete fetch only optional files are absent: they read 'optional', never 'missing'."""
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    default = next(a for a in assets.ASSETS.values() if a.kind == "embedded" and a.default)
+    extra = next(a for a in assets.ASSETS.values() if a.kind == "embedded" and not a.default)
+    assert assets.status(default) == "missing"
+    assert assets.status(extra) == "optional" and assets.status(assets.ASSETS["hopenet"]) == "optional"
+    target = assets._cached_file(default)
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"x")
+    assert assets.status(default) == "present"

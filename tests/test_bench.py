@@ -30,10 +30,15 @@ def test_bench_report_of_a_method_without_networks(tmp_path) -> None:
     assert all(b["runs"] == 2 and b["warmup"] == 0 for b in report["batches"].values())
     assert report["gflops_per_image"] == 0 and report["achieved_gflops_per_s"] is None
     assert report["torch_threads"] == 1 and report["matmul_gflops_per_s"] > 0
+    assert report["matmul_bf16_gflops_per_s"] > 0 and report["precision"] == "none"
 
 
-def test_bench_config_runs_random_weights_at_the_configuration_size(tmp_path) -> None:
+def test_bench_config_runs_random_weights_at_the_configuration_size(tmp_path, capsys) -> None:
+    native = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     report = _bench(tmp_path, "--method", "faceshifter", "--config", "tiny")
+    assert report["precision"] == native  # FaceShifter's inference copy runs in bf16 where native, as MobileFSGAN
+    printed = capsys.readouterr().out
+    assert f"GFLOP/s in {native} (device matmul: fp32 {report['matmul_gflops_per_s']:.1f}, bf16 " in printed
     cfg = get_config("tiny")
     assert report["method"] == "faceshifter[tiny, random weights]"
     assert report["input_size"] == cfg.size and report["parameters"] == parameter_count(cfg)
@@ -42,6 +47,9 @@ def test_bench_config_runs_random_weights_at_the_configuration_size(tmp_path) ->
     report = _bench(tmp_path, "--method", "mobilefsgan", "--config", "smoke")
     assert report["method"] == "mobilefsgan[smoke, random weights]"
     assert report["input_size"] == load_config("smoke").size and report["gflops_per_image"] > 0
+    # MobileFSGAN runs its folded generator in bf16 where oneDNN has native bf16 kernels: the report says so
+    assert report["precision"] == native
+    assert f"GFLOP/s in {report['precision']} (device matmul" in capsys.readouterr().out
 
 
 def test_bench_config_of_a_method_without_configurations_is_a_clear_error(capsys) -> None:

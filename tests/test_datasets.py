@@ -5,8 +5,10 @@ import json
 
 import pytest
 
+from fsbench import assets
+from fsbench.data.check import DataRootError
 from fsbench.data.ffpp import FFPPDataset
-from fsbench.data.lfw import LFWDataset, PairsFileError, parse_pairs
+from fsbench.data.lfw import LFWDataset, PairsFileError, pairs_from_db, parse_pairs
 
 
 def _ffpp_layout(root, originals=("000", "001", "002"), manipulated=("000_001", "001_000", "002_000")):
@@ -68,8 +70,15 @@ def test_lfw_malformed_pairs_file_names_the_line(tmp_path):
 
 
 def test_lfw_pairs_rebuilt_from_embedded_database(tmp_path):
-    (tmp_path / "lfw").mkdir()
-    data = LFWDataset(tmp_path / "lfw")
+    root = tmp_path / "lfw"
+    root.mkdir()
+    with pytest.raises(DataRootError, match=r"7701 of the 7701 images the view-2 pairs refer to are missing"):
+        LFWDataset(root)  # an empty folder is not LFW
+    for pair in pairs_from_db(assets.path("lfw-pairs-db")):  # LFW's layout, with empty files
+        for key in (pair.first, pair.second):
+            (root / f"{key}.jpg").parent.mkdir(exist_ok=True)
+            (root / f"{key}.jpg").touch()
+    data = LFWDataset(root)
     assert len(data.pairs) == 6000 and sum(p.same for p in data.pairs) == 3000
     assert {p.fold for p in data.pairs} == set(range(10))
     first = data.pairs[0]  # the first line of LFW's pairs.txt: "Abel_Pacheco 1 4"

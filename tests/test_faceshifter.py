@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from fsbench.api import load_weights
@@ -161,6 +162,22 @@ def test_training_with_the_users_arcface(tmp_path: Path, monkeypatch) -> None:
     assert method.cfg.id_encoder == "arcface-ir-se50" and method.net.aei.generator.blocks[0].aad1.id.in_features == 512
     faces = torch.rand(2, 3, 128, 128)
     assert method.embed_identity(faces).shape == (2, 512) and method.swap(faces, faces).shape == faces.shape
+
+
+def test_training_with_the_identity_ensemble_and_the_monitor(tmp_path: Path) -> None:
+    """The portraits-era losses: SFace + FaceNet on augmented swaps, dlib monitor records in both phases; z_id
+    stays SFace's, so the card's recognisers are the union."""
+    weights = train("tiny", tmp_path / "run", steps=1, steps_hear=1, id_losses=["sface", "facenet"],
+                    id_augment=True, monitor_every=1)
+    with safe_open(str(weights), framework="pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["identity_loss"]) == {"recognisers": ["sface", "facenet"], "augment": True}
+    assert weights_config(weights).recognisers == ("sface", "facenet")
+    for phase in ("aei", "hear"):
+        steps = [json.loads(r)["step"] for r in (tmp_path / "run" / phase / "monitor.jsonl").read_text().splitlines()]
+        assert steps == [0, 1]
+    with pytest.raises(ValueError, match="dlib"):
+        train("tiny", tmp_path / "dlib", steps=1, steps_hear=0, id_losses=["dlib"])
 
 
 def test_training_under_torchrun(tmp_path: Path) -> None:

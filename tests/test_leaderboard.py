@@ -4,7 +4,12 @@ from __future__ import annotations
 import json
 import shutil
 
-from fsbench import leaderboard
+import numpy as np
+import pytest
+from PIL import Image
+
+from fsbench import leaderboard, samples
+from fsbench.protocols.base import Item, Pair
 
 
 def _result(method: str, cosine: float, identity_backend: str = "dlib", version: int = 1) -> dict:
@@ -28,7 +33,17 @@ def _write(root, name, result):
     (root / "results" / name).write_text(json.dumps(result))
 
 
-def test_build_renders_rows_and_check_detects_staleness(tmp_path):
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory):
+    """Sample crops of copy-target and paste-source on mini-stills, stored as a refresh stores them."""
+    root = tmp_path_factory.mktemp("stored")
+    for method in ("copy-target", "paste-source"):
+        samples.store(method, "mini-stills", root / "runs", root / "results")
+    return root / "results" / "samples"
+
+
+def test_build_renders_rows_and_check_detects_staleness(tmp_path, stored):
+    shutil.copytree(stored, tmp_path / "results" / "samples")
     _write(tmp_path, "a.json", _result("copy-target", 0.80))
     _write(tmp_path, "b.json", _result("paste-source", 0.99))
     assert leaderboard.build(tmp_path) == []
@@ -39,7 +54,7 @@ def test_build_renders_rows_and_check_detects_staleness(tmp_path):
     assert leaderboard.build(tmp_path, check=True) == []
     _write(tmp_path, "c.json", _result("classic", 0.9))
     stale = leaderboard.build(tmp_path, check=True)
-    assert stale and "mini-stills.md" in stale[0]
+    assert any("mini-stills.md is not what the results produce" in p for p in stale)
 
 
 def test_foreign_invalid_and_incomparable_files_are_rejected_with_reason(tmp_path):
@@ -78,3 +93,78 @@ def test_results_of_an_older_checkpoint_are_flagged_and_refreshed(tmp_path, monk
     shutil.copy(committed, tmp_path / "results" / "bench")
     leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["faceshifter"], progress=False)
     assert ran == ["faceshifter"]  # the outdated results file is measured again; the current bench is kept
+
+
+def test_pairs_are_chosen_by_a_seeded_rule_with_distinct_identities():
+    items = {name: Item(name, name) for name in "abcdefgh"}
+    pairs = [Pair(items[s], items[t]) for s in "abcdefgh" for t in "abcdefgh" if s != t]
+    chosen = samples.choose(pairs, lambda p: True, rows=4, seed=0)
+    assert chosen == samples.choose(list(reversed(pairs)), lambda p: True, rows=4, seed=0)  # order-free
+    assert chosen != samples.choose(pairs, lambda p: True, rows=4, seed=1)
+    shown = [i for p in chosen for i in (p.source.identity, p.target.identity)]
+    assert len(shown) == len(set(shown)) == 8  # no identity twice while others remain
+    assert items["a"] not in {i for p in samples.choose(pairs, lambda p: "a" not in (p.source.id, p.target.id),
+                                                          rows=4) for i in (p.source, p.target)}
+    assert len(samples.choose(pairs, lambda p: True, rows=10)) == 10  # then identities repeat
+
+
+def test_samples_come_from_the_swap_cache_and_the_sheet_is_checked(tmp_path, stored):
+    from fsbench import registry
+    from fsbench.runner import swap_cache_folder
+
+    # a sample is the run's cached swap: plant a marked swap in the cache and store again
+    pairs = json.loads((stored / "mini-stills-v1" / "pairs.json").read_text())
+    assert len(pairs) == samples.ROWS
+    card = registry.methods.get("copy-target").card.to_dict()
+    cache = swap_cache_folder(tmp_path / "runs", card, "mini-stills", 1)
+    cache.mkdir(parents=True)
+    marked = np.zeros((256, 256, 3), np.uint8)
+    marked[:, :, 0] = 200
+    Image.fromarray(marked).save(cache / f"{pairs[0]['pair']}.png")
+    shutil.copytree(stored, tmp_path / "results" / "samples")
+    samples.store("copy-target", "mini-stills", tmp_path / "runs", tmp_path / "results")
+    folder = tmp_path / "results" / "samples" / "mini-stills-v1"
+    sample = np.asarray(Image.open(folder / "copy-target-v1-noweights" / f"{pairs[0]['pair']}.jpg"))
+    assert sample.shape == (samples.SIDE, samples.SIDE, 3) and abs(sample[..., 0].mean() - 200) < 3
+    assert sample[..., 1:].mean() < 3
+    target = np.asarray(Image.open(folder / "real" / f"{pairs[1]['pair']}_target.jpg"), dtype=float)
+    copied = np.asarray(Image.open(folder / "copy-target-v1-noweights" / f"{pairs[1]['pair']}.jpg"), dtype=float)
+    assert np.abs(target - copied).mean() < 3  # copy-target's swap is its target (JPEG quality 90 apart)
+
+    _write(tmp_path, "a.json", _result("copy-target", 0.80))
+    _write(tmp_path, "b.json", _result("paste-source", 0.99))
+    assert leaderboard.build(tmp_path) == []
+    sheet = tmp_path / "mini-stills_samples.jpg"
+    drawn = Image.open(sheet)
+    assert drawn.size == (4 * samples.SIDE, samples.HEADER + samples.ROWS * samples.SIDE)
+    md = (tmp_path / "mini-stills.md").read_text()
+    assert md.index("![source, target and each method's swap of 6 pairs](mini-stills_samples.jpg)") < md.index("| method |")
+    assert leaderboard.build(tmp_path, check=True) == []
+
+    Image.fromarray(marked).save(folder / "paste-source-v1-noweights" / f"{pairs[2]['pair']}.jpg")
+    assert any("mini-stills_samples.jpg is missing or not what the sample crops produce" in p
+               for p in leaderboard.build(tmp_path, check=True))
+    leaderboard.build(tmp_path)
+    assert leaderboard.build(tmp_path, check=True) == []
+    sheet.unlink()
+    assert any("mini-stills_samples.jpg is missing" in p for p in leaderboard.build(tmp_path, check=True))
+    leaderboard.build(tmp_path)
+    shutil.rmtree(folder / "paste-source-v1-noweights")
+    stale = leaderboard.build(tmp_path, check=True)
+    assert any("no sample crops of paste-source" in p and "refresh --methods paste-source" in p for p in stale)
+    assert any("mini-stills_samples.jpg is missing or not what" in p for p in stale)
+
+
+def test_scatter_names_points_in_a_legend_not_on_the_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    leaderboard._scatter_with_legend(ax, [("copy-target", 0.0, 0.0), ("faceshifter", 0.01, 0.0),
+                                          ("paste-source", 14.0, 1.0), ("unscored", None, 0.5)])
+    assert not ax.texts  # no label drawn beside its point, where two methods on one spot would overlap
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["copy-target", "faceshifter", "paste-source"]
+    assert len({c.get_paths()[0].vertices.tobytes() for c in ax.collections}) == 3  # three distinct markers
+    plt.close(fig)

@@ -20,7 +20,7 @@ from methods.mobilefsgan.configs import MASK_TEXTURES, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
 from methods.mobilefsgan.export import OnnxGenerator, export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
-from methods.mobilefsgan.method import WEIGHTS_DIR, MobileFSGAN, load_generator
+from methods.mobilefsgan.method import WEIGHTS_DIR, MobileFSGAN, load_generator, read_metadata
 
 PUBLIC_PARAMETERS = 2_517_781  # HoiM/MobileFSGAN EncoderDecoder(64, 512), counted on the public code
 EDITS = {"shape_warp": triplets.shape_warp, "texture_edit": triplets.texture_edit, "age_edit": triplets.age_edit,
@@ -133,11 +133,12 @@ def test_losses_are_finite_and_differentiable():
     target = torch.rand(2, 3, 64, 64) * 2 - 1
     perceptual = losses.perceptual_loss("mobilenet_v2")
     a, b = (torch.nn.functional.normalize(torch.randn(2, 8), dim=1) for _ in range(2))
-    total = (losses.identity_loss(a.requires_grad_(), b) + losses.pixel_loss(out, target, torch.tensor([True, False]))
+    cos = torch.nn.functional.cosine_similarity(a.requires_grad_(), b, dim=1)
+    total = (losses.identity_loss(cos) + losses.pixel_loss(out, target, torch.tensor([True, False]))
              + perceptual(out, target))
     total.backward()
     assert torch.isfinite(total) and out.grad.abs().sum() > 0
-    assert losses.identity_loss(b, b).item() == 0.0  # within the margin: no loss
+    assert losses.identity_loss(torch.ones(2, 2)).item() == 0.0  # within the margin: no loss
     assert losses.pixel_loss(out, target, torch.tensor([False, False])).item() == 0.0
     assert perceptual(target, target).item() == 0.0
 
@@ -151,16 +152,15 @@ def test_mobilefacenet_from_the_users_file(tmp_path, monkeypatch):
     """The paper-scale identity network: the user's MobileFaceNet file, added as an asset, loads strictly and gives
     512-d unit embeddings with gradients; a file of another layout is a clear error naming it."""
     from methods.mobilefsgan.identity import IdentityNet
-    from methods.mobilefsgan.mobilefacenet import MobileFaceNet
+    from fsbench.nets.mobilefacenet import MobileFaceNet
 
     monkeypatch.setattr(assets, "_reference_index", lambda: tmp_path / "reference.json")  # the user's cache alone
     with pytest.raises(assets.AssetError, match="fsbench assets add mobilefacenet"):
         IdentityNet("mobilefacenet")
     state = MobileFaceNet().state_dict()
     torch.save({k: v for k, v in state.items() if k != "linear.weight"}, tmp_path / "other.pth")
-    assets.add("mobilefacenet", tmp_path / "other.pth")
-    with pytest.raises(ValueError, match=r"other\.pth: not the public code's MobileFaceNet.*linear\.weight"):
-        IdentityNet("mobilefacenet")
+    with pytest.raises(assets.AssetError, match=r"other\.pth: not RGB_model_mobilefacenet\.pth .*linear\.weight"):
+        assets.add("mobilefacenet", tmp_path / "other.pth")
     torch.save(state, tmp_path / "RGB_model_mobilefacenet.pth")
     assets.add("mobilefacenet", tmp_path / "RGB_model_mobilefacenet.pth")
     x = torch.rand(2, 3, 128, 128, requires_grad=True)
@@ -197,6 +197,33 @@ def test_training_resumes_to_the_same_losses(crops, tmp_path):
     net_b, _ = load_generator(resumed)
     for (k, x), y in zip(net_a.state_dict().items(), net_b.state_dict().values()):
         assert torch.allclose(x.float(), y.float(), atol=1e-6), k
+
+
+def test_training_with_the_identity_ensemble_and_the_monitor(crops, tmp_path):
+    from methods.mobilefsgan.train import run
+
+    faces, marks = crops
+    cfg = load_config("smoke", steps=2, id_losses=["sface", "facenet"], id_augment=True, per_identity=True,
+                      monitor_every=2)
+    weights = run(cfg, tmp_path, "cpu", faces, marks)
+    assert json.loads(read_metadata(weights)["identity_loss"]) == {"recognisers": ["sface", "facenet"],
+                                                                   "augment": True}
+    records = [json.loads(line) for line in (tmp_path / "monitor.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [0, 2] and records[0]["backend"] == "dlib"
+    assert all(0 <= r["top1"] <= 1 and r["pairs"] == 64 for r in records)
+    with pytest.raises(ValueError, match="dlib"):
+        run(load_config("smoke", steps=1, id_losses=["dlib"]), tmp_path / "dlib", "cpu", faces, marks)
+
+
+def test_per_identity_triplets_are_balanced(crops):
+    faces, marks = crops
+    images = np.concatenate([faces.images[:1]] * 8 + [faces.images[2:]])  # identity 0: 8 crops, identity 1: one
+    labels = np.array([0] * 8 + [1])
+    sampler = triplets.Triplets(images, labels, np.concatenate([marks[:1]] * 8 + [marks[2:]]), {"same": 1.0},
+                                per_identity=True)
+    rng = np.random.default_rng(0)
+    obama = sum(np.array_equal(sampler.sample(rng)[1], faces.images[2]) for _ in range(400))
+    assert 150 <= obama <= 250  # half the identities, not 1/9 of the images
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fsbench.data.check import require_present
+
 COMPRESSIONS = ("c0", "c23", "c40")
 _PAIR_NAME = re.compile(r"^(\d{3})_(\d{3})$")
 
@@ -36,6 +38,9 @@ class FFPPDataset:
         if not self.pairs:
             raise ValueError(f"{self.root}: no swap pairs found (no manipulated_sequences/*/{compression}/videos/"
                              f"TTT_SSS.mp4 names, and no --protocol-option splits=...)")
+        ids = sorted({v for pair in self.pairs for v in pair})
+        require_present(self.root, (self.video(v) for v in ids), f"{compression} videos the swap pairs refer to",
+                        f"a FaceForensics++ root with original_sequences/youtube/{compression}/videos/NNN.mp4")
 
     def _pairs_from_manipulated(self) -> list[tuple[str, str]]:
         names = set()

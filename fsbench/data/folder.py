@@ -5,6 +5,8 @@ import hashlib
 from pathlib import Path
 from typing import Any, Iterator
 
+from fsbench.data.check import DataRootError
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
@@ -15,9 +17,18 @@ class FolderDataset:
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: not a directory (expected <identity>/<image> inside)")
-        if not any(True for _ in self.images()):
-            raise ValueError(f"{self.root}: no images found in <identity>/ subfolders "
-                             f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir())
+        with_images = {ident for ident, _ in self.images()}
+        if not with_images:
+            raise DataRootError(f"{self.root}: no images found in <identity>/ subfolders "
+                                f"(suffixes {', '.join(sorted(IMAGE_SUFFIXES))})")
+        empty = [p for p in folders if p.name not in with_images]
+        if len(empty) > len(folders) / 2:
+            raise DataRootError(f"{self.root}: {len(empty)} of its {len(folders)} subfolders hold no images "
+                                f"(e.g. {empty[0]}); is it a folder of <identity>/<image> faces?")
+        if len(with_images) < 2:
+            raise DataRootError(f"{self.root}: images of only one identity ({next(iter(with_images))}); "
+                                f"swap pairs need at least two <identity>/ subfolders")
 
     def images(self) -> Iterator[tuple[str, Path]]:
         """(identity, path) for every image, sorted, so pair selection is deterministic."""

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fsbench.data.check import require_present
+
 
 @dataclass(frozen=True)
 class LFWPair:
@@ -79,6 +81,9 @@ class LFWDataset:
             from fsbench import assets
 
             self.pairs, self.pairs_source = pairs_from_db(assets.path("lfw-pairs-db")), "xbob.db.lfw==1.2.0 db.sql3"
+        keys = sorted({key for pair in self.pairs for key in (pair.first, pair.second)})
+        require_present(self.root, (self.image(k) for k in keys), "images the view-2 pairs refer to",
+                        "an LFW folder (Name/Name_0001.jpg)")
 
     def image(self, key: str) -> Path:
         """Path of ``Name/Name_0001``; .jpg as LFW ships, else any suffix present."""

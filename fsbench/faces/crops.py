@@ -47,7 +47,7 @@ class CropStore:
         for item in todo:
             if item.frame is not None:
                 by_video.setdefault(str(item.file()), []).append(item)
-        bar = tqdm(total=len(todo), desc="detect+align", disable=not progress, unit="face")
+        bar = tqdm(total=len(todo), desc="detect+align", disable=not (progress and todo), unit="face")
         for item in stills:
             try:
                 self._add(item, item.load())

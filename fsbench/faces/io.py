@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from os import PathLike
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -121,6 +121,38 @@ def video_frame_count(path: PathArg) -> int:
         if n == 0:
             raise _no_frame_error(path, cap)
         return n
+    finally:
+        cap.release()
+
+
+def video_meta(path: PathArg) -> tuple[float, int]:
+    """The container's frame rate and claimed frame count (an estimate: see ``video_frame_count``); 0 when the
+    container does not say. Raises ``VideoReadError`` if the file cannot be opened."""
+    path = Path(path)
+    cap = _open_video(path)
+    try:
+        return float(cap.get(cv2.CAP_PROP_FPS) or 0.0), max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    finally:
+        cap.release()
+
+
+def iter_frames(path: PathArg, limit: int | None = None) -> Iterator[np.ndarray]:
+    """Every frame (or the first ``limit``) as RGB uint8, decoded sequentially, one at a time.
+
+    Raises ``VideoReadError`` if the file cannot be opened or not one frame decodes.
+    """
+    path = Path(path)
+    cap = _open_video(path)
+    try:
+        n = 0
+        while (limit is None or n < limit) and cap.grab():
+            ok, bgr = cap.retrieve()
+            if not ok:
+                raise VideoReadError(path, f"frame {n} was grabbed but could not be decoded")
+            n += 1
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if n == 0:
+            raise _no_frame_error(path, cap)
     finally:
         cap.release()
 

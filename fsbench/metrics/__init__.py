@@ -4,6 +4,7 @@ from fsbench.registry import metrics as _metrics
 for _name, _target in {
     # identity
     "sface": "fsbench.metrics.identity:SFace",
+    "facenet": "fsbench.metrics.identity:FaceNet",
     "dlib": "fsbench.metrics.identity:DlibResNet",
     "cosface-sphere20": "fsbench.metrics.identity:CosFaceSphere20",
     "arcface-ir-se50": "fsbench.metrics.identity:ArcFaceIRSE50",

@@ -17,25 +17,46 @@ class MetricDef:
     higher_is_better: bool
     per_sample: bool  # False: one value for the whole set (Fréchet distances)
     description: str
+    top_k: int | None = None  # retrieval metrics: how many nearest gallery entries count as a hit
+    unit: str = ""  # printed after the figure; empty for unitless scores
+
+
+# A top-k retrieval figure is printed only when its gallery holds at least this many identities per k: with fewer,
+# chance alone puts the source among the k nearest half the time or more (3 identities: top-5 cannot miss).
+MIN_GALLERY_IDENTITIES_PER_K = 2
+
+
+def small_gallery_reason(metric: str, gallery_identities: int) -> str | None:
+    """Why a retrieval figure is withheld for a gallery of this many identities, or None when it is meaningful."""
+    k = METRICS[metric].top_k
+    if k is None or gallery_identities >= MIN_GALLERY_IDENTITIES_PER_K * k:
+        return None
+    return (f"gallery of {gallery_identities} identities: top-{k} is at least {min(1.0, k / max(1, gallery_identities)):.0%} "
+            f"by chance (needs {MIN_GALLERY_IDENTITIES_PER_K * k} identities)")
 
 
 METRICS: dict[str, MetricDef] = {m.name: m for m in [
     MetricDef("id_cosine", "identity", "cosine(swap, source)", True, True,
               "cosine similarity of the swapped face's and the source face's identity embeddings; "
-              "reported with mean and variance (MobileFSGAN Table 2 style)"),
+              "reported with mean and variance (MobileFSGAN Table 2 style)", unit="cosine"),
     MetricDef("id_top1_frame", "identity", "top-1, per-frame gallery", True, True,
               "nearest gallery face (cosine) to the swapped face belongs to the source identity; gallery: every "
-              "real face of the protocol (ReliableSwap style)"),
+              "real face of the protocol (ReliableSwap style)", 1,
+              unit="fraction of pairs"),
     MetricDef("id_top5_frame", "identity", "top-5, per-frame gallery", True, True,
-              "the source identity is among the 5 nearest gallery faces, per-frame gallery"),
+              "the source identity is among the 5 nearest gallery faces, per-frame gallery", 5,
+              unit="fraction of pairs"),
     MetricDef("id_top1_identity", "identity", "top-1, per-identity gallery (mean embedding)", True, True,
-              "nearest identity centre (renormalised mean embedding) is the source identity (FaceDancer style)"),
+              "nearest identity centre (renormalised mean embedding) is the source identity (FaceDancer style)", 1,
+              unit="fraction of pairs"),
     MetricDef("id_top5_identity", "identity", "top-5, per-identity gallery (mean embedding)", True, True,
-              "the source identity is among the 5 nearest identity centres"),
+              "the source identity is among the 5 nearest identity centres", 5, unit="fraction of pairs"),
     MetricDef("pose_error", "pose", "L2 of (yaw, pitch, roll) in degrees, swap vs target", False, True,
-              "per image the L2 distance of the head-pose angle vectors of swap and target, then the mean"),
+              "per image the L2 distance of the head-pose angle vectors of swap and target, then the mean",
+              unit="degrees"),
     MetricDef("expression_error", "expression", "L2 of expression vectors, swap vs target", False, True,
-              "per image the L2 distance of the expression vectors of swap and target, then the mean"),
+              "per image the L2 distance of the expression vectors of swap and target, then the mean",
+              unit="L2 of the backend's vector"),
     MetricDef("fd_id", "identity", "Fréchet distance of identity embeddings, swaps vs the protocol's real faces",
               False, False, "FD-id: Fréchet distance between identity-embedding statistics of the swapped faces and "
               "the real faces (is the swapped set's identity distribution that of real people?)"),

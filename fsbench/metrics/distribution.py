@@ -22,7 +22,7 @@ from scipy import linalg
 from fsbench import assets
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets.fold import fold_batchnorm
-from fsbench.nets.inception import FEATURE_DIM as INCEPTION_DIM, load_fid_inception
+from fsbench.nets.inception import FEATURE_DIM as INCEPTION_DIM
 from fsbench.nets.mobilenet_v2 import FEATURE_DIM as MOBILENET_DIM, load_mobilenet_v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -121,7 +121,7 @@ class InceptionBackend(Backend):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        self.net = load_fid_inception(assets.path("inception-fid")).to(self.device)
+        self.net = assets.load("inception-fid").to(self.device)
 
     @torch.inference_mode()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

@@ -35,9 +35,8 @@ class Deep3DExpression(Backend):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        weights, lm3d = assets.path("deep3dfacerecon"), assets.path("deep3dfacerecon-lm3d")
-        self.lm3d = deep3d.load_lm3d(lm3d)
-        self.net = deep3d.load_reconnet(weights).to(self.device)
+        self.lm3d = assets.load("deep3dfacerecon-lm3d")
+        self.net = assets.load("deep3dfacerecon").to(self.device)
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

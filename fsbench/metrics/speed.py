@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from fsbench.api import Method
@@ -23,11 +24,31 @@ from fsbench.scoring import DEFAULT_BACKENDS, backend_features
 from fsbench.timing import matmul_gflops, time_ms
 
 
-def count_flops(method: Method, identity: Any, target: torch.Tensor) -> int:
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
+_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}
+_COMPUTE_OPS = {torch.ops.aten.convolution.default, torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
+                torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default}
+
+
+class _ComputeDtypes(TorchDispatchMode):
+    """Records the dtypes the convolutions and matmuls run in: the precision a network actually ran in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dtypes: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in _COMPUTE_OPS and isinstance(args[0], torch.Tensor):
+            self.dtypes.add(_DTYPE_NAMES.get(args[0].dtype, str(args[0].dtype).removeprefix("torch.")))
+        return func(*args, **(kwargs or {}))
+
+
+def count_flops(method: Method, identity: Any, target: torch.Tensor) -> tuple[int, str]:
+    """FLOPs of one ``swap_embedded`` call and the precision its convolutions and matmuls ran in (``bf16``,
+    ``fp32``, ``bf16+fp32`` when mixed; ``none`` when it runs no torch convolution or matmul)."""
+    counter, dtypes = FlopCounterMode(display=False), _ComputeDtypes()
+    with counter, dtypes, torch.no_grad():
         method.swap_embedded(identity, target)
-    return counter.get_total_flops()
+    return counter.get_total_flops(), "+".join(sorted(dtypes.dtypes)) or "none"
 
 
 def real_crops(template: str, size: int, count: int) -> torch.Tensor:
@@ -70,7 +91,8 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
         with torch.no_grad():
             identity = method.embed_identity(source)
         if flops_per_image is None:
-            flops_per_image = count_flops(method, identity, target) / batch
+            flops, report["precision"] = count_flops(method, identity, target)
+            flops_per_image = flops / batch
 
         def step() -> None:
             with torch.no_grad():
@@ -85,6 +107,7 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
     report["achieved_gflops_per_s"] = (report["gflops_per_image"] / (best_ms / 1000)
                                        if best_ms > 0 and report["gflops_per_image"] > 0 else None)
     report["matmul_gflops_per_s"] = matmul_gflops(device)
+    report["matmul_bf16_gflops_per_s"] = matmul_gflops(device, dtype=torch.bfloat16)
     if device.type == "cuda":
         report["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 1e6
     else:
@@ -102,8 +125,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  batch {batch:<4}        {b['median_ms_per_image']:.3f} ms/image (median of {b['runs']}, "
                      f"{b['median_ms_per_batch']:.3f} ms/batch)")
     if report["achieved_gflops_per_s"]:
-        lines.append(f"  achieved          {report['achieved_gflops_per_s']:.1f} GFLOP/s "
-                     f"(device fp32 matmul: {report['matmul_gflops_per_s']:.1f} GFLOP/s)")
+        bf16 = report.get("matmul_bf16_gflops_per_s")
+        lines.append(f"  achieved          {report['achieved_gflops_per_s']:.1f} GFLOP/s in "
+                     f"{report.get('precision', 'an unrecorded precision')} (device matmul: fp32 "
+                     f"{report['matmul_gflops_per_s']:.1f}" + ("" if bf16 is None else f", bf16 {bf16:.1f}")
+                     + " GFLOP/s)")
     if "peak_memory_mb" in report:
         lines.append(f"  peak memory       {report['peak_memory_mb']:.1f} MB (allocated on device)")
     else:

@@ -1,4 +1,4 @@
-"""Still-image swap protocol over labelled faces: the embedded mini set (``mini-stills``) or a user folder."""
+"""Still-image swap protocols over labelled faces: the embedded portraits (the headline) and mini sets, or a user folder."""
 from __future__ import annotations
 
 import random
@@ -23,6 +23,44 @@ def cross_identity_pairs(items: list[Item], max_pairs: int, seed: int) -> list[P
         pairs = random.Random(seed).sample(pairs, max_pairs)
         pairs.sort(key=lambda p: (p.target.id, p.source.id))
     return pairs
+
+
+def derangement(n: int, seed: int) -> list[int]:
+    """A seeded permutation with no fixed point (Sattolo's algorithm: one cycle through all ``n``), ``n`` ≥ 2."""
+    order = list(range(n))
+    rng = random.Random(seed)
+    for i in range(n - 1, 0, -1):
+        j = rng.randrange(i)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+class Portraits(Protocol):
+    """The headline embedded protocol: one portrait per test identity, hundreds of identities.
+
+    Each test identity is a target once and a source once (a derangement fixed by ``PAIR_SEED``, so every run of
+    v1 scores the same pairs whatever ``--seed`` says); the retrieval gallery and the FD reference set are every
+    test portrait.
+    """
+
+    name = "portraits"
+    version = 1
+    description = ("embedded portraits of hundreds of people (fsbench/data/portraits.json, test split): every test "
+                   "identity is a target, its source another test identity by a fixed seeded derangement; "
+                   "gallery = every test portrait")
+    metrics = STILLS_METRICS
+    PAIR_SEED = 0
+
+    def build(self, data_root: Path | None, seed: int) -> ProtocolData:
+        from fsbench.data import portraits
+
+        manifest = portraits.load_manifest()
+        items = [Item(id=p.id, identity=p.identity, path=str(p.path())) for p in manifest.items(split="test")]
+        order = derangement(len(items), self.PAIR_SEED)
+        pairs = [Pair(items[order[i]], target) for i, target in enumerate(items)]
+        return ProtocolData(pairs, items, manifest.describe(split="test"),
+                            {"pairs": f"each test identity as target, source by derangement (seed {self.PAIR_SEED})",
+                             "gallery": "all test portraits"})
 
 
 class MiniStills(Protocol):

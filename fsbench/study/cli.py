@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fsbench import argtypes
+
 
 def _create(args: argparse.Namespace) -> int:
     from fsbench.cli import _key_values
@@ -50,21 +52,21 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--methods", required=True, help="comma-separated method names, e.g. faceshifter,mobilefsgan")
     c.add_argument("--design", choices=["pick", "score"], default="pick",
                    help="pick: choose the best result per question (FaceShifter); score: 0-5 each (MobileFSGAN)")
-    c.add_argument("--per-rater", type=int, default=20, help="units per rater, drawn without repeats (default 20)")
+    c.add_argument("--per-rater", type=argtypes.positive_int, default=20, help="units per rater, drawn without repeats (default 20)")
     c.add_argument("--results", default="runs", help="the results folder of `fsbench run` (default: runs)")
     c.add_argument("--out", help="study folder (default: studies/<protocol>-<design>)")
-    c.add_argument("--seed", type=int, default=0, help="study seed: with a rater's code it fixes their units")
-    c.add_argument("--run-seed", type=int, help="which results to use when a method has several runs")
+    c.add_argument("--seed", type=argtypes.non_negative_int, default=0, help="study seed: with a rater's code it fixes their units")
+    c.add_argument("--run-seed", type=argtypes.non_negative_int, help="which results to use when a method has several runs")
     c.add_argument("--data-root", type=Path, help="the data set the runs used, for protocols that need one")
     c.add_argument("--protocol-option", action="append", default=[], metavar="KEY=VALUE",
                    help="the protocol options the runs used (repeatable)")
-    c.add_argument("--image-size", type=int, default=256, help="side of every image shown (default 256)")
+    c.add_argument("--image-size", type=argtypes.positive_int, default=256, help="side of every image shown (default 256)")
     c.set_defaults(func=_create)
 
     r = ssub.add_parser("report", help="selection %% or mean scores with 95%% intervals, rater agreement, CSV")
     r.add_argument("study", help="the study folder")
     r.add_argument("--answers-csv", help="write every answer to this CSV file")
     r.add_argument("--summary-csv", help="write the per-method figures to this CSV file")
-    r.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
-    r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    r.add_argument("--resamples", type=argtypes.positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    r.add_argument("--seed", type=argtypes.non_negative_int, default=0, help="bootstrap seed")
     r.set_defaults(func=_report)

@@ -152,11 +152,10 @@ class Run:
 
     def swap_image(self, results_dir: Path, pair: str) -> Path:
         """Where the runner cached this method's swap of ``pair`` (see fsbench.runner.SwapCache)."""
-        from fsbench.runner import method_key
+        from fsbench.runner import swap_cache_folder
 
         proto = self.result["protocol"]
-        return (results_dir / "cache" / method_key(self.result["method"])
-                / f"{proto['name']}-v{proto['version']}" / f"{pair}.png")
+        return swap_cache_folder(results_dir, self.result["method"], proto["name"], proto["version"]) / f"{pair}.png"
 
 
 def find_runs(results_dir: Path, protocol: str, methods: list[str], run_seed: int | None = None) -> list[Run]:

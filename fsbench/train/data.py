@@ -1,13 +1,19 @@
-"""Aligned face crops for training, from the mini training identities or a folder of images.
+"""Aligned face crops for training: the portraits training split with the mini training identities, the mini
+training identities alone, or a folder of images.
 
 Crops are detected and aligned once and cached (``$FSBENCH_HOME/crops/<key>.npz``). Batches are drawn as a
 function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+
+Training on an identity the benchmark evaluates on would inflate every identity figure, so the embedded sources
+are checked against the held-out identities of both manifests (:func:`check_training_identities`) every time
+they are loaded, cached or not.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,20 +49,62 @@ class FaceCrops:
         return self.tensor(source), self.tensor(target), torch.from_numpy(same)
 
 
-def _cache_file(key: str) -> Path:
+class IdentityDraw:
+    """Draws images per identity, not per image: an identity uniformly at random, then one of its images. The
+    mini training set is 611 frames of one man beside 25 stills of 24 other people; drawn per image, almost
+    every pair would be that man twice."""
+
+    def __init__(self, identities: np.ndarray) -> None:
+        self.groups = [np.flatnonzero(identities == i) for i in np.unique(identities)]
+
+    def __call__(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        groups = rng.integers(0, len(self.groups), n)
+        return np.array([self.groups[g][rng.integers(0, len(self.groups[g]))] for g in groups], dtype=np.int64)
+
+
+class HeldOutIdentityError(ValueError):
+    """A training source contains an identity of a validation or test split."""
+
+
+def held_out_identities() -> dict[str, str]:
+    """identity -> "portraits/<split>" or "mini/test" for every identity the benchmark or the monitor scores."""
+    from fsbench.data import mini, portraits
+
+    out = {ident: "mini/test" for ident in mini.load_manifest().identities("test")}
+    manifest = portraits.load_manifest()
+    for split in ("validation", "test"):
+        out.update({ident: f"portraits/{split}" for ident in manifest.identities(split)})
+    return out
+
+
+def check_training_identities(names: list[str], source: str) -> None:
+    """Raise :class:`HeldOutIdentityError` naming the identities of ``names`` that are held out."""
+    held = held_out_identities()
+    leaked = sorted(n for n in names if n in held)
+    if leaked:
+        listed = ", ".join(f"{n} ({held[n]})" for n in leaked[:5])
+        raise HeldOutIdentityError(f"training crops '{source}' contain {len(leaked)} held-out identit"
+                                   f"{'y' if len(leaked) == 1 else 'ies'}: {listed}; training on them would "
+                                   "inflate the benchmark's identity figures")
+
+
+def crops_cache_file(key: str) -> Path:
     return assets.home() / "crops" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
-def _align_all(images: list[tuple[str, np.ndarray]], template: str, size: int) -> tuple[list[np.ndarray], list[str]]:
+Labelled = tuple[str, np.ndarray, int]  # identity, RGB image, rank of the face (0: the largest)
+
+
+def _align_all(images: list[Labelled], template: str, size: int) -> tuple[list[np.ndarray], list[str]]:
     from fsbench.faces.align import align_face
     from fsbench.faces.detect import detect_face
     from fsbench.faces.errors import FaceError
 
     crops, labels = [], []
-    for identity, image in images:
+    for identity, image, face_index in images:
         try:
-            face = detect_face(image)
-        except FaceError:
+            face = detect_face(image, index=face_index)
+        except (FaceError, IndexError):
             continue
         crops.append(align_face(image, face.landmarks, template, size)[0])
         labels.append(identity)
@@ -69,30 +117,59 @@ def _pack(crops: list[np.ndarray], labels: list[str], template: str) -> FaceCrop
     return FaceCrops(np.stack(crops), np.array([index[n] for n in labels]), names, template)
 
 
-def mini_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: int = 8) -> FaceCrops:
-    """Every training still and every ``video_stride``-th frame of the training clips of the mini set."""
-    from fsbench.data import mini
-    from fsbench.faces import io
-
-    manifest = mini.load_manifest()
-    key = f"mini-train:{manifest.sha256}:{template}:{size}:{video_stride}"
-    cached = _cache_file(key)
+def _cached(key: str, template: str, build: Callable[[], list[Labelled]], size: int) -> FaceCrops:
+    cached = crops_cache_file(key)
     if cached.is_file():
         data = np.load(cached)
         return FaceCrops(data["images"], data["identities"], list(data["names"]), template)
-    images: list[tuple[str, np.ndarray]] = []
-    for item in manifest.items(split="train"):
-        if item.kind == "still":
-            images.append((item.identity, io.read_image(assets.path(item.asset))))
-        else:
-            indices = [i for clip in item.clips for i in range(clip.start, clip.end, video_stride)]
-            images.extend((item.identity, frame) for frame in io.read_frames(assets.path(item.asset), indices))
-    crops, labels = _align_all(images, template, size)
+    crops, labels = _align_all(build(), template, size)
     out = _pack(crops, labels, template)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_name(f".{cached.stem}.tmp.npz")
     np.savez(tmp, images=out.images, identities=out.identities, names=np.array(out.names))
     tmp.replace(cached)
+    return out
+
+
+def _mini_train_images(video_stride: int) -> list[Labelled]:
+    from fsbench.data import mini
+    from fsbench.faces import io
+
+    images: list[Labelled] = []
+    for item in mini.load_manifest().items(split="train"):
+        if item.kind == "still":
+            images.append((item.identity, io.read_image(assets.path(item.asset)), item.face_index))
+        else:
+            indices = [i for clip in item.clips for i in range(clip.start, clip.end, video_stride)]
+            images.extend((item.identity, frame, 0) for frame in io.read_frames(assets.path(item.asset), indices))
+    return images
+
+
+def mini_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: int = 8) -> FaceCrops:
+    """Every training still and every ``video_stride``-th frame of the training clips of the mini set."""
+    from fsbench.data import mini
+
+    key = f"mini-train-v2:{mini.load_manifest().sha256}:{template}:{size}:{video_stride}"
+    out = _cached(key, template, lambda: _mini_train_images(video_stride), size)
+    check_training_identities(out.names, "mini training split")
+    return out
+
+
+def portraits_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: int = 8) -> FaceCrops:
+    """The portraits training split (one portrait per identity, low-resolution ones included) plus the mini
+    training identities (the same-person pairs of the mini videos): hundreds of identities."""
+    from fsbench.data import mini, portraits
+    from fsbench.faces import io
+
+    manifest = portraits.load_manifest()
+
+    def build() -> list[Labelled]:
+        items = [(p.identity, io.read_image(p.path()), 0) for p in manifest.items(split="train")]
+        return items + _mini_train_images(video_stride)
+
+    key = f"portraits-train:{manifest.sha256}:{mini.load_manifest().sha256}:{template}:{size}:{video_stride}"
+    out = _cached(key, template, build, size)
+    check_training_identities(out.names, "portraits training split + mini training split")
     return out
 
 
@@ -110,10 +187,20 @@ def folder_crops(root: Path, template: str = "ffhq-256", size: int = 256) -> Fac
     for path in files:
         rel = path.relative_to(root)
         try:
-            images.append((rel.parts[0] if len(rel.parts) > 1 else rel.stem, io.read_image(path)))
+            images.append((rel.parts[0] if len(rel.parts) > 1 else rel.stem, io.read_image(path), 0))
         except FaceError:
             continue
     crops, labels = _align_all(images, template, size)
     if not crops:
         raise ValueError(f"{root}: no face found in any image")
     return _pack(crops, labels, template)
+
+
+def training_crops(data: str | None, template: str = "ffhq-256", size: int = 256) -> FaceCrops:
+    """A training configuration's ``data``: ``"portraits"`` (:func:`portraits_train_crops`), ``None`` (the mini
+    training identities) or an image folder (:func:`folder_crops`)."""
+    if data == "portraits":
+        return portraits_train_crops(template, size)
+    if data is None:
+        return mini_train_crops(template, size)
+    return folder_crops(Path(data), template, size)

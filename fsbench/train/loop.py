@@ -19,6 +19,7 @@ from fsbench.train.dist import Dist
 
 StepFn = Callable[[int], dict[str, float]]
 SampleFn = Callable[[int, Path], None]
+MonitorFn = Callable[[], dict]  # scores the current networks (fsbench.train.monitor.Monitor.score)
 
 
 @dataclass
@@ -29,6 +30,7 @@ class LoopConfig:
     checkpoint_every: int = 200
     log_every: int = 10
     sample_every: int = 500
+    monitor_every: int = 0  # 0: no monitor; else records in out/monitor.jsonl at the session's start and every N
     time_limit_s: float | None = None  # stop (with a checkpoint) after this long: a run that fits a session
 
 
@@ -59,14 +61,27 @@ class Trainer:
     def _on_signal(self, signum, frame) -> None:  # noqa: ANN001 — signal handler signature
         self._stop = True
 
-    def run(self, step_fn: StepFn, sample_fn: SampleFn | None = None) -> int:
-        """Train from the last checkpoint to ``cfg.steps``; returns the step reached."""
+    def _monitor(self, monitor_fn: MonitorFn | None, at_start: bool = False) -> None:
+        from fsbench.train.monitor import RECORD_FILE, append_record, read_records
+
+        if monitor_fn is None or not self.cfg.monitor_every or not self.d.main:
+            return
+        path = self.cfg.out / RECORD_FILE
+        if at_start and path.is_file() and any(r["step"] == self.step for r in read_records(path)):
+            return
+        if at_start or self.step % self.cfg.monitor_every == 0:
+            append_record(path, self.step, monitor_fn())
+
+    def run(self, step_fn: StepFn, sample_fn: SampleFn | None = None, monitor_fn: MonitorFn | None = None) -> int:
+        """Train from the last checkpoint to ``cfg.steps``; returns the step reached. ``monitor_fn`` (main rank
+        only) is scored where a session starts and every ``monitor_every`` steps."""
         self.resume()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         log = self.cfg.out / "losses.jsonl"
         self.cfg.out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         session_start = self.elapsed
+        self._monitor(monitor_fn, at_start=True)
         try:
             while self.step < self.cfg.steps and not self._stop:
                 torch.manual_seed(self.cfg.seed + self.step)
@@ -82,6 +97,7 @@ class Trainer:
                     self.save()
                 if sample_fn is not None and self.d.main and self.step % self.cfg.sample_every == 0:
                     sample_fn(self.step, self.cfg.out / "samples" / f"step{self.step:07d}.png")
+                self._monitor(monitor_fn)
                 if self.cfg.time_limit_s and time.perf_counter() - started > self.cfg.time_limit_s:
                     break
         finally:

@@ -74,6 +74,7 @@ def weights_config(path: Path) -> FaceShifterConfig:
     with safe_open(str(path), framework="pt") as f:
         fields = json.loads(f.metadata()["config"])
     fields["betas"] = tuple(fields["betas"])
+    fields["id_losses"] = tuple(fields.get("id_losses", ()))
     return FaceShifterConfig(**fields)
 
 
@@ -94,6 +95,7 @@ def _card() -> MethodCard:
         paper="Li et al., FaceShifter: Towards High Fidelity and Occlusion Aware Face Swapping, CVPR 2020",
         notes={"config": cfg.to_dict(), "identity_encoder": cfg.id_encoder,
                "inference": "BN folded, bf16 where native (else fp32)",
+               "training_recognisers": list(cfg.recognisers),
                "model_card": "methods/faceshifter/MODEL_CARD.md"})
 
 

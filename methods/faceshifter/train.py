@@ -8,6 +8,11 @@ under a time limit AEI-Net gets ``1 − hear_time_share`` of it and HEAR-Net the
 Loss normalisation (the paper writes sums of squared norms): att = ½ Σ_k mean((z_att^k(Ŷ) − z_att^k(X_t))²),
 rec = ½ mean((Ŷ − X_t)²) over the X_s = X_t samples, id = 1 − cos(z_id(Ŷ), z_id(X_s)), chg = mean |Ŷ − Ŷ_s,t|;
 images in [-1, 1]. Per-element means keep the paper's weights meaningful at any resolution and width.
+
+The identity loss's recognisers are ``id_losses`` (``fsbench.api.IdentityEnsemble``: 1 − cos averaged over them,
+each on its own random augmentation of Ŷ when ``id_augment``); by default the z_id encoder alone, as the paper.
+z_id, the generator's input, stays ``id_encoder``'s embedding whatever the loss uses, so a checkpoint trained
+with one loss continues with another. ``monitor_every`` scores fixed validation swaps with dlib (monitor.jsonl).
 """
 from __future__ import annotations
 
@@ -19,10 +24,10 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from fsbench.api import (FaceCrops, LoopConfig, Trainer, export_weights, folder_crops, hinge_d_loss, hinge_g_loss,
-                         identity_encoder, mini_train_crops, setup_distributed, wrap_distributed)
+from fsbench.api import (FaceCrops, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor, Trainer, export_weights,
+                         hinge_d_loss, hinge_g_loss, identity_encoder, setup_distributed, training_crops,
+                         wrap_distributed)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
@@ -45,9 +50,26 @@ def _weighted_rec(y: torch.Tensor, x: torch.Tensor, same: torch.Tensor) -> torch
     return (per * same).sum() / same.sum().clamp_min(1)
 
 
-def _id_loss(enc: Any, y: torch.Tensor, z_src: torch.Tensor) -> torch.Tensor:
-    """Per sample: 1 − cos(z_id(Ŷ), z_id(X_s))."""
-    return 1 - F.cosine_similarity(enc.embed((y + 1) / 2, TEMPLATE), z_src, dim=1)
+class Identity:
+    """z_id (the generator's input, ``id_encoder``) and the identity loss (``id_losses``, ensembled)."""
+
+    def __init__(self, cfg: FaceShifterConfig, device: torch.device) -> None:
+        self.enc = frozen_identity_encoder(cfg, device)
+        self.loss_net = IdentityEnsemble(cfg.id_losses or (cfg.id_encoder,), cfg.id_augment, device,
+                                         encoders={cfg.id_encoder: self.enc})
+
+    def z_id(self, crops: torch.Tensor) -> torch.Tensor:
+        """z_id of crops in [0, 1]."""
+        return self.enc.embed(crops, TEMPLATE)
+
+    def targets(self, src: torch.Tensor) -> list[torch.Tensor]:
+        """The loss recognisers' embeddings of X_s (in [0, 1], un-augmented)."""
+        with torch.no_grad():
+            return self.loss_net.embed(src, TEMPLATE)
+
+    def loss(self, y: torch.Tensor, targets: list[torch.Tensor]) -> torch.Tensor:
+        """Per sample: 1 − cos(Ŷ, X_s), averaged over the loss recognisers; ``y`` in [-1, 1]."""
+        return self.loss_net.loss((y + 1) / 2, targets, TEMPLATE)
 
 
 def _swap_mean(per_sample: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
@@ -64,25 +86,14 @@ def _save_grid(rows: list[torch.Tensor], path: Path) -> None:
     cv2.imwrite(str(path), ((grid.permute(1, 2, 0).numpy()[..., ::-1] + 1) * 127.5).round().astype(np.uint8))
 
 
-def _crops(cfg: FaceShifterConfig) -> FaceCrops:
-    if cfg.data:
-        return folder_crops(Path(cfg.data), TEMPLATE, cfg.size)
-    return mini_train_crops(TEMPLATE, cfg.size)
-
-
 class BalancedPairs:
-    """Swap batches drawn per identity, not per image: target and source identities uniformly at random, then an
-    image of each, each mirrored with probability ½. The mini training set is 611 frames of one man and 25 stills
-    of 24 other people: drawn per image, almost every pair would be that man twice and no swap would be learned.
-    A function of (seed, step), like :meth:`FaceCrops.swap_batch`, so resumed runs draw the same batches."""
+    """Swap batches drawn per identity, not per image (``fsbench.api.IdentityDraw``): target and source identity
+    uniformly at random, then an image of each, each mirrored with probability ½. A function of (seed, step),
+    like :meth:`FaceCrops.swap_batch`, so resumed runs draw the same batches."""
 
     def __init__(self, crops: FaceCrops) -> None:
         self.crops = crops
-        self.groups = [np.flatnonzero(crops.identities == i) for i in np.unique(crops.identities)]
-
-    def _draw(self, rng: np.random.Generator, batch: int) -> np.ndarray:
-        groups = rng.integers(0, len(self.groups), batch)
-        return np.array([self.groups[g][rng.integers(0, len(self.groups[g]))] for g in groups])
+        self._draw = IdentityDraw(crops.identities)
 
     def __call__(self, seed: int, step: int, batch: int, same_ratio: float
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -101,9 +112,9 @@ class BalancedPairs:
 class AEIPhase:
     """One AEI-Net step: generator (adv + att + id + rec) then discriminator (hinge)."""
 
-    def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, enc: Any, aei: torch.nn.Module,
+    def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, ident: Identity, aei: torch.nn.Module,
                  disc: torch.nn.Module, rank: int, device: torch.device) -> None:
-        self.cfg, self.pairs, self.enc, self.aei, self.disc = cfg, BalancedPairs(crops), enc, aei, disc
+        self.cfg, self.pairs, self.ident, self.aei, self.disc = cfg, BalancedPairs(crops), ident, aei, disc
         self.rank, self.device = rank, device
         self.opt_g = torch.optim.Adam(aei.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
@@ -117,11 +128,11 @@ class AEIPhase:
         src, tgt, same = self.batch(step)
         xs, xt = src * 2 - 1, tgt * 2 - 1
         with torch.no_grad():
-            z_id = self.enc.embed(src, TEMPLATE)
+            z_id = self.ident.z_id(src)
         y, z_att_t, z_att_y = self.aei(xt, z_id, True)
         adv = hinge_g_loss(self.disc(y)[0])
         att = 0.5 * sum((a - b).pow(2).mean() for a, b in zip(z_att_y, z_att_t))
-        id_per = _id_loss(self.enc, y, z_id)
+        id_per = self.ident.loss(y, self.ident.targets(src))
         ident = id_per.mean()
         rec = _weighted_rec(y, xt, same)
         loss_g = cfg.w_adv * adv + cfg.w_att * att + cfg.w_id * ident + cfg.w_rec * rec
@@ -137,43 +148,47 @@ class AEIPhase:
                      d=loss_d).items()}
 
     @torch.no_grad()
+    def swap(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """AEI-Net's swaps of crops in [0, 1] (eval mode; rank 0 only: not through DDP, whose forward syncs)."""
+        aei = getattr(self.aei, "module", self.aei)
+        aei.eval()
+        y = aei(tgt * 2 - 1, self.ident.z_id(src))[0]
+        aei.train()
+        return (y + 1) / 2
+
     def sample(self, step: int, path: Path) -> None:
         src, tgt, _ = self.pairs(self.cfg.seed + 12345, 0, 6, 0.0)
         src, tgt = src.to(self.device), tgt.to(self.device)
-        aei = getattr(self.aei, "module", self.aei)  # rank 0 only: not through DDP, whose forward syncs buffers
-        aei.eval()
-        y = aei(tgt * 2 - 1, self.enc.embed(src, TEMPLATE))[0]
-        aei.train()
-        _save_grid([src * 2 - 1, tgt * 2 - 1, y], path)
+        _save_grid([src * 2 - 1, tgt * 2 - 1, self.swap(src, tgt) * 2 - 1], path)
 
 
 class HEARPhase:
     """One HEAR-Net step on the frozen AEI-Net: rec + id + chg, targets occluded synthetically."""
 
-    def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, enc: Any, aei: AEINet, hear: torch.nn.Module,
-                 rank: int, device: torch.device) -> None:
-        self.cfg, self.pairs, self.enc, self.aei, self.hear = cfg, BalancedPairs(crops), enc, aei.eval(), hear
+    def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, ident: Identity, aei: AEINet,
+                 hear: torch.nn.Module, rank: int, device: torch.device) -> None:
+        self.cfg, self.pairs, self.ident, self.aei, self.hear = cfg, BalancedPairs(crops), ident, aei.eval(), hear
         self.rank, self.device = rank, device
         self.opt = torch.optim.Adam(hear.parameters(), lr=cfg.lr, betas=cfg.betas)
 
     def inputs(self, step: int, seed: int) -> tuple[torch.Tensor, ...]:
-        """(X_s, X_t occluded, same, z_id(X_s), Ŷ_s,t, ΔY_t), images in [-1, 1]."""
+        """(X_s, X_t occluded, same, the loss's embeddings of X_s, Ŷ_s,t, ΔY_t), images in [-1, 1]."""
         src, tgt, same = self.pairs(seed, step, self.cfg.batch, self.cfg.same_ratio_hear)
         tgt = occlude_batch(tgt, np.random.default_rng([seed, step, 1]), self.cfg.occlusion_p)
         src = torch.where(same[:, None, None, None], tgt, src)  # X_s = X_t, occluder included
         src, tgt, same = src.to(self.device), tgt.to(self.device), same.to(self.device).float()
         with torch.no_grad():
-            z = self.enc.embed(torch.cat([src, tgt]), TEMPLATE)
+            z = self.ident.z_id(torch.cat([src, tgt]))
             xt = tgt * 2 - 1
             y = self.aei(torch.cat([xt, xt]), z)[0]
         y_st, y_tt = y.chunk(2)
-        return src * 2 - 1, xt, same, z[:len(src)], y_st, xt - y_tt
+        return src * 2 - 1, xt, same, self.ident.targets(src), y_st, xt - y_tt
 
     def step(self, step: int) -> dict[str, float]:
-        xs, xt, same, z_id, y_st, err = self.inputs(step, self.cfg.seed * 1000 + self.rank)
+        xs, xt, same, targets, y_st, err = self.inputs(step, self.cfg.seed * 1000 + self.rank)
         y = self.hear(y_st, err)
         rec = _weighted_rec(y, xt, same)
-        id_per = _id_loss(self.enc, y, z_id)
+        id_per = self.ident.loss(y, targets)
         ident = id_per.mean()
         chg = (y - y_st).abs().mean()
         loss = rec + ident + chg
@@ -192,10 +207,23 @@ class HEARPhase:
         hear.train()
         _save_grid([xs, xt, y_st, err.clamp(-1, 1), y], path)
 
+    @torch.no_grad()
+    def swap(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """AEI-Net then HEAR-Net on crops in [0, 1] (the shipped network's forward), eval mode, rank 0."""
+        hear = getattr(self.hear, "module", self.hear)
+        hear.eval()
+        xt = tgt * 2 - 1
+        y = self.aei(torch.cat([xt, xt]), self.ident.z_id(torch.cat([src, tgt])))[0]
+        y_st, y_tt = y.chunk(2)
+        out = hear(y_st, xt - y_tt)
+        hear.train()
+        return (out + 1) / 2
+
 
 def _loop(cfg: FaceShifterConfig, out: Path, steps: int, time_limit_s: float | None) -> LoopConfig:
     return LoopConfig(out=out, steps=steps, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
-                      log_every=cfg.log_every, sample_every=cfg.sample_every, time_limit_s=time_limit_s)
+                      log_every=cfg.log_every, sample_every=cfg.sample_every, monitor_every=cfg.monitor_every,
+                      time_limit_s=time_limit_s)
 
 
 def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
@@ -209,31 +237,34 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
     cfg = get_config(config, **overrides)
     started = time.perf_counter()
     d = setup_distributed(device)
-    crops = _crops(cfg)
-    enc = frozen_identity_encoder(cfg, d.device)
+    crops = training_crops(cfg.data, TEMPLATE, cfg.size)
+    ident = Identity(cfg, d.device)
+    monitor = Monitor(TEMPLATE, cfg.size, device=d.device) if cfg.monitor_every and d.main else None
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and in every run of a configuration
     net, disc = FaceShifterNet(cfg), MultiScaleDiscriminator(cfg)
     aei, disc = wrap_distributed(net.aei, d), wrap_distributed(disc, d)
-    phase = AEIPhase(cfg, crops, enc, aei, disc, d.rank, d.device)
+    phase = AEIPhase(cfg, crops, ident, aei, disc, d.rank, d.device)
     aei_limit = time_limit_s * (1 - cfg.hear_time_share) if time_limit_s else None
     trainer = Trainer(_loop(cfg, out / "aei", cfg.steps_aei, aei_limit), d, {"aei": aei, "disc": disc},
                       {"g": phase.opt_g, "d": phase.opt_d})
-    aei_steps = trainer.run(phase.step, phase.sample)
+    aei_steps = trainer.run(phase.step, phase.sample, monitor and (lambda: monitor.score(phase.swap)))
     aei_elapsed = trainer.elapsed
     if trainer.interrupted:  # killed: leave HEAR-Net to the next session
         return out / "aei" / "checkpoint.safetensors"
 
     hear = wrap_distributed(net.hear, d)
-    hear_phase = HEARPhase(cfg, crops, enc, net.aei, hear, d.rank, d.device)
+    hear_phase = HEARPhase(cfg, crops, ident, net.aei, hear, d.rank, d.device)
     hear_limit = max(1.0, time_limit_s - (time.perf_counter() - started)) if time_limit_s else None
     hear_trainer = Trainer(_loop(cfg, out / "hear", cfg.steps_hear, hear_limit), d, {"hear": hear},
                            {"hear": hear_phase.opt})
-    hear_steps = hear_trainer.run(hear_phase.step, hear_phase.sample)
+    hear_steps = hear_trainer.run(hear_phase.step, hear_phase.sample,
+                                  monitor and (lambda: monitor.score(hear_phase.swap)))
 
     path = out / f"faceshifter-{Path(config).stem}.safetensors"
     if d.main:
         meta = {"config": json.dumps(cfg.to_dict()), "aei_steps": str(aei_steps), "hear_steps": str(hear_steps),
                 "aei_train_s": f"{aei_elapsed:.0f}", "hear_train_s": f"{hear_trainer.elapsed:.0f}",
-                "world": str(d.world), "device": str(d.device)}
+                "world": str(d.world), "device": str(d.device),
+                "identity_loss": json.dumps(ident.loss_net.describe())}
         export_weights(path, net.eval(), meta)
     return path

@@ -20,6 +20,11 @@ class Config:
     size: int = 256  # training crop side; heads at size, size/2, size/4
     width: int = 64  # the paper's N
     identity: str = "sface"  # "sface" (embedded, 128-d) or "mobilefacenet" (the user's file, 512-d: assets add)
+    # the identity loss's recognisers (fsbench.api.IdentityEnsemble; never dlib); (): ``identity`` alone (the paper)
+    id_losses: tuple[str, ...] = ()
+    id_augment: bool = False  # each loss recogniser sees a random differentiable augmentation of the output
+    data: str | None = None  # "portraits", an image folder (identity = subfolder) or None (mini training identities)
+    per_identity: bool = False  # draw triplet images per identity (an identity, then its image), not per image
     perceptual: str = "mobilenet_v2"  # or "vgg19" (needs vgg19_file)
     vgg19_file: str = ""
     disc_width: int = 16
@@ -45,18 +50,33 @@ class Config:
     log_every: int = 10
     sample_every: int = 250
     time_limit_s: float | None = None
+    monitor_every: int = 0  # validation swaps scored with dlib every N steps (fsbench.api.Monitor); 0: none
+
+    @property
+    def recognisers(self) -> tuple[str, ...]:
+        return training_recognisers(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def training_recognisers(config: dict[str, Any]) -> tuple[str, ...]:
+    """Every recogniser a configuration (as recorded in a weights file) trained with: input and loss."""
+    return tuple(dict.fromkeys((config["identity"], *config.get("id_losses", ()))))
+
+
+_CPU_MIX = {"pair": 0.35, "same": 0.15, "frames": 0.2, "id_target": 0.06, "id_source": 0.06, "attr_target": 0.1,
+            "attr_source": 0.08}
 CONFIGS: dict[str, dict[str, Any]] = {
     "paper": {},
     # more triplets with a ground truth than the paper's mix: a few thousand steps need the pixel loss's pull
     # the shipped weights' run (its mask occluders had flat colours: it predates the fabric textures)
     "cpu": {"size": 128, "batch": 4, "steps": 20_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
-            "mix": {"pair": 0.35, "same": 0.15, "frames": 0.2, "id_target": 0.06, "id_source": 0.06,
-                    "attr_target": 0.1, "attr_source": 0.08}},
+            "mix": _CPU_MIX},
+    # the shipped state continued on the portraits training split with the ensemble loss (issue 13)
+    "cpu-portraits": {"size": 128, "batch": 4, "steps": 100_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
+                      "mix": _CPU_MIX, "data": "portraits", "per_identity": True, "id_losses": ("sface", "facenet"),
+                      "id_augment": True, "monitor_every": 250},
     "smoke": {"size": 64, "width": 8, "disc_width": 4, "disc_layers": 2, "batch": 2, "steps": 4,
               "checkpoint_every": 2, "log_every": 1, "sample_every": 1000, "mask_textures": []},
 }

@@ -26,5 +26,10 @@ class IdentityNet:
 
             self._encoder = load_mobilefacenet(asset_path("mobilefacenet"), device)
 
+    @property
+    def encoder(self) -> object:
+        """The recogniser itself (``.embed(crops, template)``), to share with the identity loss."""
+        return self._encoder
+
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self._encoder.embed(images, TEMPLATE), dim=1)

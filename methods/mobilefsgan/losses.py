@@ -19,9 +19,10 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def identity_loss(predicted: torch.Tensor, source: torch.Tensor, margin: float = ID_MARGIN) -> torch.Tensor:
-    """relu(1 − cos − margin), summed and divided by the number of samples above the margin (as the public code)."""
-    loss = F.relu(1 - F.cosine_similarity(predicted, source, dim=1) - margin)
+def identity_loss(cosine: torch.Tensor, margin: float = ID_MARGIN) -> torch.Tensor:
+    """relu(1 − cos − margin), summed and divided by the number of samples above the margin (as the public code).
+    ``cosine``: B (one recogniser) or B×K (an ensemble: the mean over the (sample, recogniser) terms above it)."""
+    loss = F.relu(1 - cosine - margin)
     active = (loss.detach() > 0).sum().clamp(min=1)
     return loss.sum() / active
 
@@ -82,7 +83,7 @@ def perceptual_loss(backbone: str, device: str | torch.device = "cpu", vgg19_fil
         return PerceptualLoss(_slices(perceptual_network(device).features, _MOBILENET_CUTS),
                               "perceptual-MobileNetV2").to(device)
     if backbone == "vgg19":
-        from methods.mobilefsgan.vgg import load_vgg19_features
+        from fsbench.api import load_vgg19_features
 
         return PerceptualLoss(_slices(load_vgg19_features(vgg19_file), _VGG_CUTS), "perceptual-VGG19").to(device)
     raise ValueError(f"unknown perceptual backbone '{backbone}' (mobilenet_v2, vgg19)")

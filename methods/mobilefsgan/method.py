@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from fsbench.api import Method, MethodCard, inference_dtype, load_weights
-from methods.mobilefsgan.configs import Config, load_config
+from methods.mobilefsgan.configs import Config, load_config, training_recognisers
 from methods.mobilefsgan.export import export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
 from methods.mobilefsgan.identity import DIMS, IdentityNet, TEMPLATE
@@ -34,12 +34,19 @@ def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
     return net.eval(), cfg
 
 
+def _training_recognisers() -> list[str]:
+    """The recognisers the shipped weights trained with (their metadata's config); none if not shipped."""
+    path = WEIGHTS_DIR / CHECKPOINT
+    return list(training_recognisers(json.loads(read_metadata(path)["config"]))) if path.is_file() else []
+
+
 class MobileFSGAN(Method):
     card = MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=CHECKPOINT,
                       checkpoint_sha256="136d0250571b06b10f7b5991cd2e98c00e0d0bcb70c7bd89f0ffcf4f32ae6344",
                       parameters=2_075_413, licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
                       paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
                       notes={"identity": "sface", "output": "full-size head", "trained": "mini training identities",
+                             "training_recognisers": _training_recognisers(),
                              "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,

@@ -3,6 +3,11 @@
 One step: G on a triplet batch (adversarial + identity at every head, pixel against the ground truth, perceptual
 attribute loss at the full-size head), then the three discriminators on real crops and the detached outputs.
 Batches are a function of (seed, step, rank), so a resumed run takes the steps an uninterrupted one would.
+
+The identity loss's recognisers are ``id_losses`` (``fsbench.api.IdentityEnsemble``, each on its own random
+augmentation of the output when ``id_augment``), by default the generator's input recogniser alone (the paper);
+the source embedding fed to the generator stays ``identity``'s. ``monitor_every`` scores fixed validation swaps
+with dlib into monitor.jsonl.
 """
 from __future__ import annotations
 
@@ -16,13 +21,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fsbench.api import (FaceCrops, LoopConfig, Trainer, asset_path, export_weights, hinge_d_loss, landmarks68,
-                         mini_train_crops, setup_distributed, wrap_distributed)
+from fsbench.api import (FaceCrops, IdentityEnsemble, LoopConfig, Monitor, Trainer, asset_path, export_weights,
+                         hinge_d_loss, landmarks68, setup_distributed, training_crops, wrap_distributed)
 from methods.mobilefsgan import losses
 from methods.mobilefsgan.configs import Config, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
 from methods.mobilefsgan.generator import EncoderDecoder
-from methods.mobilefsgan.identity import IdentityNet
+from methods.mobilefsgan.identity import TEMPLATE, IdentityNet
 from methods.mobilefsgan.triplets import Triplets
 
 WEIGHTS = "mobilefsgan.safetensors"
@@ -93,6 +98,8 @@ class Step:
         self.d = setup_distributed(device)
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every fresh run
         self.identity = IdentityNet(cfg.identity, self.d.device)
+        self.id_loss = IdentityEnsemble(cfg.id_losses or (cfg.identity,), cfg.id_augment, self.d.device,
+                                        encoders={cfg.identity: self.identity.encoder})
         self.G = wrap_distributed(EncoderDecoder(cfg.width, self.identity.dim), self.d)
         self.D = wrap_distributed(MultiScaleGradientDiscriminator(cfg.disc_width, cfg.disc_layers), self.d)
         self.perceptual = losses.perceptual_loss(cfg.perceptual, self.d.device, cfg.vgg19_file)
@@ -108,9 +115,11 @@ class Step:
              make_batch(self.triplets, cfg, np.random.default_rng([cfg.seed, step, self.d.rank])).items()}
         with torch.no_grad():
             source_id = self._embed(b["source"])
+            id_targets = self.id_loss.embed((b["source"] + 1) / 2, TEMPLATE)
         full, half, quarter = self.G(b["target"], source_id)
         logits = self.D(full, half, quarter)
-        ids = [losses.identity_loss(self._embed(x), source_id) for x in (full, half, quarter)]
+        ids = [losses.identity_loss(self.id_loss.cosines((x + 1) / 2, id_targets, TEMPLATE))
+               for x in (full, half, quarter)]
         pixel = losses.pixel_loss(full, b["truth"], b["has_truth"])
         perceptual = self.perceptual(full, b["target"])
         adv = [_g_adv(x) for x in logits]
@@ -132,6 +141,15 @@ class Step:
                 "id_half": ids[1].item(), "id_quarter": ids[2].item(), "pixel": pixel.item(),
                 self.perceptual.label: perceptual.item(), "d_full": d_terms[0].item()}
 
+    @torch.no_grad()
+    def swap(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The full-size head's swaps of crops in [0, 1] (eval mode, not through DDP)."""
+        G = self.G.module if hasattr(self.G, "module") else self.G
+        G.eval()
+        out = G(target * 2 - 1, self._embed(source * 2 - 1))[0]
+        G.train()
+        return (out + 1) / 2
+
     def sample(self, step: int, path: Path) -> None:
         """A grid of source / target / truth / output for a fixed batch."""
         b = make_batch(self.triplets, self.cfg, np.random.default_rng([self.cfg.seed, _SAMPLE_STREAM]))
@@ -149,20 +167,24 @@ class Step:
 def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.ndarray) -> Path:
     """Train (resuming from ``out``) and export the generator; returns the weights' path."""
     textures = [cv2.cvtColor(cv2.imread(str(asset_path(name))), cv2.COLOR_BGR2RGB) for name in cfg.mask_textures]
-    step = Step(cfg, Triplets(crops.images, crops.identities, landmarks, cfg.mix, textures), device)
+    triplets = Triplets(crops.images, crops.identities, landmarks, cfg.mix, textures, cfg.per_identity)
+    step = Step(cfg, triplets, device)
     loop = LoopConfig(out=out, steps=cfg.steps, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
-                      log_every=cfg.log_every, sample_every=cfg.sample_every, time_limit_s=cfg.time_limit_s)
+                      log_every=cfg.log_every, sample_every=cfg.sample_every, monitor_every=cfg.monitor_every,
+                      time_limit_s=cfg.time_limit_s)
     trainer = Trainer(loop, step.d, {"G": step.G, "D": step.D}, {"G": step.opt_g, "D": step.opt_d})
-    reached = trainer.run(step, step.sample)
+    monitor = Monitor(TEMPLATE, cfg.size, device=step.d.device) if cfg.monitor_every and step.d.main else None
+    reached = trainer.run(step, step.sample, monitor and (lambda: monitor.score(step.swap)))
     meta = {"config": json.dumps(cfg.to_dict()), "step": str(reached), "train_seconds": f"{trainer.elapsed:.0f}",
-            "embedding": str(step.identity.dim)}
+            "embedding": str(step.identity.dim), "identity_loss": json.dumps(step.id_loss.describe())}
     if step.d.main:  # one writer; every rank returns the path
         export_weights(out / WEIGHTS, step.G, meta)
     return out / WEIGHTS
 
 
 def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
-    """``fsbench train mobilefsgan``: the mini training identities (FaceCrops of fsbench's mini set)."""
+    """``fsbench train mobilefsgan``: the configuration's ``data`` (portraits, the mini training identities or a
+    folder) as 256 px ffhq-256 crops."""
     cfg = load_config(config, **overrides)
-    crops = mini_train_crops()
+    crops = training_crops(cfg.data, TEMPLATE, 256)
     return run(cfg, Path(out), device, crops, crop_landmarks(crops, Path(out) / "landmarks.npz"))

@@ -24,6 +24,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from fsbench.api import IdentityDraw
+
 Edit = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
 JAW, BROWS, NOSE = slice(0, 17), slice(17, 27), slice(27, 36)
@@ -230,6 +232,7 @@ class Triplets:
     landmarks: np.ndarray
     mix: dict[str, float]
     textures: Sequence[np.ndarray] = field(default_factory=tuple)  # RGB fabric photos for mask occluders
+    per_identity: bool = False  # every image drawn as an identity uniformly, then one of its images
 
     def __post_init__(self) -> None:
         unknown = set(self.mix) - set(KINDS)
@@ -245,22 +248,29 @@ class Triplets:
             raise ValueError("triplet mix is empty")
         p = np.array([self.mix[k] for k in kinds], np.float64)
         self._kinds, self._p = kinds, p / p.sum()
+        pools = {"all": np.arange(len(self.images)), "landmarks": self._with_lm, "multi": self._multi}
+        self._pools = {k: (v, IdentityDraw(self.identities[v]) if self.per_identity else None)
+                       for k, v in pools.items()}
+
+    def _pick(self, rng: np.random.Generator, pool: str) -> int:
+        """One image of a pool (all, landmarks, multi): uniformly, or with ``per_identity`` per identity."""
+        indices, draw = self._pools[pool]
+        return int(indices[draw(rng, 1)[0]] if draw else indices[rng.integers(len(indices))])
 
     def sample(self, rng: np.random.Generator) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None]:
         """(kind, source, target, ground truth or None), uint8 crops."""
         kind = self._kinds[int(rng.choice(len(self._kinds), p=self._p))]
-        n = len(self.images)
         if kind == "pair":
-            return kind, self.images[rng.integers(n)], self.images[rng.integers(n)], None
+            return kind, self.images[self._pick(rng, "all")], self.images[self._pick(rng, "all")], None
         if kind == "same":
-            x = self.images[rng.integers(n)]
+            x = self.images[self._pick(rng, "all")]
             return kind, x, x, x
         if kind == "frames":
-            i = int(self._multi[rng.integers(len(self._multi))])
+            i = self._pick(rng, "multi")
             mates = self._multi[(self.identities[self._multi] == self.identities[i]) & (self._multi != i)]
             j = int(mates[rng.integers(len(mates))])
             return kind, self.images[j], identity_edit(self.images[i], self.landmarks[i], rng), self.images[i]
-        i = int(self._with_lm[rng.integers(len(self._with_lm))])
+        i = self._pick(rng, "landmarks")
         x, lm = self.images[i], self.landmarks[i]
         if kind == "id_target":
             return kind, x, identity_edit(x, lm, rng), x

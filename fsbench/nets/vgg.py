@@ -2,6 +2,8 @@
 ``vgg19-dcbb9e9d.pth`` loads strictly (torchvision itself cannot be installed next to CPU torch here)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -20,11 +22,13 @@ def vgg19_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def load_vgg19_features(path: str) -> nn.Sequential:
+def load_vgg19_features(path: str | Path) -> nn.Sequential:
     """torchvision's ImageNet VGG19 ``features`` from the user's file (weights_only load, strict keys)."""
     if not path:
         raise ValueError("perceptual = vgg19 needs vgg19_file=<path to vgg19-dcbb9e9d.pth> (torchvision's file)")
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected torchvision's VGG19 state dict, found {type(state).__name__}")
     features = vgg19_features()
     features.load_state_dict({k[len("features."):]: v for k, v in state.items() if k.startswith("features.")},
                              strict=True)

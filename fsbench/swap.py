@@ -1,0 +1,137 @@
+"""`fsbench swap`: one face swapped into a photo, or into every frame of a video.
+
+The pipeline is the benchmark's: detect (``fsbench.faces.detect``), align with the template and size the method's
+card declares, call the method, paste the swapped crop back into the full frame through the template's soft mask.
+The source identity is computed once (``Method.embed_identity``) and reused for every frame. Video is decoded and
+written with OpenCV; audio is not kept. A frame in which the chosen face is not found is written unchanged.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from fsbench import registry
+from fsbench.api import Method
+from fsbench.faces import io
+from fsbench.faces.align import align_face
+from fsbench.faces.detect import detect_face
+from fsbench.faces.errors import FaceIndexError, NoFaceError
+from fsbench.faces.paste import paste_back
+from fsbench.faces.crops import to_tensor, to_uint8
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}  # output container -> the FourCC written into it
+VIDEO_INPUTS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")  # a target with one of these is read as video
+DEFAULT_FPS = 25.0  # when the target's container does not state its frame rate
+
+
+@dataclass
+class SwapReport:
+    out: Path
+    video: bool
+    frames: int  # frames written (1 for an image)
+    unchanged: int  # frames written unchanged because the chosen face was not found in them
+
+
+class FaceSwapper:
+    """A method with one source identity, applied to whole frames."""
+
+    def __init__(self, method: Method, source: np.ndarray, source_name: str) -> None:
+        card = method.card
+        self.method, self.template, self.size = method, card.template, card.input_size
+        face = detect_face(source, 0, source=source_name)  # the source's largest face
+        crop, _ = align_face(source, face.landmarks, self.template, self.size)
+        with torch.no_grad():
+            self.identity: Any = method.embed_identity(to_tensor([crop]).to(method.device))
+
+    def __call__(self, frame: np.ndarray, face_index: int = 0, name: str = "") -> np.ndarray:
+        """``frame`` with its ``face_index``-th largest face swapped; raises NoFaceError / FaceIndexError."""
+        face = detect_face(frame, face_index, source=name)
+        crop, matrix = align_face(frame, face.landmarks, self.template, self.size)
+        with torch.no_grad():
+            swapped = self.method.swap_embedded(self.identity, to_tensor([crop]).to(self.method.device))
+        return paste_back(frame, to_uint8(swapped)[0], matrix, self.template)
+
+
+def _check_out(out: Path, target: Path) -> None:
+    suffix = out.suffix.lower()
+    video_target = target.suffix.lower() in VIDEO_INPUTS
+    if suffix not in IMAGE_SUFFIXES and suffix not in VIDEO_CODECS:
+        raise ValueError(f"{out}: unsupported output suffix '{out.suffix}' (images: {' '.join(IMAGE_SUFFIXES)}; "
+                         f"videos: {' '.join(VIDEO_CODECS)})")
+    if video_target != (suffix in VIDEO_CODECS):
+        kind, wanted = ("a video", VIDEO_CODECS) if video_target else ("an image", IMAGE_SUFFIXES)
+        raise ValueError(f"{out}: the target {target} is {kind}; write it to one of {' '.join(wanted)}")
+    folder = out.parent
+    if not folder.is_dir():
+        raise ValueError(f"{out}: the output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{out}: the output folder {folder} is not writable")
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder, expected a file name")
+
+
+def swap_file(method: str, source: str | Path, target: str | Path, out: str | Path, face: int = 0,
+              device: str = "cpu", limit_frames: int | None = None, progress: bool = True) -> SwapReport:
+    """Swap the largest face of the image ``source`` into the ``face``-th largest face of ``target`` (an image,
+    or a video when its suffix is one of ``VIDEO_INPUTS``) and write ``out``.
+
+    Bad input raises before the method is loaded: ``FaceError`` subclasses for unreadable files and a source
+    without a face, ``registry.UnknownNameError`` for an unknown method, ``ValueError`` for the rest; every
+    message names the file and the problem. For an image target, a missing face is an error; for a video, the
+    frames without it are written unchanged and counted in the report.
+    """
+    source, target, out = Path(source), Path(target), Path(out)
+    if face < 0:
+        raise ValueError(f"--face must be >= 0 (0 is the largest face), got {face}")
+    if limit_frames is not None and limit_frames < 1:
+        raise ValueError(f"--limit-frames must be >= 1, got {limit_frames}")
+    _check_out(out, target)
+    cls = registry.methods.get(method)
+    source_image = io.read_image(source)
+    video = out.suffix.lower() in VIDEO_CODECS
+    fps, claimed = io.video_meta(target) if video else (0.0, 0)
+    target_image = None if video else io.read_image(target)
+    swapper = FaceSwapper(cls(device=device), source_image, str(source))
+    if target_image is not None:
+        result = swapper(target_image, face, str(target))
+        try:
+            Image.fromarray(result).save(out, **({"quality": 95} if out.suffix.lower() in (".jpg", ".jpeg") else {}))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{out}: cannot write the image ({err})") from None
+        return SwapReport(out, False, 1, 0)
+    return _swap_video(swapper, target, out, face, fps or DEFAULT_FPS, claimed, limit_frames, progress)
+
+
+def _swap_video(swapper: FaceSwapper, target: Path, out: Path, face: int, fps: float, claimed: int,
+                limit_frames: int | None, progress: bool) -> SwapReport:
+    total = min(claimed, limit_frames) if claimed and limit_frames else (claimed or limit_frames or None)
+    writer: cv2.VideoWriter | None = None
+    frames = unchanged = 0
+    try:
+        for frame in tqdm(io.iter_frames(target, limit_frames), total=total, desc=f"swap {target.name}",
+                          unit="frame", disable=not progress):
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*VIDEO_CODECS[out.suffix.lower()]), fps,
+                                         (w, h))
+                if not writer.isOpened():
+                    raise ValueError(f"{out}: OpenCV cannot write a {out.suffix} video of {w}x{h} px here")
+            try:
+                frame = swapper(frame, face, f"{target}#{frames}")
+            except (NoFaceError, FaceIndexError):
+                unchanged += 1
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            frames += 1
+    finally:
+        if writer is not None:
+            writer.release()
+    return SwapReport(out, True, frames, unchanged)

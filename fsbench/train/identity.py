@@ -1,0 +1,143 @@
+"""An identity loss that a generator cannot game cheaply: several recognisers, each seeing the swap through random
+differentiable augmentation.
+
+A loss on one recogniser's embedding of the exact output pixels can be lowered by patterns that move that one
+network and nothing else (MobileFSGAN's SFace loss fell to 0.12 while its swaps stayed no closer to the source,
+even in SFace's space, than the target). Here every recogniser sees its own random view of the swap: a small
+shift, scale and rotation (``affine_grid``), a blur, a colour jitter and sometimes a downsampling, before it
+re-aligns the crop to its own input size; the target is the embedding of the un-augmented source. dlib's ResNet,
+the benchmark's evaluation recogniser, is refused: a method trained on it would be scored by its own loss.
+
+Randomness comes from torch's global generator, which the training loop seeds per step (resumable runs).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+EVALUATION_ONLY = ("dlib",)  # recognisers that score the benchmark: never a training signal
+
+# augmentation ranges (uniform, per sample): small enough that a recogniser's embedding of a real face barely moves
+SHIFT = 0.04  # of the crop side, each axis
+SCALE = 0.06  # relative, either way
+ROTATE_DEG = 6.0
+BLUR_SIGMA = 1.2  # px at the crop's size: sigma drawn in [0, BLUR_SIGMA]
+BRIGHTNESS, CONTRAST, SATURATION = 0.1, 0.15, 0.2  # ± relative
+DOWNSAMPLE_P, DOWNSAMPLE_MIN = 0.5, 0.5  # with probability P, down to a factor in [MIN, 1] and back up
+
+
+def _affine(x: torch.Tensor) -> torch.Tensor:
+    b = x.shape[0]
+    angle = (torch.rand(b) * 2 - 1) * math.radians(ROTATE_DEG)
+    scale = 1 + (torch.rand(b) * 2 - 1) * SCALE
+    shift = (torch.rand(b, 2) * 2 - 1) * SHIFT * 2  # affine_grid coordinates span 2 per side
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """A separable Gaussian blur with a random sigma per sample (sigma 0 leaves the sample unchanged)."""
+    b, c = x.shape[:2]
+    radius = math.ceil(2 * BLUR_SIGMA)
+    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    sigma = (torch.rand(b, 1, dtype=x.dtype) * BLUR_SIGMA).to(x.device).clamp_min(1e-3)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (b·c)×k
+    y = x.reshape(1, b * c, *x.shape[2:])
+    y = F.pad(y, (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, kernel[:, None, None, :], groups=b * c)
+    y = F.conv2d(y, kernel[:, None, :, None], groups=b * c)
+    return y.reshape_as(x)
+
+
+def _colour(x: torch.Tensor) -> torch.Tensor:
+    b = x.shape[0]
+
+    def factor(r: float) -> torch.Tensor:
+        return (1 + (torch.rand(b, 1, 1, 1) * 2 - 1) * r).to(x)
+
+    x = x * factor(BRIGHTNESS)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    x = (x - mean) * factor(CONTRAST) + mean
+    grey = x.mean(dim=1, keepdim=True)
+    x = (x - grey) * factor(SATURATION) + grey
+    return x.clamp(0, 1)
+
+
+def _downsample(x: torch.Tensor) -> torch.Tensor:
+    """With probability ``DOWNSAMPLE_P`` (one draw per batch: one size per resize), down and back up."""
+    if torch.rand(()) >= DOWNSAMPLE_P:
+        return x
+    side = x.shape[-1]
+    low = max(8, round(side * (DOWNSAMPLE_MIN + (1 - DOWNSAMPLE_MIN) * float(torch.rand(())))))
+    x = F.interpolate(x, size=(low, low), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+
+
+def augment(x: torch.Tensor) -> torch.Tensor:
+    """A random differentiable view of crops ``B×3×H×W`` in [0, 1]: same shape, gradients flow to ``x``."""
+    return _downsample(_colour(_blur(_affine(x))))
+
+
+def identity_encoder(name: str = "sface", device: str | torch.device = "cpu"):
+    """A frozen, differentiable identity network for training losses: ``.embed(crops, template)`` returns
+    L2-normalised embeddings with gradients to ``crops``. ``sface`` and ``facenet`` are embedded;
+    ``arcface-ir-se50`` and ``cosface-sphere20`` need the user's file (fsbench assets add)."""
+    from fsbench import registry  # the metric backends are registered there, loaded on first use
+
+    return registry.metrics.get(name)(device=device)
+
+
+class IdentityEnsemble:
+    """Frozen differentiable recognisers (:func:`identity_encoder` names) used together as a loss.
+
+    ``encoders`` may pass already-built encoders by name (to share one with the generator's input, or for a
+    recogniser that is not a fsbench backend); each needs ``.embed(crops in [0, 1], template)``.
+    """
+
+    def __init__(self, names: Sequence[str], augment: bool = True, device: str | torch.device = "cpu",
+                 encoders: Mapping[str, Any] | None = None) -> None:
+        names = tuple(names)
+        if not names:
+            raise ValueError("the identity loss needs at least one recogniser")
+        refused = [n for n in names if n in EVALUATION_ONLY]
+        if refused:
+            raise ValueError(f"identity loss recogniser(s) {', '.join(refused)} refused: dlib is the benchmark's "
+                             "evaluation recogniser and never a training signal (use sface, facenet)")
+        encoders = dict(encoders or {})
+        self.names, self.augment = names, augment
+        self.encoders = [encoders[n] if n in encoders else identity_encoder(n, device) for n in names]
+        for name, enc in zip(names, self.encoders):
+            if not hasattr(enc, "embed"):
+                raise ValueError(f"identity loss recogniser '{name}' is not differentiable (no .embed); "
+                                 "training needs one (sface, facenet, or a torch ArcFace backend)")
+            net = getattr(enc, "net", None)
+            if isinstance(net, torch.nn.Module):
+                net.eval().requires_grad_(False)
+
+    def embed(self, crops: torch.Tensor, template: str) -> list[torch.Tensor]:
+        """Each recogniser's L2-normalised embeddings of the un-augmented crops (in [0, 1])."""
+        return [F.normalize(enc.embed(crops, template), dim=1) for enc in self.encoders]
+
+    def cosines(self, crops: torch.Tensor, source: Sequence[torch.Tensor], template: str) -> torch.Tensor:
+        """``B×K`` cosine of each recogniser's embedding of (its own augmented view of) ``crops`` to ``source``
+        (:meth:`embed` of the sources), differentiable w.r.t. ``crops``."""
+        cols = []
+        for enc, target in zip(self.encoders, source):
+            view = augment(crops) if self.augment else crops
+            cols.append(F.cosine_similarity(F.normalize(enc.embed(view, template), dim=1), target, dim=1))
+        return torch.stack(cols, 1)
+
+    def loss(self, crops: torch.Tensor, source: Sequence[torch.Tensor], template: str) -> torch.Tensor:
+        """Per sample: 1 − cos averaged over the recognisers (FaceShifter's identity loss, ensembled)."""
+        return 1 - self.cosines(crops, source, template).mean(1)
+
+    def describe(self) -> dict[str, Any]:
+        """What a checkpoint and a method card record about the identity loss."""
+        return {"recognisers": list(self.names), "augment": self.augment}

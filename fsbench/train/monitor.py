@@ -1,0 +1,197 @@
+"""A training monitor that shows identity moving: swaps of fixed validation pairs scored with dlib.
+
+The training losses say how well a generator satisfies its own recognisers; this says whether identity moves in
+the eyes of one it never trained with. Pairs: the portraits *validation* split (identities disjoint from
+training and test), target i gets the source ``derangement(n, PAIR_SEED)[i]``, swapped at the method's training
+size. Scored with dlib's ResNet (the benchmark's evaluation recogniser) on ffhq-256 crops as fsbench's runner
+scores real faces: ``top1`` (the swap's nearest validation portrait is the source's), ``id_cos`` (mean cosine of
+swap and source portrait) and ``copy_target_id_cos`` (the same cosine for the unchanged target crop at the
+method's size: the floor). dlib cosines of different people are high (about 0.85 here): read ``id_cos``
+against the floor, not against 0.
+
+    python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
+    python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fsbench.train.data import crops_cache_file
+
+PAIRS = 64
+PAIR_SEED = 0
+EVAL_TEMPLATE, EVAL_SIZE = "ffhq-256", 256  # fsbench.runner's evaluation crops
+RECORD_FILE = "monitor.jsonl"
+SwapFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (source, target) crops in [0, 1] -> swap
+
+
+def validation_crops(template: str, size: int, n: int = PAIRS) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(identities, method crops ``n×size×size×3``, evaluation crops ``n×256×256×3``) of the first ``n``
+    validation portraits in manifest order (uint8 RGB), detected and aligned once and cached."""
+    from fsbench.data import portraits
+    from fsbench.faces import io
+    from fsbench.faces.align import align_face
+    from fsbench.faces.detect import detect_face
+
+    manifest = portraits.load_manifest()
+    items = manifest.items(split="validation")[:n]
+    if len(items) < 2:
+        raise ValueError(f"{manifest.path}: the monitor needs at least 2 validation portraits, found {len(items)}")
+    cached = crops_cache_file(f"monitor:{manifest.sha256}:{template}:{size}:{n}")
+    if cached.is_file():
+        data = np.load(cached)
+        return list(data["identities"]), data["method"], data["eval"]
+    method, evaluation = [], []
+    for item in items:
+        image = io.read_image(item.path())
+        face = detect_face(image, source=item.id)  # validation faces are all detected: the builder checked
+        method.append(align_face(image, face.landmarks, template, size)[0])
+        evaluation.append(align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)[0])
+    identities = [it.identity for it in items]
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.stem}.tmp.npz")
+    np.savez(tmp, identities=np.array(identities), method=np.stack(method), eval=np.stack(evaluation))
+    tmp.replace(cached)
+    return identities, np.stack(method), np.stack(evaluation)
+
+
+def _tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
+
+
+class Monitor:
+    """The fixed validation pairs of one template and size, their dlib gallery and the copy-target floor."""
+
+    def __init__(self, template: str, size: int, n: int = PAIRS, batch: int = 16,
+                 device: str | torch.device = "cpu") -> None:
+        from fsbench import registry
+        from fsbench.protocols.stills import derangement
+
+        self.template, self.size, self.batch, self.device = template, size, batch, torch.device(device)
+        self.identities, method, evaluation = validation_crops(template, size, n)
+        self.order = derangement(len(self.identities), PAIR_SEED)  # target i gets source order[i]
+        self.targets = _tensor(method)
+        self.sources = self.targets[self.order]
+        self.backend = registry.metrics.get("dlib")(device=self.device)
+        self.gallery = self.backend.features(_tensor(evaluation), EVAL_TEMPLATE)
+        # the floor: copy-target's swaps, the targets themselves at the method's size
+        floor = self.backend.features(self.targets, template)
+        self.floor = float(F.cosine_similarity(floor, self.gallery[self.order]).mean())
+
+    def score(self, swap: SwapFn) -> dict[str, float | int | str]:
+        """Swap every pair with ``swap`` (no gradients) and score the swaps with dlib."""
+        started = time.perf_counter()
+        with torch.no_grad():
+            swaps = torch.cat([swap(self.sources[i:i + self.batch].to(self.device),
+                                    self.targets[i:i + self.batch].to(self.device)).float().cpu().clamp(0, 1)
+                               for i in range(0, len(self.targets), self.batch)])
+        if swaps.shape != self.targets.shape:
+            raise ValueError(f"the swap function returned {tuple(swaps.shape)}, expected {tuple(self.targets.shape)}")
+        feats = self.backend.features(swaps, self.template)
+        order = torch.tensor(self.order)
+        nearest = (feats @ self.gallery.T).argmax(1)
+        return {"top1": round(float((nearest == order).float().mean()), 4),
+                "id_cos": round(float(F.cosine_similarity(feats, self.gallery[order]).mean()), 4),
+                "copy_target_id_cos": round(self.floor, 4), "pairs": len(order), "backend": "dlib",
+                "monitor_s": round(time.perf_counter() - started, 2)}
+
+
+def append_record(path: Path, step: int, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps({"step": step, **record}) + "\n")
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a ``monitor.jsonl`` (the last one per step where a resumed run repeated a step)."""
+    by_step: dict[int, dict] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            rec = json.loads(line)
+            by_step[int(rec["step"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}:{n}: not a monitor record ({err})") from err
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def plot(run_dir: Path, out: Path) -> Path:
+    """top-1 and ID cosine (with the copy-target floor) against steps, one line per phase (``monitor.jsonl``
+    in ``run_dir`` or its subfolders, e.g. FaceShifter's ``aei`` and ``hear``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = sorted(run_dir.rglob(RECORD_FILE))
+    if not files:
+        raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor_every > 0)")
+    fig, (ax_top, ax_cos) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for path in files:
+        recs = read_records(path)
+        label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
+        steps = [r["step"] for r in recs]
+        ax_top.plot(steps, [r["top1"] for r in recs], marker=".", label=label)
+        line, = ax_cos.plot(steps, [r["id_cos"] for r in recs], marker=".", label=f"{label}: swap-source")
+        ax_cos.plot(steps, [r["copy_target_id_cos"] for r in recs], ls="--", color=line.get_color(),
+                    label=f"{label}: copy-target (floor)")
+    n = read_records(files[0])[0].get("pairs", "?")
+    ax_top.set(xlabel="step", ylabel="top-1 retrieval", title=f"ID-dlib top-1, {n} validation pairs", ylim=(0, 1))
+    ax_cos.set(xlabel="step", ylabel="cosine", title="ID-dlib cosine to the source")
+    for ax in (ax_top, ax_cos):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def score_method(method_name: str, weights: Path | None, device: str = "cpu") -> dict:
+    """The monitor's record for a method's weights (the shipped ones by default), at the card's input size."""
+    from fsbench import registry
+
+    cls = registry.methods.get(method_name)
+    method = cls(device=device, weights=weights) if weights else cls(device=device)
+    monitor = Monitor(method.card.template, method.card.input_size, device=device)
+    return monitor.score(method.swap)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fsbench.train.monitor", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    p = sub.add_parser("plot", help="plot a run's monitor.jsonl curves to a PNG")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("score", help="score a method's weights on the monitor's validation pairs")
+    p.add_argument("--method", required=True)
+    p.add_argument("--weights", type=Path, help="a weights file of the method (default: the shipped one)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--append", type=Path, metavar="JSONL", help="also append the record to this file")
+    p.add_argument("--step", type=int, default=0, help="the step recorded with --append")
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "plot":
+            print(plot(args.run_dir, args.out))
+            return 0
+        record = score_method(args.method, args.weights, args.device)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.append:
+        append_record(args.append, args.step, record)
+    print(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Training machinery of issue 13: held-out identities refused, the identity ensemble, the dlib monitor."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fsbench.data import portraits
+from fsbench.train import data, monitor
+from fsbench.train.data import FaceCrops, HeldOutIdentityError, check_training_identities
+from fsbench.train.dist import Dist
+from fsbench.train.identity import IdentityEnsemble, augment
+from fsbench.train.loop import LoopConfig, Trainer
+
+
+def _leaky_manifest(identity: str) -> portraits.Manifest:
+    """The shipped manifest with the portrait of ``identity`` moved to the test split."""
+    real = portraits.load_manifest()
+    items = tuple(replace(it, split="test") if it.identity == identity else it for it in real.all_items)
+    return replace(real, all_items=items)
+
+
+def test_training_identities_pass_and_a_leaked_test_identity_is_refused(monkeypatch) -> None:
+    manifest = portraits.load_manifest()
+    train_ids = manifest.identities("train")
+    check_training_identities(train_ids + ["franck"], "real")  # the shipped split is clean
+    leaky = _leaky_manifest(train_ids[3])
+    monkeypatch.setattr(portraits, "load_manifest", lambda path=None: leaky)
+    with pytest.raises(HeldOutIdentityError, match=f"{train_ids[3]} \\(portraits/test\\)"):
+        check_training_identities(train_ids + ["franck"], "real")
+
+
+@pytest.mark.parametrize("loader,held_out", [(data.portraits_train_crops, "portraits/validation"),
+                                             (data.mini_train_crops, "mini/test")])
+def test_loaders_check_their_crops_cached_or_not(monkeypatch, loader, held_out) -> None:
+    ident = (portraits.load_manifest().identities("validation")[0] if held_out.startswith("portraits")
+             else "barack-obama")
+    crops = FaceCrops(np.zeros((2, 8, 8, 3), np.uint8), np.array([0, 1]), ["franck", ident], "ffhq-256")
+    monkeypatch.setattr(data, "_cached", lambda *args, **kwargs: crops)  # whatever the cache holds
+    with pytest.raises(HeldOutIdentityError, match=f"{ident} \\({held_out}\\)"):
+        loader("ffhq-256", 8)
+
+
+def test_identity_draw_is_uniform_over_identities() -> None:
+    labels = np.array([0] * 98 + [1, 2])  # one identity with 98 images, two with one
+    picks = data.IdentityDraw(labels)(np.random.default_rng(0), 3000)
+    share = np.bincount(labels[picks], minlength=3) / 3000
+    assert np.allclose(share, 1 / 3, atol=0.04)  # per image it would be 0.98 / 0.01 / 0.01
+
+
+def test_augment_keeps_shape_range_and_gradients() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 64, 64, requires_grad=True)
+    y = augment(x)
+    assert y.shape == x.shape and float(y.detach().min()) >= 0 and float(y.detach().max()) <= 1
+    y.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert not torch.allclose(y.detach(), x.detach(), atol=1e-3)  # it changes the view
+    torch.manual_seed(1)
+    a = augment(x.detach())
+    torch.manual_seed(1)
+    assert torch.equal(a, augment(x.detach()))  # a function of torch's seed (resumable runs)
+
+
+def test_dlib_is_refused_as_a_training_recogniser() -> None:
+    with pytest.raises(ValueError, match="dlib is the benchmark's evaluation recogniser"):
+        IdentityEnsemble(("sface", "dlib"))
+
+
+def test_ensemble_loss_has_gradients_and_is_low_for_the_source_itself(face_crop) -> None:
+    torch.manual_seed(0)
+    ens = IdentityEnsemble(("sface", "facenet"), augment=True)
+    src = face_crop[None]
+    targets = ens.embed(src, "ffhq-256")
+    assert [t.shape for t in targets] == [(1, 128), (1, 128)]
+    noise = torch.rand_like(src).requires_grad_()
+    loss_noise = ens.loss(noise, targets, "ffhq-256")
+    loss_noise.sum().backward()
+    assert noise.grad is not None and float(noise.grad.abs().sum()) > 0
+    loss_self = ens.loss(src, targets, "ffhq-256")
+    # the augmented source stays close to itself in both spaces; noise does not (cosines, no tolerance needed
+    # beyond the gap: measured 0.05 vs 0.9 on this crop)
+    assert float(loss_self) < 0.3 < float(loss_noise)
+
+
+@pytest.fixture(scope="module")
+def face_crop() -> torch.Tensor:
+    from fsbench import assets
+    from fsbench.faces import io
+    from fsbench.faces.align import align_face
+    from fsbench.faces.detect import detect_face
+
+    image = io.read_image(assets.path("media/face_recognition/obama.jpg"))
+    crop = align_face(image, detect_face(image).landmarks, "ffhq-256", 128)[0]
+    return torch.from_numpy(crop).permute(2, 0, 1).float() / 255
+
+
+def test_monitor_scores_copy_target_at_the_floor_and_paste_source_at_one() -> None:
+    mon = monitor.Monitor("ffhq-256", 64, n=6, batch=4)
+    copy = mon.score(lambda source, target: target)
+    assert copy["top1"] == 0.0 and copy["id_cos"] == pytest.approx(copy["copy_target_id_cos"], abs=1e-4)
+    paste = mon.score(lambda source, target: source)
+    # the source at 64 px against its 256 px portrait: measured 0.981
+    assert paste["top1"] == 1.0 and paste["id_cos"] > 0.97 and paste["pairs"] == 6
+
+
+class _Counter(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+
+def test_loop_writes_monitor_records_at_start_and_every_n(tmp_path: Path) -> None:
+    net = _Counter()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    calls = []
+
+    def step(i: int) -> dict[str, float]:
+        return {"loss": float(i)}
+
+    def score() -> dict:
+        calls.append(1)
+        return {"top1": 0.5, "id_cos": 0.1 * len(calls), "copy_target_id_cos": 0.05, "pairs": 2}
+
+    def trainer(steps: int) -> Trainer:
+        return Trainer(LoopConfig(tmp_path, steps, monitor_every=2, checkpoint_every=1), Dist(0, 1, torch.device("cpu")),
+                       {"net": net}, {"opt": opt})
+
+    trainer(3).run(step, None, score)
+    trainer(4).run(step, None, score)  # resumes at 3: a record for the session's start, then step 4
+    steps = [r["step"] for r in monitor.read_records(tmp_path / monitor.RECORD_FILE)]
+    assert steps == [0, 2, 3, 4]
+    out = monitor.plot(tmp_path, tmp_path / "curve.png")
+    assert out.stat().st_size > 1000
+    with open(tmp_path / monitor.RECORD_FILE, "a") as f:
+        f.write("not json\n")
+    with pytest.raises(ValueError, match="monitor.jsonl:5"):
+        monitor.read_records(tmp_path / monitor.RECORD_FILE)
+    assert json.loads((tmp_path / monitor.RECORD_FILE).read_text().splitlines()[0])["top1"] == 0.5
