@@ -88,7 +88,7 @@ def _card() -> MethodCard:
     shipped = WEIGHTS.is_file()
     cfg = weights_config(WEIGHTS) if shipped else FaceShifterConfig()
     return MethodCard(
-        name="faceshifter", version="1", input_size=cfg.size, template=TEMPLATE, licence="MIT",
+        name="faceshifter", version="2", input_size=cfg.size, template=TEMPLATE, licence="MIT",
         checkpoint=WEIGHTS.name if shipped else None,
         checkpoint_sha256=hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() if shipped else None,
         parameters=parameter_count(cfg),
