@@ -52,6 +52,8 @@ def test_build_renders_rows_and_check_detects_staleness(tmp_path, stored):
     assert "[json](results/b.json)" in md
     assert (tmp_path / "mini-stills_metrics.png").is_file()
     assert leaderboard.build(tmp_path, check=True) == []
+    index = (tmp_path / "README.md").read_text()
+    assert "## Headline: [mini-stills](mini-stills.md)" in index and "| paste-source | 0.990 [0.970, 1.010] |" in index
     _write(tmp_path, "c.json", _result("classic", 0.9))
     stale = leaderboard.build(tmp_path, check=True)
     assert any("mini-stills.md is not what the results produce" in p for p in stale)
