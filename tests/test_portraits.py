@@ -66,12 +66,12 @@ def test_placeholder_is_dropped_everywhere(manifest):
 def test_no_person_in_two_splits_by_face(manifest):
     """Recomputes both recognisers' embeddings of every kept portrait: no pair across splits is one person."""
     from fsbench import registry
-    from fsbench.data.portraits_build import _eval_crops
+    from fsbench.data.portraits_build import eval_crops
     from fsbench.faces import io
     from fsbench.scoring import backend_features
 
     items = manifest.all_items
-    crops, _ = _eval_crops([(p.id, io.read_image(p.path())) for p in items])
+    crops, _ = eval_crops([(p.id, io.read_image(p.path())) for p in items])
     assert len(crops) == len(items)
     feats = {name: backend_features(registry.metrics.get(name)(), [crops[p.id] for p in items], "ffhq-256")
              for name in ("dlib", "sface")}

@@ -49,7 +49,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
-def _eval_crops(images: list[tuple[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, str]]]:
+def eval_crops(images: list[tuple[str, np.ndarray]]) -> tuple[dict[str, np.ndarray], dict[str, tuple[int, str]]]:
     """key -> ffhq-256 crop of the largest face, and key -> (face width, '') or (0, reason) for failures."""
     from fsbench.faces.align import align_face
     from fsbench.faces.detect import detect_faces
@@ -131,7 +131,7 @@ def build() -> dict:
         else:
             seen[f["sha256"]] = name
             kept.append(f)
-    crops, faces = _eval_crops([(f"{f['source']}/{f['file']}", io.read_image(f["path"])) for f in kept])
+    crops, faces = eval_crops([(f"{f['source']}/{f['file']}", io.read_image(f["path"])) for f in kept])
     usable = []
     for f in kept:
         width, reason = faces[f"{f['source']}/{f['file']}"]
@@ -141,7 +141,7 @@ def build() -> dict:
                             else f"face {width} px wide, under {MIN_FACE_PX}"})
         else:
             usable.append(f)
-    mini_crops, _ = _eval_crops(_mini_faces())
+    mini_crops, _ = eval_crops(_mini_faces())
     keys = [f"{f['source']}/{f['file']}" for f in usable] + list(mini_crops)
     feats = _embed({**{k: crops[k] for k in keys[:len(usable)]}, **mini_crops})
     same_photo, same_person = near_duplicates(feats["dlib"], feats["sface"])
