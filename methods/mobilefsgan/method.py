@@ -34,10 +34,17 @@ def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
     return net.eval(), cfg
 
 
-def _training_recognisers() -> list[str]:
-    """The recognisers the shipped weights trained with (their metadata's config); none if not shipped."""
+def _shipped_config() -> dict[str, Any]:
+    """The configuration the shipped weights trained with (their metadata); empty if not shipped."""
     path = WEIGHTS_DIR / CHECKPOINT
-    return list(training_recognisers(json.loads(read_metadata(path)["config"]))) if path.is_file() else []
+    return json.loads(read_metadata(path)["config"]) if path.is_file() else {}
+
+
+def _trained_on(cfg: dict[str, Any]) -> str:
+    data = cfg.get("data")
+    if data == "portraits":
+        return "portraits training split + mini training identities"
+    return "mini training identities" if data is None else f"the image folder {data}"
 
 
 class MobileFSGAN(Method):
@@ -45,8 +52,8 @@ class MobileFSGAN(Method):
                       checkpoint_sha256="136d0250571b06b10f7b5991cd2e98c00e0d0bcb70c7bd89f0ffcf4f32ae6344",
                       parameters=2_075_413, licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
                       paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
-                      notes={"identity": "sface", "output": "full-size head", "trained": "mini training identities",
-                             "training_recognisers": _training_recognisers(),
+                      notes={"identity": "sface", "output": "full-size head", "trained": _trained_on(_shipped_config()),
+                             "training_recognisers": list(training_recognisers(_shipped_config()) if _shipped_config() else ()),
                              "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
