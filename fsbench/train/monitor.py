@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, to_tensor
 from fsbench.train.data import crops_cache_file
 
 PAIRS = 64
 PAIR_SEED = 0
-EVAL_TEMPLATE, EVAL_SIZE = "ffhq-256", 256  # fsbench.runner's evaluation crops
 RECORD_FILE = "monitor.jsonl"
 SwapFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (source, target) crops in [0, 1] -> swap
 
@@ -64,10 +64,6 @@ def validation_crops(template: str, size: int, n: int = PAIRS) -> tuple[list[str
     return identities, np.stack(method), np.stack(evaluation)
 
 
-def _tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255.0)
-
-
 class Monitor:
     """The fixed validation pairs of one template and size, their dlib gallery and the copy-target floor."""
 
@@ -79,10 +75,10 @@ class Monitor:
         self.template, self.size, self.batch, self.device = template, size, batch, torch.device(device)
         self.identities, method, evaluation = validation_crops(template, size, n)
         self.order = derangement(len(self.identities), PAIR_SEED)  # target i gets source order[i]
-        self.targets = _tensor(method)
+        self.targets = to_tensor(method)
         self.sources = self.targets[self.order]
         self.backend = registry.metrics.get("dlib")(device=self.device)
-        self.gallery = self.backend.features(_tensor(evaluation), EVAL_TEMPLATE)
+        self.gallery = self.backend.features(to_tensor(evaluation), EVAL_TEMPLATE)
         # the floor: copy-target's swaps, the targets themselves at the method's size
         floor = self.backend.features(self.targets, template)
         self.floor = float(F.cosine_similarity(floor, self.gallery[self.order]).mean())
