@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +110,7 @@ def store(method: str, protocol: str, runs: Path, results: Path, seed: int = 0) 
                failures)
     key = method_key(card.to_dict())
     for old in folder.glob(f"{card.name}-v*"):  # samples of another version or checkpoint of this method
-        if old.name != key:
+        if old.name != key and re.fullmatch(rf"{re.escape(card.name)}-v[^-]+-[0-9a-z]+", old.name):
             shutil.rmtree(old)
     for pair in pairs:
         for role, item in (("source", pair.source), ("target", pair.target)):

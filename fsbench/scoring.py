@@ -64,13 +64,14 @@ def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: l
                 set_level["fd_id"] = finite_frechet(f_swap.numpy(), f_gal.numpy())
             labels = [p.source.identity for p in scored]
             gal_labels = [g.identity for g in gallery_ok]
-            frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=(1, 5))
+            ks = sorted({METRICS[m].top_k for m in metric_names if METRICS[m].top_k})
+            frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=ks)
             centers, center_labels = identity_centers(f_gal, gal_labels)
-            ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=(1, 5))
+            ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=ks)
             for i, row in enumerate(per_sample):
                 valid = bool(torch.isfinite(f_swap[i]).all())
                 row["id_cosine"] = _value(cos[i])
-                for k in (1, 5):
+                for k in ks:
                     row[f"id_top{k}_frame"] = float(frame_hits[k][i]) if valid else None
                     row[f"id_top{k}_identity"] = float(ident_hits[k][i]) if valid else None
         for family, metric in (("pose", "pose_error"), ("expression", "expression_error")):

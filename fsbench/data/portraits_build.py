@@ -153,19 +153,20 @@ def build() -> dict:
             i = parent[i]
         return i
 
-    mini_person: dict[int, str] = {}
-    for i, j in same_person:
-        if j >= n:
+    mini_person: dict[int, str] = {}  # portrait -> the mini identity it shows (same photograph or same person)
+    for i, j in [(i, j) for j, i in same_photo.items()] + same_person:
+        if i < n <= j:
             mini_person[i] = keys[j].split(":")[1]
-        elif i not in same_photo and j not in same_photo:
+    for i, j in same_person:
+        if j < n and i not in same_photo and j not in same_photo:
             parent[root(j)] = root(i)
     items = []
     groups: dict[int, list[int]] = defaultdict(list)
     for i, f in enumerate(usable):
-        if i in same_photo:
-            dropped.append({**f, "reason": "near-duplicate", "detail": f"same photograph as {keys[same_photo[i]]}"})
-        elif i in mini_person:
+        if i in mini_person:
             dropped.append({**f, "reason": "near-duplicate", "detail": f"the mini set's '{mini_person[i]}'"})
+        elif i in same_photo:
+            dropped.append({**f, "reason": "near-duplicate", "detail": f"same photograph as {keys[same_photo[i]]}"})
         else:
             groups[root(i)].append(i)
     identity_of = {}

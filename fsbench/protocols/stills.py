@@ -27,6 +27,8 @@ def cross_identity_pairs(items: list[Item], max_pairs: int, seed: int) -> list[P
 
 def derangement(n: int, seed: int) -> list[int]:
     """A seeded permutation with no fixed point (Sattolo's algorithm: one cycle through all ``n``), ``n`` ≥ 2."""
+    if n < 2:
+        raise ValueError(f"a derangement needs at least 2 items, got {n}")
     order = list(range(n))
     rng = random.Random(seed)
     for i in range(n - 1, 0, -1):

@@ -124,11 +124,25 @@ def _cached(key: str, template: str, build: Callable[[], list[Labelled]], size: 
         return FaceCrops(data["images"], data["identities"], list(data["names"]), template)
     crops, labels = _align_all(build(), template, size)
     out = _pack(crops, labels, template)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.stem}.tmp.npz")
-    np.savez(tmp, images=out.images, identities=out.identities, names=np.array(out.names))
-    tmp.replace(cached)
+    save_npz(cached, images=out.images, identities=out.identities, names=np.array(out.names))
     return out
+
+
+def save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cache file atomically under a unique temporary name, so processes building the same cache at once
+    (torchrun ranks, two runs) never leave a torn file: the last complete one wins."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _mini_train_images(video_stride: int) -> list[Labelled]:

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, to_tensor
-from fsbench.train.data import crops_cache_file
+from fsbench.train.data import crops_cache_file, save_npz
 
 PAIRS = 64
 PAIR_SEED = 0
@@ -57,10 +57,7 @@ def validation_crops(template: str, size: int, n: int = PAIRS) -> tuple[list[str
         method.append(align_face(image, face.landmarks, template, size)[0])
         evaluation.append(align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)[0])
     identities = [it.identity for it in items]
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.stem}.tmp.npz")
-    np.savez(tmp, identities=np.array(identities), method=np.stack(method), eval=np.stack(evaluation))
-    tmp.replace(cached)
+    save_npz(cached, identities=np.array(identities), method=np.stack(method), eval=np.stack(evaluation))
     return identities, np.stack(method), np.stack(evaluation)
 
 

@@ -47,13 +47,18 @@ def _trained_on(cfg: dict[str, Any]) -> str:
     return "mini training identities" if data is None else f"the image folder {data}"
 
 
+_SHIPPED_CONFIG = _shipped_config()
+
+
 class MobileFSGAN(Method):
     card = MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=CHECKPOINT,
                       checkpoint_sha256="136d0250571b06b10f7b5991cd2e98c00e0d0bcb70c7bd89f0ffcf4f32ae6344",
                       parameters=2_075_413, licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
                       paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
-                      notes={"identity": "sface", "output": "full-size head", "trained": _trained_on(_shipped_config()),
-                             "training_recognisers": list(training_recognisers(_shipped_config()) if _shipped_config() else ()),
+                      notes={"identity": _SHIPPED_CONFIG.get("identity", "sface"), "output": "full-size head",
+                             "trained": _trained_on(_SHIPPED_CONFIG),
+                             "training_recognisers": list(training_recognisers(_SHIPPED_CONFIG)
+                                                          if _SHIPPED_CONFIG else ()),
                              "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
