@@ -52,7 +52,7 @@ _SHIPPED_CONFIG = _shipped_config()
 
 class MobileFSGAN(Method):
     card = MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=CHECKPOINT,
-                      checkpoint_sha256="136d0250571b06b10f7b5991cd2e98c00e0d0bcb70c7bd89f0ffcf4f32ae6344",
+                      checkpoint_sha256="67f44537726ba32437a062c5aedf878b25a984c78b3598d4b0ba8519ab1ac437",
                       parameters=2_075_413, licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
                       paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
                       notes={"identity": _SHIPPED_CONFIG.get("identity", "sface"), "output": "full-size head",
