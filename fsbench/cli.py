@@ -184,8 +184,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
     report = swap_file(args.method, args.source, args.target, args.out, face=args.face, device=args.device,
                        limit_frames=args.limit_frames, progress=not args.quiet)  # FaceErrors: one line in main
     if report.video:
-        print(f"{report.frames} frames written to {report.out} (audio not kept); {report.unchanged} without face "
-              f"{args.face} written unchanged")
+        print(f"{report.frames} frames written to {report.out} (audio not kept); {report.unchanged} of them "
+              f"unchanged (face #{args.face} not found)")
     else:
         print(f"written: {report.out}")
     return 0
