@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, to_tensor
+from fsbench.faces.crops import EVAL_TEMPLATE, to_tensor
 from fsbench.train.data import crops_cache_file, save_npz
 
 PAIRS = 64
@@ -38,9 +38,8 @@ def validation_crops(template: str, size: int, n: int = PAIRS) -> tuple[list[str
     """(identities, method crops ``n×size×size×3``, evaluation crops ``n×256×256×3``) of the first ``n``
     validation portraits in manifest order (uint8 RGB), detected and aligned once and cached."""
     from fsbench.data import portraits
-    from fsbench.faces import io
-    from fsbench.faces.align import align_face
-    from fsbench.faces.detect import detect_face
+    from fsbench.faces.crops import CropStore
+    from fsbench.protocols.base import Item
 
     manifest = portraits.load_manifest()
     items = manifest.items(split="validation")[:n]
@@ -50,12 +49,13 @@ def validation_crops(template: str, size: int, n: int = PAIRS) -> tuple[list[str
     if cached.is_file():
         data = np.load(cached)
         return list(data["identities"]), data["method"], data["eval"]
-    method, evaluation = [], []
-    for item in items:
-        image = io.read_image(item.path())
-        face = detect_face(image, source=item.id)  # validation faces are all detected: the builder checked
-        method.append(align_face(image, face.landmarks, template, size)[0])
-        evaluation.append(align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)[0])
+    store = CropStore(template, size)  # the runner's detection and alignment, in both templates
+    faces = [Item(id=p.id, identity=p.identity, path=str(p.path())) for p in items]
+    store.prepare(faces, progress=False)
+    if store.failures:  # the builder detected every validation face; a failure here is a broken cache or file
+        raise ValueError(f"monitor validation faces not usable: {next(iter(store.failures.items()))}")
+    method = [store.method_crop(f) for f in faces]
+    evaluation = [store.eval_crop(f) for f in faces]
     identities = [it.identity for it in items]
     save_npz(cached, identities=np.array(identities), method=np.stack(method), eval=np.stack(evaluation))
     return identities, np.stack(method), np.stack(evaluation)
