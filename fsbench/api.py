@@ -17,6 +17,7 @@ import torch
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.mobilefacenet import load_mobilefacenet
+from fsbench.nets.prepack import prepack_convolutions
 from fsbench.nets.vgg import load_vgg19_features
 from fsbench.timing import interleaved_ms, matmul_gflops
 from fsbench.train.checkpoint import export_weights, load_weights
@@ -33,7 +34,7 @@ __all__ = ["Dist", "FaceCrops", "IdentityDraw", "IdentityEnsemble", "LoopConfig"
            "TEMPLATES", "Trainer", "asset_path", "export_weights", "face_mask", "fold_batchnorm", "folder_crops",
            "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype", "interleaved_ms", "landmarks68",
            "load_mobilefacenet", "load_vgg19_features", "load_weights", "matmul_gflops", "mini_train_crops",
-           "perceptual_network", "portraits_train_crops", "resolve_config", "setup_distributed", "training_crops",
+           "perceptual_network", "portraits_train_crops", "prepack_convolutions", "resolve_config", "setup_distributed", "training_crops",
            "wrap_distributed"]
 
 

@@ -20,13 +20,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fsbench.api import Method
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor
+from fsbench.nets import prepack
 from fsbench.scoring import DEFAULT_BACKENDS, backend_features
 from fsbench.timing import matmul_gflops, time_ms
 
 
 _DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}
 _COMPUTE_OPS = {torch.ops.aten.convolution.default, torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
-                torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default}
+                torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default, *prepack.COMPUTE_OPS}
 
 
 class _ComputeDtypes(TorchDispatchMode):
@@ -45,7 +46,8 @@ class _ComputeDtypes(TorchDispatchMode):
 def count_flops(method: Method, identity: Any, target: torch.Tensor) -> tuple[int, str]:
     """FLOPs of one ``swap_embedded`` call and the precision its convolutions and matmuls ran in (``bf16``,
     ``fp32``, ``bf16+fp32`` when mixed; ``none`` when it runs no torch convolution or matmul)."""
-    counter, dtypes = FlopCounterMode(display=False), _ComputeDtypes()
+    counter = FlopCounterMode(display=False, custom_mapping=prepack.FLOP_FORMULAS)
+    dtypes = _ComputeDtypes()
     with counter, dtypes, torch.no_grad():
         method.swap_embedded(identity, target)
     return counter.get_total_flops(), "+".join(sorted(dtypes.dtypes)) or "none"

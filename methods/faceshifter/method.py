@@ -24,8 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from fsbench.api import (Method, MethodCard, fold_batchnorm, identity_encoder, inference_dtype,
-                         load_weights)
+from fsbench.api import (Method, MethodCard, fold_batchnorm, identity_encoder, inference_dtype, load_weights,
+                         prepack_convolutions)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.hear import HEARNet
@@ -53,20 +53,25 @@ class FastFaceShifter(nn.Module):
     """:class:`FaceShifterNet` for inference: a copy with every BatchNorm folded into the (transposed) convolution
     before it (exact in eval mode) and its weights in ``dtype``; inputs are cast to it, outputs returned in fp32.
 
-    Channels-last is not used: AAD's 1×1 convolutions run as batched matrix products over NCHW maps
-    (:func:`methods.faceshifter.aei._pointwise`), and channels-last made the paper-size swap slower, in fp32 and in
-    bf16 (measured with methods/faceshifter/compare_public.py's variants); so is autocast, which re-casts every
-    weight on every call."""
+    On the CPU every convolution's weight is also reordered once for oneDNN (:mod:`fsbench.nets.prepack`) and the
+    maps stay channels-last, which keeps AAD's elementwise modulations in the convolutions' layout; this halved the
+    paper-size bf16 swap (methods/faceshifter/compare_public.py). Autocast is not used: it re-casts every weight on
+    every call."""
 
     def __init__(self, net: FaceShifterNet, dtype: torch.dtype) -> None:
         super().__init__()
         self.dtype = dtype
-        self.net = fold_batchnorm(net).to(dtype)  # the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
+        self.channels_last = next(net.parameters()).device.type == "cpu"
+        # BN folded into the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
+        self.net = prepack_convolutions(fold_batchnorm(net).to(dtype))
 
     @torch.no_grad()
     def forward(self, target: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
-        """As :meth:`FaceShifterNet.forward`; returns fp32."""
-        return self.net(*(t.to(self.dtype) for t in (target, z_src, z_tgt))).float()
+        """As :meth:`FaceShifterNet.forward`; returns fp32 (contiguous)."""
+        target = target.to(self.dtype)
+        if self.channels_last:
+            target = target.contiguous(memory_format=torch.channels_last)
+        return self.net(target, z_src.to(self.dtype), z_tgt.to(self.dtype)).float().contiguous()
 
 
 def weights_config(path: Path) -> FaceShifterConfig:
@@ -88,7 +93,7 @@ def _card() -> MethodCard:
     shipped = WEIGHTS.is_file()
     cfg = weights_config(WEIGHTS) if shipped else FaceShifterConfig()
     return MethodCard(
-        name="faceshifter", version="2", input_size=cfg.size, template=TEMPLATE, licence="MIT",
+        name="faceshifter", version="3", input_size=cfg.size, template=TEMPLATE, licence="MIT",
         checkpoint=WEIGHTS.name if shipped else None,
         checkpoint_sha256=hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() if shipped else None,
         parameters=parameter_count(cfg),
