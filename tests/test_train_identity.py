@@ -141,3 +141,20 @@ def test_loop_writes_monitor_records_at_start_and_every_n(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="monitor.jsonl:5"):
         monitor.read_records(tmp_path / monitor.RECORD_FILE)
     assert json.loads((tmp_path / monitor.RECORD_FILE).read_text().splitlines()[0])["top1"] == 0.5
+
+
+def test_trend_fits_the_curve_and_extrapolates_to_the_target(tmp_path: Path) -> None:
+    rec = tmp_path / monitor.RECORD_FILE
+    for step in (100, 200, 300, 400):  # id_cos = 0.80 + 0.01 per 100 steps, exactly
+        monitor.append_record(rec, step, {"top1": 0.0, "id_cos": 0.80 + step / 10_000, "copy_target_id_cos": 0.8})
+    (tmp_path / "losses.jsonl").write_text("".join(json.dumps({"step": s, "step_s": 2.0}) + "\n"
+                                                   for s in (10, 150, 250, 350, 450)))
+    out = monitor.trend(rec, target=0.90)
+    assert out["slope_per_1k"] == pytest.approx(0.1) and out["slope_stderr_per_1k"] == pytest.approx(0, abs=1e-9)
+    assert out["steps_to_target"] == 600  # 0.84 at step 400, 0.90 at step 1000
+    assert out["seconds_per_step"] == 2.0 and out["hours_to_target"] == pytest.approx(600 * 2 / 3600)
+    assert monitor.trend(rec, target=0.90, since=200)["records"] == 3
+    with pytest.raises(ValueError, match="at least 3"):
+        monitor.trend(rec, target=0.90, since=300)
+    monitor.append_record(rec, 500, {"top1": 0.0, "id_cos": 0.0, "copy_target_id_cos": 0.8})  # falling: no crossing
+    assert monitor.trend(rec, target=0.90, since=300)["steps_to_target"] is None

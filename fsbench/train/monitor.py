@@ -11,6 +11,7 @@ against the floor, not against 0.
 
     python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
     python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
+    python -m fsbench.train.monitor trend RUN_DIR/monitor.jsonl --target COS   # the curve's slope, extrapolated
 """
 from __future__ import annotations
 
@@ -149,6 +150,35 @@ def plot(run_dir: Path, out: Path) -> Path:
     return out
 
 
+def trend(path: Path, target: float, since: int = 0) -> dict[str, float | int | None]:
+    """A least-squares line through ``id_cos`` against steps (records at ``since`` and later) and where it would
+    cross ``target``: ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record (None when
+    the slope is not positive) and, from the run's ``losses.jsonl`` beside it, ``hours_to_target`` at the median
+    seconds per step of the same span. A straight line is the optimistic reading of a curve that flattens."""
+    recs = [r for r in read_records(path) if r["step"] >= since]
+    if len(recs) < 3:
+        raise ValueError(f"{path}: {len(recs)} record(s) at step {since} or later; a trend needs at least 3")
+    steps = np.array([r["step"] for r in recs], dtype=float)
+    cos = np.array([r["id_cos"] for r in recs], dtype=float)
+    slope, intercept = np.polyfit(steps, cos, 1)
+    resid = cos - (slope * steps + intercept)
+    stderr = float(np.sqrt(resid @ resid / (len(steps) - 2) / ((steps - steps.mean()) ** 2).sum()))
+    last = int(steps[-1])
+    fitted_last = slope * last + intercept
+    to_target = int(np.ceil((target - fitted_last) / slope)) if slope > 0 else None
+    losses = path.parent / "losses.jsonl"
+    step_s = None
+    if losses.is_file():
+        rows = [json.loads(line) for line in losses.read_text().splitlines() if line.strip()]
+        span = [r["step_s"] for r in rows if "step_s" in r and steps[0] <= r["step"] <= last]
+        step_s = float(np.median(span)) if span else None
+    return {"records": len(recs), "first_step": int(steps[0]), "last_step": last,
+            "id_cos_first": float(cos[0]), "id_cos_last": float(cos[-1]), "top1_last": float(recs[-1]["top1"]),
+            "slope_per_1k": float(slope * 1000), "slope_stderr_per_1k": stderr * 1000, "target": target,
+            "steps_to_target": to_target, "seconds_per_step": step_s,
+            "hours_to_target": to_target * step_s / 3600 if to_target is not None and step_s else None}
+
+
 def score_method(method_name: str, weights: Path | None, device: str = "cpu") -> dict:
     """The monitor's record for a method's weights (the shipped ones by default), at the card's input size."""
     from fsbench import registry
@@ -171,10 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--append", type=Path, metavar="JSONL", help="also append the record to this file")
     p.add_argument("--step", type=int, default=0, help="the step recorded with --append")
+    p = sub.add_parser("trend", help="fit a line to a monitor.jsonl's ID cosine and extrapolate it to a target")
+    p.add_argument("records", type=Path, help="a run's monitor.jsonl")
+    p.add_argument("--target", type=float, required=True,
+                   help="the ID cosine to reach, e.g. classic's from `score --method classic`")
+    p.add_argument("--since", type=int, default=0, help="fit the records from this step on")
     args = parser.parse_args(argv)
     try:
         if args.action == "plot":
             print(plot(args.run_dir, args.out))
+            return 0
+        if args.action == "trend":
+            print(json.dumps(trend(args.records, args.target, args.since)))
             return 0
         record = score_method(args.method, args.weights, args.device)
     except (OSError, ValueError) as err:
