@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from fsbench import assets
-from fsbench.metrics.identity import DlibResNet
+from fsbench.faces.dlib_chip import face_chip
+from fsbench.metrics.identity import DlibResNet, _to_template
 from fsbench.nets.dlib_resnet import read_dlib_resnet
 from fsbench.protocols.stills import MiniStills
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor
@@ -58,6 +59,47 @@ def test_torch_engine_equals_dlib_bin_on_test_video_frames(backend: DlibResNet, 
     from fsbench.protocols.video import MiniVideo
 
     _check_equal(backend, dlib_bin, _eval_crops(MiniVideo().build(None, 0).gallery))
+
+
+def _check_chips(backend: DlibResNet, crops: torch.Tensor) -> None:
+    """fsbench's chips equal dlib-bin's ``get_face_chip`` from the same landmarks, to the bit."""
+    import dlib
+
+    chips = backend.chips(crops, EVAL_TEMPLATE)
+    images = (_to_template(crops, EVAL_TEMPLATE, backend.CROP_TEMPLATE, backend.CROP_SIZE).clamp(0, 1) * 255)
+    images = images.round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    box = dlib.rectangle(*backend.FACE_BOX)
+    want = np.stack([dlib.get_face_chip(im, backend._predictor(im, box), size=backend.CHIP_SIZE,
+                                        padding=backend.CHIP_PADDING) for im in images])
+    assert chips.shape == want.shape and chips.dtype == np.uint8
+    assert np.array_equal(chips, want)
+
+
+def test_chips_equal_dlib_bin_on_test_stills(backend: DlibResNet) -> None:
+    _check_chips(backend, _eval_crops(MiniStills().build(None, 0).gallery))
+
+
+@pytest.mark.slow
+def test_chips_equal_dlib_bin_on_test_video_frames(backend: DlibResNet) -> None:
+    from fsbench.protocols.video import MiniVideo
+
+    _check_chips(backend, _eval_crops(MiniVideo().build(None, 0).gallery))
+
+
+def test_chip_of_a_rotated_face_near_the_border_and_refusal_of_a_huge_one() -> None:
+    """Off-centre, rotated landmarks (chip pixels outside the image are 0, as dlib's) and a face whose chip
+    would need dlib's image pyramid (refused)."""
+    import dlib
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    points = np.array([(40, 10), (28, 14), (2, 20), (14, 18), (24, 40)])  # tilted, at the top-left corner
+    shape = dlib.full_object_detection(dlib.rectangle(0, 0, 60, 60), [dlib.point(*p) for p in points])
+    ours = face_chip(image, points)
+    assert np.array_equal(ours, dlib.get_face_chip(image, shape, size=150, padding=0.25))
+    assert (ours == 0).all(axis=2).any()  # part of the chip lies outside the image
+    with pytest.raises(ValueError, match="image pyramid"):
+        face_chip(np.zeros((900, 900, 3), np.uint8), points * 10)
 
 
 def test_batch_of_one_and_empty(backend: DlibResNet) -> None:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from fsbench import assets
 from fsbench.faces.align import realign
+from fsbench.faces.dlib_chip import face_chip
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets.dlib_resnet import load_dlib_resnet
 from fsbench.nets.facenet import EMBEDDING_DIM as FACENET_DIM, INPUT_SIZE as FACENET_SIZE, load_facenet
@@ -106,17 +107,18 @@ class DlibResNet(Backend):
     """dlib's face descriptor: dlib's own chip pipeline inside the aligned crop, dlib's ResNet run in torch.
 
     Crops are re-aligned to ``ffhq-256`` at 256 (the whole face with margin, so that dlib's chip fits inside),
-    dlib's ``shape_predictor_5`` finds its five points starting from :attr:`FACE_BOX` and dlib's
-    ``get_face_chip`` cuts the 150×150 chip with padding 0.25 (what ``face_recognition`` does on a whole image
-    after its own detection); both are dlib-bin's C++ (cheap beside the network), so the chips are dlib's to
-    the bit. The network, where dlib-bin spends its time, is :class:`~fsbench.nets.dlib_resnet.DlibFaceResNet` with the weights
-    parsed from the same ``.dat``, batched on the backend's device; it equals dlib-bin's
+    dlib-bin's ``shape_predictor_5`` finds the five points starting from :attr:`FACE_BOX`, and
+    :func:`~fsbench.faces.dlib_chip.face_chip` cuts dlib's 150×150 chip with padding 0.25 (``get_face_chip``'s
+    steps, reproduced to the bit: tests/test_dlib_resnet.py), which is what ``face_recognition`` feeds the network
+    on a whole image after its own detection. The network is :class:`~fsbench.nets.dlib_resnet.DlibFaceResNet`
+    with the weights parsed from the same ``.dat``, batched on the backend's device; it equals dlib-bin's
     ``compute_face_descriptor`` on the mini test faces (tests/test_dlib_resnet.py).
     """
 
     info = BackendInfo("dlib", "identity", "embedded", "ID-dlib-ResNet", ("dlib-resnet", "dlib-5"), 128,
                        "dlib face recognition ResNet v1 (128-d), shape_predictor_5 chips (150 px, padding 0.25); "
-                       "engine: torch (fsbench.nets.dlib_resnet, weights parsed from the .dat), chips by dlib-bin")
+                       "engine: torch (fsbench.nets.dlib_resnet, weights parsed from the .dat), chips by "
+                       "fsbench.faces.dlib_chip from dlib-bin's 5 landmarks")
     CROP_TEMPLATE, CROP_SIZE = "ffhq-256", 256
     # The face rectangle (left, top, right, bottom) that dlib's HOG frontal face detector returns on upright
     # ffhq-256 crops at 256 (obama, obama3 and biden of the embedded media give exactly this box; astronaut and
@@ -133,15 +135,19 @@ class DlibResNet(Backend):
         self.net = load_dlib_resnet(assets.path("dlib-resnet")).to(self.device)
 
     def chips(self, crops: torch.Tensor, template: str) -> np.ndarray:
-        """dlib's ``N×150×150×3`` uint8 RGB face chips of the crops (dlib-bin's predictor and ``get_face_chip``)."""
+        """dlib's ``N×150×150×3`` uint8 RGB face chips of the crops (dlib-bin's landmarks, dlib's chip)."""
         check_crops(crops)
         with torch.no_grad():
             x = _to_template(crops.detach().cpu().float(), template, self.CROP_TEMPLATE, self.CROP_SIZE)
         images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         box = self._dlib.rectangle(*self.FACE_BOX)
-        chips = [self._dlib.get_face_chip(image, self._predictor(image, box), size=self.CHIP_SIZE,
-                                          padding=self.CHIP_PADDING) for image in images]
+        chips = [face_chip(image, self.landmarks(image, box), self.CHIP_SIZE, self.CHIP_PADDING) for image in images]
         return np.stack(chips) if chips else np.zeros((0, self.CHIP_SIZE, self.CHIP_SIZE, 3), np.uint8)
+
+    def landmarks(self, image: np.ndarray, box) -> np.ndarray:
+        """dlib-bin's ``shape_predictor_5`` points (``5×2`` integer x, y) of an ``H×W×3`` uint8 image."""
+        shape = self._predictor(image, box)
+        return np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)])
 
     @torch.no_grad()
     def descriptors(self, crops: torch.Tensor, template: str) -> torch.Tensor:
