@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from fsbench import argtypes, assets, registry
+from fsbench.protocols import EMBEDDED
 from fsbench.export import add_export_parser
 from fsbench.faces.errors import FaceError
 from fsbench.study.cli import add_study_parser
@@ -84,8 +85,6 @@ def _key_values(values: list[str], flag: str, example: str) -> dict[str, str]:
 def _cmd_run(args: argparse.Namespace) -> int:
     from fsbench import results
     from fsbench.runner import RunConfig, run
-
-    from fsbench.protocols import EMBEDDED
 
     protocols = [args.protocol] if args.protocol else list(EMBEDDED)
     for name in protocols:
@@ -220,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a method on a protocol (default: the embedded protocols)")
     p.add_argument("--method", required=True)
-    p.add_argument("--protocol", help="protocol name (default: the embedded ones, mini-stills and mini-video)")
+    p.add_argument("--protocol", help=f"protocol name (default: the embedded ones, {', '.join(EMBEDDED)})")
     p.add_argument("--data-root", type=Path, help="your copy of the data set, for protocols that need one")
     p.add_argument("--out", default="runs", help="results and swap cache folder (default: runs)")
     p.add_argument("--limit", type=argtypes.positive_int, help="only the first N pairs")
