@@ -168,7 +168,9 @@ def test_training_with_the_identity_ensemble_and_the_monitor(tmp_path: Path) -> 
     """The portraits-era losses: SFace + FaceNet on augmented swaps, dlib monitor records in both phases; z_id
     stays SFace's, so the card's recognisers are the union."""
     weights = train("tiny", tmp_path / "run", steps=1, steps_hear=1, id_losses=["sface", "facenet"],
-                    id_augment=True, monitor_every=1)
+                    id_augment=True, monitor_every=1, precision="bf16")  # autocast: every loss kernel has to exist
+    for phase in ("aei", "hear"):
+        assert all(np.isfinite(v) for row in _log(tmp_path / "run", phase).values() for v in row.values())
     with safe_open(str(weights), framework="pt") as f:
         meta = f.metadata()
     assert json.loads(meta["identity_loss"]) == {"recognisers": ["sface", "facenet"], "augment": True}
@@ -178,6 +180,8 @@ def test_training_with_the_identity_ensemble_and_the_monitor(tmp_path: Path) -> 
         assert steps == [0, 1]
     with pytest.raises(ValueError, match="dlib"):
         train("tiny", tmp_path / "dlib", steps=1, steps_hear=0, id_losses=["dlib"])
+    with pytest.raises(ValueError, match="precision"):
+        train("tiny", tmp_path / "fp16", steps=1, steps_hear=0, precision="fp16")
 
 
 def test_training_under_torchrun(tmp_path: Path) -> None:

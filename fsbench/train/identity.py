@@ -71,12 +71,13 @@ def _colour(x: torch.Tensor) -> torch.Tensor:
 
 
 def _downsample(x: torch.Tensor) -> torch.Tensor:
-    """With probability ``DOWNSAMPLE_P`` (one draw per batch: one size per resize), down and back up."""
+    """With probability ``DOWNSAMPLE_P`` (one draw per batch: one size per resize), down and back up (in fp32:
+    torch's antialiased resize has no bf16 kernel, which bf16 autocast training would hand it)."""
     if torch.rand(()) >= DOWNSAMPLE_P:
         return x
     side = x.shape[-1]
     low = max(8, round(side * (DOWNSAMPLE_MIN + (1 - DOWNSAMPLE_MIN) * float(torch.rand(())))))
-    x = F.interpolate(x, size=(low, low), mode="bilinear", align_corners=False, antialias=True)
+    x = F.interpolate(x.float(), size=(low, low), mode="bilinear", align_corners=False, antialias=True)
     return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
 
 

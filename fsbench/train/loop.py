@@ -32,6 +32,12 @@ class LoopConfig:
     sample_every: int = 500
     monitor_every: int = 0  # 0: no monitor; else records in out/monitor.jsonl at the session's start and every N
     time_limit_s: float | None = None  # stop (with a checkpoint) after this long: a run that fits a session
+    # "bf16": each step runs under torch.autocast in bfloat16 (weights, optimiser state and checkpoints stay fp32)
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"training precision must be fp32 or bf16, got {self.precision!r}")
 
 
 class Trainer:
@@ -86,7 +92,8 @@ class Trainer:
             while self.step < self.cfg.steps and not self._stop:
                 torch.manual_seed(self.cfg.seed + self.step)
                 t0 = time.perf_counter()
-                losses = step_fn(self.step)
+                with torch.autocast(self.d.device.type, torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+                    losses = step_fn(self.step)
                 self.step += 1
                 self.elapsed = session_start + (time.perf_counter() - started)
                 if self.d.main and (self.step % self.cfg.log_every == 0 or self.step == 1):

@@ -41,6 +41,7 @@ class FaceShifterConfig:
     sample_every: int = 500
     log_every: int = 10
     monitor_every: int = 0  # validation swaps scored with dlib every N steps (fsbench.api.Monitor); 0: none
+    precision: str = "fp32"  # "bf16": training steps under autocast (fsbench.api.LoopConfig)
 
     @property
     def recognisers(self) -> tuple[str, ...]:

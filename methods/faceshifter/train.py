@@ -223,7 +223,7 @@ class HEARPhase:
 def _loop(cfg: FaceShifterConfig, out: Path, steps: int, time_limit_s: float | None) -> LoopConfig:
     return LoopConfig(out=out, steps=steps, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
                       log_every=cfg.log_every, sample_every=cfg.sample_every, monitor_every=cfg.monitor_every,
-                      time_limit_s=time_limit_s)
+                      time_limit_s=time_limit_s, precision=cfg.precision)
 
 
 def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:

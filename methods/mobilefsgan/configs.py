@@ -51,6 +51,7 @@ class Config:
     sample_every: int = 250
     time_limit_s: float | None = None
     monitor_every: int = 0  # validation swaps scored with dlib every N steps (fsbench.api.Monitor); 0: none
+    precision: str = "fp32"  # "bf16": training steps under autocast (fsbench.api.LoopConfig)
 
     @property
     def recognisers(self) -> tuple[str, ...]:

@@ -171,7 +171,7 @@ def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.nda
     step = Step(cfg, triplets, device)
     loop = LoopConfig(out=out, steps=cfg.steps, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
                       log_every=cfg.log_every, sample_every=cfg.sample_every, monitor_every=cfg.monitor_every,
-                      time_limit_s=cfg.time_limit_s)
+                      time_limit_s=cfg.time_limit_s, precision=cfg.precision)
     trainer = Trainer(loop, step.d, {"G": step.G, "D": step.D}, {"G": step.opt_g, "D": step.opt_d})
     monitor = Monitor(TEMPLATE, cfg.size, device=step.d.device) if cfg.monitor_every and step.d.main else None
     reached = trainer.run(step, step.sample, monitor and (lambda: monitor.score(step.swap)))
