@@ -20,7 +20,7 @@ from fsbench.api import load_weights
 from methods.faceshifter.aei import AAD, AEINet, GENERATOR_PLAN
 from methods.faceshifter.configs import get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
-from methods.faceshifter.method import WEIGHTS, FaceShifter, FaceShifterNet, weights_config
+from methods.faceshifter.method import WEIGHTS, FaceShifter, FaceShifterNet, FastFaceShifter, weights_config
 from methods.faceshifter.occlusion import occlude_batch
 from methods.faceshifter.train import train
 
@@ -210,6 +210,24 @@ def test_shipped_weights_load_and_match_card() -> None:
 # Fast path against the plain fp32 network on [0, 1] outputs. fp32 (BN folded, channels-last): float rounding.
 # bf16: at most 8 levels of 8 bits anywhere, half a level on average (measured on mini stills: 3.8 and 0.2 levels).
 FAST_TOLERANCE = {"fp32": (1e-4, 1e-5), "bf16": (8 / 255, 0.5 / 255)}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_prepacked_channels_last_path_equals_the_plain_one(dtype: torch.dtype) -> None:
+    """The wide networks' inference path (prepacked convolutions, channels-last maps; forced here on a narrow one)
+    against the narrow networks' path: the same function up to float rounding (fp32) or bf16's FAST_TOLERANCE."""
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("no native bf16 on this CPU")
+    torch.manual_seed(0)
+    net = FaceShifterNet(get_config("tiny")).eval()
+    plain, packed = (FastFaceShifter(net, dtype, prepacked=p) for p in (False, True))
+    assert not plain.prepacked and packed.prepacked
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    z_s, z_t = (torch.nn.functional.normalize(torch.randn(2, net.cfg.id_dim), dim=1) for _ in range(2))
+    diff = ((packed(x, z_s, z_t) - plain(x, z_s, z_t)) / 2).abs()  # on [0, 1] images, as FAST_TOLERANCE
+    assert packed(x, z_s, z_t).is_contiguous()
+    most, mean = FAST_TOLERANCE["fp32" if dtype == torch.float32 else "bf16"]
+    assert diff.max() <= most and diff.mean() <= mean
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -49,27 +49,34 @@ class FaceShifterNet(nn.Module):
         return self.hear(y_st, target - y_tt)
 
 
+# The prepacked channels-last path pays off for wide networks and costs for narrow ones, whose few channels make
+# channels-last group norm and AAD's elementwise modulations slow: bf16, one thread, the two paths cross near width
+# 1/4 (`python -m methods.faceshifter.report layouts`), so it is used from half the paper's width up.
+PREPACK_MIN_WIDTH = 0.5
+
+
 class FastFaceShifter(nn.Module):
     """:class:`FaceShifterNet` for inference: a copy with every BatchNorm folded into the (transposed) convolution
     before it (exact in eval mode) and its weights in ``dtype``; inputs are cast to it, outputs returned in fp32.
 
-    On the CPU every convolution's weight is also reordered once for oneDNN (:mod:`fsbench.nets.prepack`) and the
-    maps stay channels-last, which keeps AAD's elementwise modulations in the convolutions' layout; this halved the
-    paper-size bf16 swap (methods/faceshifter/compare_public.py). Autocast is not used: it re-casts every weight on
-    every call."""
+    ``prepacked`` (default: on the CPU from :data:`PREPACK_MIN_WIDTH` up): every convolution's weight reordered
+    once for oneDNN (:mod:`fsbench.nets.prepack`) and the maps channels-last, which keeps AAD's elementwise
+    modulations in the convolutions' layout; this halved the paper-size bf16 swap
+    (methods/faceshifter/compare_public.py). Autocast is not used: it re-casts every weight on every call."""
 
-    def __init__(self, net: FaceShifterNet, dtype: torch.dtype) -> None:
+    def __init__(self, net: FaceShifterNet, dtype: torch.dtype, prepacked: bool | None = None) -> None:
         super().__init__()
         self.dtype = dtype
-        self.channels_last = next(net.parameters()).device.type == "cpu"
-        # BN folded into the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
-        self.net = prepack_convolutions(fold_batchnorm(net).to(dtype))
+        on_cpu = next(net.parameters()).device.type == "cpu"
+        self.prepacked = on_cpu and net.cfg.width >= PREPACK_MIN_WIDTH if prepacked is None else prepacked
+        folded = fold_batchnorm(net).to(dtype)  # the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
+        self.net = prepack_convolutions(folded) if self.prepacked else folded
 
     @torch.no_grad()
     def forward(self, target: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
         """As :meth:`FaceShifterNet.forward`; returns fp32 (contiguous)."""
         target = target.to(self.dtype)
-        if self.channels_last:
+        if self.prepacked:
             target = target.contiguous(memory_format=torch.channels_last)
         return self.net(target, z_src.to(self.dtype), z_tgt.to(self.dtype)).float().contiguous()
 

@@ -5,6 +5,7 @@ set through fsbench's data and face modules (the plugin itself uses only fsbench
     python -m methods.faceshifter.report losses RUN_DIR        # steps, training time, final losses of a run
     python -m methods.faceshifter.report selfswap [--weights PATH]   # X_s = X_t reconstruction PSNR
     python -m methods.faceshifter.report swap-identity [--weights PATH] [--aei CHECKPOINT]   # SFace cosines
+    python -m methods.faceshifter.report layouts               # bf16 swap: prepacked channels-last or not, by width
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch.utils.flop_counter import FlopCounterMode
 
-from methods.faceshifter.configs import CONFIGS
-from methods.faceshifter.method import TEMPLATE, FaceShifter, FaceShifterNet
+from fsbench.api import interleaved_ms
+from methods.faceshifter.configs import CONFIGS, get_config
+from methods.faceshifter.method import PREPACK_MIN_WIDTH, TEMPLATE, FaceShifter, FaceShifterNet, FastFaceShifter
 
 
 def sizes() -> None:
@@ -109,6 +111,23 @@ def swap_identity(weights: str | None, aei_checkpoint: str | None, count: int) -
           f"swap-source {cos(z_y, z_s):.3f}, swap-target {cos(z_y, z_t):.3f}")
 
 
+def layouts() -> None:
+    """Milliseconds per image of the bf16 swap (random weights) with and without the prepacked channels-last
+    path, across widths: where :data:`~methods.faceshifter.method.PREPACK_MIN_WIDTH` comes from."""
+    print(f"bf16, {torch.get_num_threads()} thread(s); the method prepacks from width {PREPACK_MIN_WIDTH}")
+    for size, width in ((128, 1 / 8), (128, 1 / 4), (128, 1 / 2), (128, 1.0), (256, 1 / 8), (256, 1 / 2)):
+        torch.manual_seed(0)
+        net = FaceShifterNet(get_config("cpu", size=size, width=width)).eval()
+        paths = {packed: FastFaceShifter(net, torch.bfloat16, prepacked=packed) for packed in (False, True)}
+        for batch in (1, 8):
+            x = torch.rand(batch, 3, size, size) * 2 - 1
+            z = F.normalize(torch.randn(batch, net.cfg.id_dim), dim=1)
+            times = interleaved_ms({packed: (lambda f=f: f(x, z, z)) for packed, f in paths.items()}, 5, 1)
+            plain, packed = (float(np.median(times[k])) / batch for k in (False, True))
+            print(f"  {size}px width {width:<6.3f} batch {batch}: plain {plain:7.1f}  prepacked {packed:7.1f} "
+                  f"ms/image  ({packed / plain:.2f}x the time)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -122,6 +141,7 @@ def main() -> None:
     p.add_argument("--weights", help="a FaceShifter safetensors file (default: the shipped one)")
     p.add_argument("--aei", help="an AEI-Net training checkpoint to use instead of the weights' AEI-Net (no HEAR)")
     p.add_argument("--pairs", type=int, default=64)
+    sub.add_parser("layouts")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.what == "sizes":
@@ -130,6 +150,8 @@ def main() -> None:
         losses(args.run, args.last)
     elif args.what == "swap-identity":
         swap_identity(args.weights, args.aei, args.pairs)
+    elif args.what == "layouts":
+        layouts()
     else:
         selfswap(args.weights)
 
