@@ -154,6 +154,7 @@ def test_trend_fits_the_curve_and_extrapolates_to_the_target(tmp_path: Path) -> 
     assert out["steps_to_target"] == 600  # 0.84 at step 400, 0.90 at step 1000
     assert out["seconds_per_step"] == 2.0 and out["hours_to_target"] == pytest.approx(600 * 2 / 3600)
     assert monitor.trend(rec, target=0.90, since=200)["records"] == 3
+    assert monitor.trend(rec, target=0.83)["steps_to_target"] == 0  # passed already
     with pytest.raises(ValueError, match="at least 3"):
         monitor.trend(rec, target=0.90, since=300)
     monitor.append_record(rec, 500, {"top1": 0.0, "id_cos": 0.0, "copy_target_id_cos": 0.8})  # falling: no crossing

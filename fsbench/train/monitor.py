@@ -152,8 +152,8 @@ def plot(run_dir: Path, out: Path) -> Path:
 
 def trend(path: Path, target: float, since: int = 0) -> dict[str, float | int | None]:
     """A least-squares line through ``id_cos`` against steps (records at ``since`` and later) and where it would
-    cross ``target``: ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record (None when
-    the slope is not positive) and, from the run's ``losses.jsonl`` beside it, ``hours_to_target`` at the median
+    cross ``target``: ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record (0 when
+    the line is already there, None when the slope is not positive) and, from the run's ``losses.jsonl`` beside it, ``hours_to_target`` at the median
     seconds per step of the same span. A straight line is the optimistic reading of a curve that flattens."""
     recs = [r for r in read_records(path) if r["step"] >= since]
     if len(recs) < 3:
@@ -165,7 +165,10 @@ def trend(path: Path, target: float, since: int = 0) -> dict[str, float | int | 
     stderr = float(np.sqrt(resid @ resid / (len(steps) - 2) / ((steps - steps.mean()) ** 2).sum()))
     last = int(steps[-1])
     fitted_last = slope * last + intercept
-    to_target = int(np.ceil((target - fitted_last) / slope)) if slope > 0 else None
+    if fitted_last >= target:
+        to_target: int | None = 0  # the line is already there
+    else:
+        to_target = int(np.ceil((target - fitted_last) / slope)) if slope > 0 else None
     losses = path.parent / "losses.jsonl"
     step_s = None
     if losses.is_file():
