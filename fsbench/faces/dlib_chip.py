@@ -4,7 +4,7 @@ The steps are dlib's (dlib/image_transforms/interpolation.h, ``get_face_chip_det
 ``extract_image_chips``; dlib/geometry/point_transforms.h, ``find_similarity_transform``):
 
 1. dlib's mean 5-point face shape, padded (``(padding + p) / (2 padding + 1)``) and scaled to the chip, is matched
-   to the landmarks by a least-squares similarity transform (Umeyama's closed form).
+   to the landmarks by a least-squares similarity transform (Umeyama's closed form: fsbench.faces.align's).
 2. That transform gives a rotation angle, a scale and the chip's centre in the image; dlib stores them as a
    rectangle ``centered_drect(centre, size·scale, size·scale)`` (which subtracts 1 from each side) and the angle.
 3. The chip's corner pixels map to that rectangle's corners rotated about its centre, inside a crop of the image
@@ -21,27 +21,13 @@ import math
 
 import numpy as np
 
+from fsbench.faces.align import similarity_transform
+
 # dlib's mean face shape for shape_predictor_5 (get_face_chip_details): the outer and inner corners of the
 # (image) left eye, then of the right eye, then the bottom of the nose, in [0, 1] chip coordinates
 MEAN_SHAPE_5 = np.array([(0.8595674595992, 0.2134981538014), (0.6460604764104, 0.2289674387677),
                          (0.1205750620789, 0.2137274526848), (0.3340850613712, 0.2290642403242),
                          (0.4901123135679, 0.6277975316475)])
-
-
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The least-squares ``(M, t)`` with ``dst ≈ M @ src + t``, ``M`` a scaled rotation (Umeyama, eqs. 34–43,
-    as dlib's ``find_similarity_transform``)."""
-    mean_src, mean_dst = src.mean(0), dst.mean(0)
-    sigma_src = ((src - mean_src) ** 2).sum(1).mean()
-    cov = (dst - mean_dst).T @ (src - mean_src) / len(src)
-    u, d, vt = np.linalg.svd(cov)
-    s = np.eye(2)
-    det = np.linalg.det(cov)
-    if det < 0 or (det == 0 and np.linalg.det(u) * np.linalg.det(vt) < 0):
-        s[(1, 1) if d[1] < d[0] else (0, 0)] = -1
-    r = u @ s @ vt
-    c = np.trace(np.diag(d) @ s) / sigma_src if sigma_src else 1.0
-    return c * r, mean_dst - c * r @ mean_src
 
 
 def _rotate(points: np.ndarray, centre: np.ndarray, angle: float) -> np.ndarray:
@@ -55,7 +41,8 @@ def face_chip(image: np.ndarray, landmarks: np.ndarray, size: int = 150, padding
     landmarks of dlib's ``shape_predictor_5`` (x, y); returns the ``size×size×3`` uint8 chip."""
     h, w = image.shape[:2]
     template = (padding + MEAN_SHAPE_5) / (2 * padding + 1) * size
-    m, t = similarity_transform(template, np.asarray(landmarks, dtype=np.float64))
+    affine = similarity_transform(template, landmarks)  # Umeyama, as dlib's find_similarity_transform
+    m, t = affine[:, :2], affine[:, 2]
     angle = math.atan2(m[1, 0], m[0, 0])
     scale = math.hypot(m[0, 0], m[1, 0])
     centre = m @ np.array([size / 2, size / 2]) + t
