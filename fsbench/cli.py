@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from fsbench import argtypes, assets, registry
-from fsbench.protocols import EMBEDDED
 from fsbench.export import add_export_parser
 from fsbench.faces.errors import FaceError
+from fsbench.protocols import EMBEDDED
 from fsbench.study.cli import add_study_parser
 
 

@@ -1,8 +1,8 @@
 """Convolutions with their weights reordered once, for CPU inference.
 
 oneDNN runs a convolution in a blocked weight layout; ``F.conv2d`` reorders the weight into it on every call. For a
-small batch at low resolution that reorder is most of the work: in FaceShifter's 256 px generator a 1024→1024 4×4
-convolution on a 4×4 map spent ~90 ms of ~95 ms reordering its 16.8 M bf16 weights. :func:`prepack_convolutions`
+small batch at low resolution that reorder is most of the work (a 1024→1024 4×4 convolution on a 4×4 map moves
+16.8 M weights to do 67 M multiply-adds per image). :func:`prepack_convolutions`
 reorders each weight once (the ``mkldnn`` operators torch's own CPU compiler emits for frozen graphs) and runs the
 convolution from it. Outputs come back channels-last, so a network whose elementwise operations should stay fast
 gets channels-last inputs throughout (a channels-last input keeps every later map channels-last).

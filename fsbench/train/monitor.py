@@ -153,8 +153,9 @@ def plot(run_dir: Path, out: Path) -> Path:
 def trend(path: Path, target: float, since: int = 0) -> dict[str, float | int | None]:
     """A least-squares line through ``id_cos`` against steps (records at ``since`` and later) and where it would
     cross ``target``: ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record (0 when
-    the line is already there, None when the slope is not positive) and, from the run's ``losses.jsonl`` beside it, ``hours_to_target`` at the median
-    seconds per step of the same span. A straight line is the optimistic reading of a curve that flattens."""
+    the line is already there, None when the slope is not positive) and, from the run's ``losses.jsonl`` beside
+    it, ``hours_to_target`` at the median seconds per step of the same span. A straight line is the optimistic
+    reading of a curve that flattens."""
     recs = [r for r in read_records(path) if r["step"] >= since]
     if len(recs) < 3:
         raise ValueError(f"{path}: {len(recs)} record(s) at step {since} or later; a trend needs at least 3")
