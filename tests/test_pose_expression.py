@@ -142,14 +142,14 @@ def test_independent_of_batch_size(crops) -> None:
 
 def test_one_landmarker_call_per_crop(crops, monkeypatch) -> None:
     calls = []
-    landmarker = pose_module._landmarker()
+    landmarker = pose_module._new_landmarker()
 
     class Counting:
         def detect(self, image):
             calls.append((image.height, image.width))
             return landmarker.detect(image)
 
-    monkeypatch.setattr(pose_module, "_landmarker", Counting)
+    monkeypatch.setattr(pose_module, "per_thread", lambda kind, factory: Counting())
     clear_readings()
     batch = torch.stack([crops["astronaut"], crops["camera"]])
     MediaPipePose().features(batch, "ffhq-256")

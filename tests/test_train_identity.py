@@ -106,6 +106,9 @@ def test_monitor_scores_copy_target_at_the_floor_and_paste_source_at_one() -> No
     paste = mon.score(lambda source, target: source)
     # the source at 64 px against its 256 px portrait: measured 0.981
     assert paste["top1"] == 1.0 and paste["id_cos"] > 0.97 and paste["pairs"] == 6
+    # pose: copy-target sits at its floor; the sources, other people in other poses, do not
+    assert copy["pose_err"] == pytest.approx(copy["copy_target_pose_err"], abs=1e-3)
+    assert paste["pose_err"] > copy["pose_err"] + 1
 
 
 class _Counter(torch.nn.Module):
@@ -141,6 +144,18 @@ def test_loop_writes_monitor_records_at_start_and_every_n(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="monitor.jsonl:5"):
         monitor.read_records(tmp_path / monitor.RECORD_FILE)
     assert json.loads((tmp_path / monitor.RECORD_FILE).read_text().splitlines()[0])["top1"] == 0.5
+
+
+def test_plot_draws_pose_error_where_the_records_have_it(tmp_path: Path) -> None:
+    import matplotlib.image
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for run, extra in ((old, {}), (new, {"pose_err": 3.0, "copy_target_pose_err": 1.0})):
+        for step in (0, 250):
+            monitor.append_record(run / monitor.RECORD_FILE, step,
+                                  {"top1": 0.1, "id_cos": 0.85, "copy_target_id_cos": 0.84, "pairs": 4, **extra})
+    widths = [matplotlib.image.imread(monitor.plot(run, tmp_path / f"{run.name}.png")).shape[1] for run in (old, new)]
+    assert widths[1] > widths[0]  # a third panel
 
 
 def test_trend_fits_the_curve_and_extrapolates_to_the_target(tmp_path: Path) -> None:

@@ -42,18 +42,12 @@ class CropStore:
         from fsbench.faces import io
 
         todo = [i for i in items if i.id not in self.crops and i.id not in self.failures]
-        stills = [i for i in todo if i.frame is None]
         by_video: dict[str, list[Item]] = {}
         for item in todo:
             if item.frame is not None:
                 by_video.setdefault(str(item.file()), []).append(item)
         bar = tqdm(total=len(todo), desc="detect+align", disable=not (progress and todo), unit="face")
-        for item in stills:
-            try:
-                self._add(item, item.load())
-            except FaceError as err:
-                self.failures[item.id] = f"{type(err).__name__}: {err}"
-            bar.update()
+        self.add([(i, None) for i in todo if i.frame is None], bar)  # each still decoded by the thread that crops it
         for path, frames in by_video.items():  # one sequential decode per video, not one per frame
             indices = sorted({i.frame for i in frames})
             try:
@@ -62,23 +56,37 @@ class CropStore:
                 images = {}
                 for item in frames:
                     self.failures[item.id] = f"{type(err).__name__}: {err}"
-            for item in frames:
-                if item.frame in images:
-                    try:
-                        self._add(item, images[item.frame])
-                    except FaceError as err:
-                        self.failures[item.id] = f"{type(err).__name__}: {err}"
-                bar.update()
+            self.add([(i, images[i.frame]) for i in frames if i.frame in images], bar)
+            bar.update(sum(i.frame not in images for i in frames))
         bar.close()
 
-    def _add(self, item: Item, image: np.ndarray) -> None:
+    def add(self, jobs: list[tuple[Item, np.ndarray | None]], bar: tqdm | None = None) -> None:
+        """Detects and aligns each item's face (in its given image, or the item's own file where ``None``) on the
+        per-face worker threads (fsbench.workers); a face that cannot be had is recorded in ``failures``."""
+        from fsbench.workers import map_faces
+
+        for (item, _), outcome in zip(jobs, map_faces(self._crop, jobs)):
+            if isinstance(outcome, str):
+                self.failures[item.id] = outcome
+            else:
+                self.crops[item.id] = outcome
+            if bar is not None:
+                bar.update()
+
+    def _crop(self, job: tuple[Item, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray] | str:
+        """(method crop, evaluation crop) of the job's face, or why there is none."""
         from fsbench.faces.align import align_face
         from fsbench.faces.detect import detect_face
 
-        face = detect_face(image, index=item.face_index, source=item.id)
+        item, image = job
+        try:
+            image = item.load() if image is None else image
+            face = detect_face(image, index=item.face_index, source=item.id)
+        except FaceError as err:
+            return f"{type(err).__name__}: {err}"
         method_crop, _ = align_face(image, face.landmarks, self.method_template, self.method_size)
         eval_crop, _ = align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)
-        self.crops[item.id] = (method_crop, eval_crop)
+        return method_crop, eval_crop
 
     def method_crop(self, item: Item) -> np.ndarray:
         return self.crops[item.id][0]

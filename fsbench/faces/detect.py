@@ -11,7 +11,6 @@ is done; the tests check the order on the astronaut and on its mirror image.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
@@ -19,6 +18,7 @@ import numpy as np
 
 from fsbench import assets
 from fsbench.faces.errors import FaceIndexError, NoFaceError
+from fsbench.workers import per_thread
 
 MAX_SIDE = 640  # longer side for detection; see detect_faces
 MIN_SCORE = 0.6  # see detect_faces
@@ -35,8 +35,7 @@ class Face:
     landmarks: np.ndarray  # 5×2 float32: image-left eye, image-right eye, nose, image-left/right mouth corner
 
 
-@functools.cache
-def _detector() -> cv2.FaceDetectorYN:
+def _new_detector() -> cv2.FaceDetectorYN:
     # OpenCV 5 warns on every create that its new graph engine ignores target selection; nothing to act on
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -52,6 +51,12 @@ def _check_image(image: np.ndarray) -> None:
                          f"{type(image).__name__} {getattr(image, 'dtype', '')} {getattr(image, 'shape', '')}")
 
 
+def detection_size(height: int, width: int) -> tuple[int, int]:
+    """The (height, width) YuNet sees for an image of this size: downscaled to ``MAX_SIDE`` on its longer side."""
+    scale = min(1.0, MAX_SIDE / max(height, width))
+    return (max(1, round(height * scale)), max(1, round(width * scale))) if scale < 1.0 else (height, width)
+
+
 def detect_faces(image: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
     """All faces in an RGB uint8 image scoring at least ``min_score``, largest box first.
 
@@ -61,11 +66,11 @@ def detect_faces(image: np.ndarray, min_score: float = MIN_SCORE) -> list[Face]:
     """
     _check_image(image)
     h, w = image.shape[:2]
-    scale = min(1.0, MAX_SIDE / max(h, w))
+    size = detection_size(h, w)
     bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)  # YuNet was trained on OpenCV's BGR order
-    if scale < 1.0:
-        bgr = cv2.resize(bgr, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    det = _detector()
+    if size != (h, w):
+        bgr = cv2.resize(bgr, size[::-1], interpolation=cv2.INTER_AREA)
+    det = per_thread("yunet", _new_detector)  # it keeps its input size: one per thread
     det.setInputSize((bgr.shape[1], bgr.shape[0]))
     det.setScoreThreshold(min_score)
     _, rows = det.detect(bgr)

@@ -39,6 +39,7 @@ from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE
 from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
 from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
                                  INPUT_WIDTH as SPHERE_WIDTH)
+from fsbench.workers import map_faces, per_thread
 
 Labels = Sequence | torch.Tensor
 _ARCFACE = "arcface-112"
@@ -131,7 +132,7 @@ class DlibResNet(Backend):
         import dlib
 
         self._dlib = dlib
-        self._predictor = dlib.shape_predictor(str(assets.path("dlib-5")))
+        self._predictor_path = str(assets.path("dlib-5"))
         self.net = load_dlib_resnet(assets.path("dlib-resnet")).to(self.device)
 
     def chips(self, crops: torch.Tensor, template: str) -> np.ndarray:
@@ -141,12 +142,14 @@ class DlibResNet(Backend):
             x = _to_template(crops.detach().cpu().float(), template, self.CROP_TEMPLATE, self.CROP_SIZE)
         images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
         box = self._dlib.rectangle(*self.FACE_BOX)
-        chips = [face_chip(image, self.landmarks(image, box), self.CHIP_SIZE, self.CHIP_PADDING) for image in images]
+        chips = list(map_faces(lambda image: face_chip(image, self.landmarks(image, box), self.CHIP_SIZE,
+                                                       self.CHIP_PADDING), images))
         return np.stack(chips) if chips else np.zeros((0, self.CHIP_SIZE, self.CHIP_SIZE, 3), np.uint8)
 
     def landmarks(self, image: np.ndarray, box) -> np.ndarray:
         """dlib-bin's ``shape_predictor_5`` points (``5×2`` integer x, y) of an ``H×W×3`` uint8 image."""
-        shape = self._predictor(image, box)
+        predictor = per_thread("dlib-5", lambda: self._dlib.shape_predictor(self._predictor_path))
+        shape = predictor(image, box)
         return np.array([(shape.part(i).x, shape.part(i).y) for i in range(5)])
 
     @torch.no_grad()

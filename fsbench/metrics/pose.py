@@ -18,9 +18,9 @@ Mirroring is conjugation by diag(−1, 1, 1), which negates β and γ and keeps 
 
 MediaPipe runs its own face detector inside each crop. Crops are first re-aligned to ``ffhq-256`` at 256 (the
 whole head with margin, where tight ArcFace-112 crops otherwise go undetected), so that methods with different
-templates are measured on the same framing. One landmarker per process gives both the matrix and the
-blendshapes; :func:`read_faces` keeps the readings of recent crops, so the pose and expression backends run
-the network once per crop between them.
+templates are measured on the same framing. One landmarker call gives both the matrix and the blendshapes
+(each per-face worker thread of :mod:`fsbench.workers` has its own landmarker); :func:`read_faces` keeps the
+readings of recent crops, so the pose and expression backends run the network once per crop between them.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets import hopenet
+from fsbench.workers import map_faces, per_thread
 
 MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE = "ffhq-256", 256
 # MediaPipe's blendshape categories, column i = category index i. "_neutral" is kept: the model scores it ~0
@@ -72,8 +73,8 @@ def euler_from_matrix(matrix: np.ndarray) -> np.ndarray:
     return -np.degrees([beta, alpha, gamma])
 
 
-_lock = threading.Lock()
-_landmarkers: dict[int, object] = {}  # one per process, created on first use (so after any fork)
+_memo_lock = threading.Lock()
+_setup_lock = threading.Lock()  # set-up swaps fd 2 process-wide: one landmarker at a time
 _memo: OrderedDict[bytes, np.ndarray] = OrderedDict()
 
 
@@ -105,25 +106,22 @@ def _native_logs_hidden() -> Iterator[None]:
                 sys.stderr.flush()
 
 
-def _landmarker():
-    landmarker = _landmarkers.get(os.getpid())
-    if landmarker is None:
-        import mediapipe as mp
-        from mediapipe.tasks.python import vision
-        from mediapipe.tasks.python.core.base_options import BaseOptions
+def _new_landmarker():
+    import mediapipe as mp
+    from mediapipe.tasks.python import vision
+    from mediapipe.tasks.python.core.base_options import BaseOptions
 
-        options = vision.FaceLandmarkerOptions(
-            base_options=BaseOptions(model_asset_path=str(assets.path("mediapipe-face-landmarker"))),
-            running_mode=vision.RunningMode.IMAGE, num_faces=1,
-            output_face_blendshapes=True, output_facial_transformation_matrixes=True)
-        with _native_logs_hidden():  # creation and the first call are when the C++ side logs its set-up
-            landmarker = vision.FaceLandmarker.create_from_options(options)
-            landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
-                                       data=np.zeros((MEDIAPIPE_SIZE, MEDIAPIPE_SIZE, 3), np.uint8)))
-        _landmarkers[os.getpid()] = landmarker
-        # Close it while mediapipe's worker thread still runs: threading's exit hooks run before atexit's and
-        # shut that thread's executor down, after which closing (or the finaliser, at teardown) raises.
-        threading._register_atexit(landmarker.close)
+    options = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(assets.path("mediapipe-face-landmarker"))),
+        running_mode=vision.RunningMode.IMAGE, num_faces=1,
+        output_face_blendshapes=True, output_facial_transformation_matrixes=True)
+    with _setup_lock, _native_logs_hidden():  # creation and the first call are when the C++ side logs its set-up
+        landmarker = vision.FaceLandmarker.create_from_options(options)
+        landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                   data=np.zeros((MEDIAPIPE_SIZE, MEDIAPIPE_SIZE, 3), np.uint8)))
+    # Close it while mediapipe's worker thread still runs: threading's exit hooks run before atexit's and
+    # shut that thread's executor down, after which closing (or the finaliser, at teardown) raises.
+    threading._register_atexit(landmarker.close)
     return landmarker
 
 
@@ -132,37 +130,40 @@ def _read_one(image: np.ndarray) -> np.ndarray:
     import mediapipe as mp
 
     key = hashlib.blake2b(image.tobytes(), digest_size=16).digest()
-    with _lock:
+    with _memo_lock:
         if key in _memo:
             _memo.move_to_end(key)
             return _memo[key]
-        result = _landmarker().detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
-        reading = np.full(3 + len(BLENDSHAPES), np.nan)
-        if result.face_landmarks:
-            reading[:3] = euler_from_matrix(result.facial_transformation_matrixes[0])
-            for category in result.face_blendshapes[0]:
-                reading[3 + category.index] = category.score
+    result = per_thread("mediapipe-face-landmarker", _new_landmarker).detect(
+        mp.Image(image_format=mp.ImageFormat.SRGB, data=image))
+    reading = np.full(3 + len(BLENDSHAPES), np.nan)
+    if result.face_landmarks:
+        reading[:3] = euler_from_matrix(result.facial_transformation_matrixes[0])
+        for category in result.face_blendshapes[0]:
+            reading[3 + category.index] = category.score
+    with _memo_lock:
         _memo[key] = reading
         if len(_memo) > _MEMO_SIZE:
             _memo.popitem(last=False)
-        return reading
+    return reading
 
 
 def clear_readings() -> None:
     """Forget the kept readings (e.g. to time the network, or to check that results do not depend on them)."""
-    with _lock:
+    with _memo_lock:
         _memo.clear()
 
 
 def read_faces(crops: torch.Tensor, template: str) -> tuple[torch.Tensor, torch.Tensor]:
     """MediaPipe's (``B×3`` pose in degrees, ``B×52`` blendshape scores) for crops aligned with ``template``,
-    float32 on the CPU, NaN rows where no face is found. Each crop is read once however often it is asked for."""
+    float32 on the CPU, NaN rows where no face is found. Each crop is read once however often it is asked for;
+    crops are read on the per-face worker threads (fsbench.workers), each with its own landmarker."""
     check_crops(crops)
     x = crops.detach().cpu().float()
     if template != MEDIAPIPE_TEMPLATE or x.shape[-2:] != (MEDIAPIPE_SIZE, MEDIAPIPE_SIZE):
         x = realign(x, template, MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE)
     images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    readings = np.stack([_read_one(image) for image in images]) if len(images) else np.zeros((0, 3 + len(BLENDSHAPES)))
+    readings = np.stack(list(map_faces(_read_one, images))) if len(images) else np.zeros((0, 3 + len(BLENDSHAPES)))
     out = torch.from_numpy(readings).float()
     return out[:, :3], out[:, 3:]
 

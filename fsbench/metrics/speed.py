@@ -143,15 +143,21 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend.
 
     Faces are frames and stills of the mini test split. Each stage is timed over all faces (backends batched
-    as the runner batches them, after a warm-up batch of mirrored faces); the stack's faces/s is 1 / (sum of
-    per-face stage times). For the torch networks the FLOP count gives a bound, per-face GFLOPs / measured fp32
-    matmul GFLOP/s, and the stage's percentage of it. MediaPipe's pose and expression share one landmarker call
-    per crop (fsbench.metrics.pose.read_faces), so the second of them costs only its re-alignment. The load
-    average is recorded before and after: the figures depend on what else runs.
+    as the runner batches them, after a warm-up batch of mirrored faces; per-face native work on the threads of
+    fsbench.workers); the stack's faces/s is 1 / (sum of per-face stage times). Each stage's network FLOPs per
+    face (torch's FlopCounterMode for torch networks; counted from the graph file for YuNet and MediaPipe, in the
+    same convention: fsbench.nets.graph_flops) over the measured fp32 matmul GFLOP/s gives its FLOP bound, and
+    the stage's percentage of it. MediaPipe's pose and expression share one landmarker call per crop
+    (fsbench.metrics.pose.read_faces): the pose stage runs it, the expression stage reads the kept result. The
+    load average is recorded before and after: the figures depend on what else runs.
     """
     from fsbench import registry
+    from fsbench.faces.detect import detection_size
+    from fsbench.metrics.pose import clear_readings
+    from fsbench.nets.graph_flops import face_landmarker_flops, yunet_flops
     from fsbench.protocols.video import MiniVideo
 
+    clear_readings()  # MediaPipe readings kept from an earlier call would time the memo, not the landmarker
     load_before = os.getloadavg()
     items = MiniVideo().build(None, seed).gallery[:faces]
     store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
@@ -159,12 +165,15 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     for item in items:  # decoding is I/O, not the stack: done before timing
         images[item.id] = item.load()
     t0 = time.perf_counter()
-    for item in items:
-        store._add(item, images[item.id])
-    stages: dict[str, dict[str, Any]] = {"detect+align": {"seconds": time.perf_counter() - t0}}
+    store.add([(item, images[item.id]) for item in items])
+    detect_flops = [yunet_flops(*detection_size(*image.shape[:2])) for image in images.values()]
+    stages: dict[str, dict[str, Any]] = {"detect+align": {"seconds": time.perf_counter() - t0, "network": "YuNet",
+                                                          "gflops_per_face": statistics.mean(detect_flops) / 1e9}}
     crops = [store.eval_crop(i) for i in items if i.id in store.crops]
     device = torch.device("cpu")
     matmul = matmul_gflops(device)
+    native = {"mediapipe-pose": ("MediaPipe face landmarker", face_landmarker_flops),
+              "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0)}
     for family, name in DEFAULT_BACKENDS.items():
         backend = registry.metrics.get(name)(device="cpu")
         # warm-up on a full batch of faces outside the timed set (mirrored: nothing cached serves the timed ones)
@@ -173,18 +182,20 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
         t0 = time.perf_counter()
         backend_features(backend, crops, EVAL_TEMPLATE)
         entry: dict[str, Any] = {"seconds": time.perf_counter() - t0, "backend": name}
-        networks = [m for m in vars(backend).values() if isinstance(m, torch.nn.Module)]
-        if networks:
+        if name in native:
+            entry["network"], count = native[name]
+            entry["gflops_per_face"] = count() / 1e9
+        else:
             counter = FlopCounterMode(display=False)
             with counter, torch.no_grad():
                 backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
-            entry["gflops_per_face"] = counter.get_total_flops() / 1e9
-            entry["bound_faces_per_s"] = matmul / entry["gflops_per_face"] if entry["gflops_per_face"] else None
+            entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
         stages[f"{family}:{name}"] = entry
     n = len(crops)
     for entry in stages.values():
         entry["faces_per_s"] = n / entry["seconds"] if entry["seconds"] else None
-        if entry.get("bound_faces_per_s") and entry["faces_per_s"]:
+        if entry["gflops_per_face"]:
+            entry["bound_faces_per_s"] = matmul / entry["gflops_per_face"]
             entry["percent_of_bound"] = 100 * entry["faces_per_s"] / entry["bound_faces_per_s"]
     total = sum(e["seconds"] for e in stages.values())
     return {"faces": n, "stages": stages, "stack_faces_per_s": n / total, "matmul_gflops_per_s": matmul,
@@ -198,8 +209,9 @@ def format_metrics_report(report: dict[str, Any]) -> str:
              f"after; fp32 matmul {report['matmul_gflops_per_s']:.1f} GFLOP/s)"]
     for name, e in report["stages"].items():
         bound = (f"  {e['gflops_per_face']:.3f} GFLOPs/face, FLOP bound {e['bound_faces_per_s']:.0f} faces/s "
-                 f"({e['percent_of_bound']:.0f} % of it)" if e.get("percent_of_bound") else
-                 "  (no torch FLOP count: not a torch network)")
+                 f"({e['percent_of_bound']:.0f} % of it)" if e.get("percent_of_bound") else "")
+        if e["network"] != "torch":
+            bound += f"  [{e['network']}]"
         lines.append(f"  {name:<34} {e['faces_per_s']:8.1f} faces/s{bound}")
     lines.append(f"  {'whole stack':<34} {report['stack_faces_per_s']:8.1f} faces/s")
     return "\n".join(lines)

@@ -7,7 +7,9 @@ size. Scored with dlib's ResNet (the benchmark's evaluation recogniser) on ffhq-
 scores real faces: ``top1`` (the swap's nearest validation portrait is the source's), ``id_cos`` (mean cosine of
 swap and source portrait) and ``copy_target_id_cos`` (the same cosine for the unchanged target crop at the
 method's size: the floor). dlib cosines of different people are high (about 0.85 here): read ``id_cos``
-against the floor, not against 0.
+against the floor, not against 0. ``pose_err`` is the benchmark's pose error (MediaPipe, degrees, swap against
+the target's evaluation crop, mean over the pairs where both faces are read), with ``copy_target_pose_err``, the
+same for the unchanged target crop, as its floor: identity must not move at the price of pose.
 
     python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
     python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
@@ -27,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from fsbench.faces.crops import EVAL_TEMPLATE, to_tensor
+from fsbench.metrics.pose import read_faces
 from fsbench.train.data import crops_cache_file, save_npz
 
 PAIRS = 64
@@ -80,6 +83,8 @@ class Monitor:
         # the floor: copy-target's swaps, the targets themselves at the method's size
         floor = self.backend.features(self.targets, template)
         self.floor = float(F.cosine_similarity(floor, self.gallery[self.order]).mean())
+        self.target_pose = read_faces(to_tensor(evaluation), EVAL_TEMPLATE)[0]
+        self.pose_floor = _pose_error(read_faces(self.targets, template)[0], self.target_pose)
 
     def score(self, swap: SwapFn) -> dict[str, float | int | str]:
         """Swap every pair with ``swap`` (no gradients) and score the swaps with dlib."""
@@ -95,8 +100,16 @@ class Monitor:
         nearest = (feats @ self.gallery.T).argmax(1)
         return {"top1": round(float((nearest == order).float().mean()), 4),
                 "id_cos": round(float(F.cosine_similarity(feats, self.gallery[order]).mean()), 4),
-                "copy_target_id_cos": round(self.floor, 4), "pairs": len(order), "backend": "dlib",
+                "copy_target_id_cos": round(self.floor, 4),
+                "pose_err": round(_pose_error(read_faces(swaps, self.template)[0], self.target_pose), 3),
+                "copy_target_pose_err": round(self.pose_floor, 3), "pairs": len(order), "backend": "dlib",
                 "monitor_s": round(time.perf_counter() - started, 2)}
+
+
+def _pose_error(pose: torch.Tensor, target_pose: torch.Tensor) -> float:
+    """Mean L2 distance of (yaw, pitch, roll) in degrees over the rows where MediaPipe read both faces."""
+    dist = (pose - target_pose).norm(dim=1)
+    return float(dist[dist.isfinite()].mean())
 
 
 def append_record(path: Path, step: int, record: dict) -> None:
@@ -128,7 +141,9 @@ def plot(run_dir: Path, out: Path) -> Path:
     files = sorted(run_dir.rglob(RECORD_FILE))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor_every > 0)")
-    fig, (ax_top, ax_cos) = plt.subplots(1, 2, figsize=(10, 3.8))
+    with_pose = any("pose_err" in r for path in files for r in read_records(path))
+    fig, axes = plt.subplots(1, 3 if with_pose else 2, figsize=(15 if with_pose else 10, 3.8))
+    ax_top, ax_cos = axes[:2]
     for path in files:
         recs = read_records(path)
         label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
@@ -137,10 +152,18 @@ def plot(run_dir: Path, out: Path) -> Path:
         line, = ax_cos.plot(steps, [r["id_cos"] for r in recs], marker=".", label=f"{label}: swap-source")
         ax_cos.plot(steps, [r["copy_target_id_cos"] for r in recs], ls="--", color=line.get_color(),
                     label=f"{label}: copy-target (floor)")
+        posed = [r for r in recs if "pose_err" in r]  # records before the monitor measured pose have none
+        if with_pose and posed:
+            axes[2].plot([r["step"] for r in posed], [r["pose_err"] for r in posed], marker=".",
+                         color=line.get_color(), label=f"{label}: swap-target")
+            axes[2].plot([r["step"] for r in posed], [r["copy_target_pose_err"] for r in posed], ls="--",
+                         color=line.get_color(), label=f"{label}: copy-target (floor)")
     n = read_records(files[0])[0].get("pairs", "?")
     ax_top.set(xlabel="step", ylabel="top-1 retrieval", title=f"ID-dlib top-1, {n} validation pairs", ylim=(0, 1))
     ax_cos.set(xlabel="step", ylabel="cosine", title="ID-dlib cosine to the source")
-    for ax in (ax_top, ax_cos):
+    if with_pose:
+        axes[2].set(xlabel="step", ylabel="degrees", title="pose error (MediaPipe), swap vs target")
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
