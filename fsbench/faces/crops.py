@@ -84,8 +84,10 @@ class CropStore:
             face = detect_face(image, index=item.face_index, source=item.id)
         except FaceError as err:
             return f"{type(err).__name__}: {err}"
-        method_crop, _ = align_face(image, face.landmarks, self.method_template, self.method_size)
         eval_crop, _ = align_face(image, face.landmarks, EVAL_TEMPLATE, EVAL_SIZE)
+        if (self.method_template, self.method_size) == (EVAL_TEMPLATE, EVAL_SIZE):
+            return eval_crop, eval_crop
+        method_crop, _ = align_face(image, face.landmarks, self.method_template, self.method_size)
         return method_crop, eval_crop
 
     def method_crop(self, item: Item) -> np.ndarray:
