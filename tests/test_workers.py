@@ -1,6 +1,8 @@
 """Per-face native work on threads (fsbench.workers): order, per-thread instances, and results equal to one thread."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -80,3 +82,13 @@ def test_crops_and_mediapipe_readings_do_not_depend_on_the_thread_count(threads,
         assert all(np.array_equal(a, b) for a, b in zip(crops1[key], crops2[key]))
     assert torch.equal(pose1.nan_to_num(), pose2.nan_to_num()) and torch.equal(blend1.nan_to_num(),
                                                                                 blend2.nan_to_num())
+
+
+def test_detectors_made_on_several_threads_log_nothing() -> None:
+    """OpenCV's log level is process-wide: threads that each make a YuNet detector must not restore it under one
+    another (its set-up warning then reached the terminal)."""
+    code = ("import torch\ntorch.set_num_threads(4)\nfrom fsbench.faces.crops import CropStore\n"
+            "from fsbench.protocols.video import MiniVideo\n"
+            "CropStore('arcface-112', 112).prepare(MiniVideo().build(None, 0).gallery[:16], progress=False)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -11,6 +11,7 @@ is done; the tests check the order on the astronaut and on its mirror image.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -35,14 +36,18 @@ class Face:
     landmarks: np.ndarray  # 5×2 float32: image-left eye, image-right eye, nose, image-left/right mouth corner
 
 
+_create_lock = threading.Lock()  # OpenCV's log level is process-wide: one thread lowers and restores it at a time
+
+
 def _new_detector() -> cv2.FaceDetectorYN:
     # OpenCV 5 warns on every create that its new graph engine ignores target selection; nothing to act on
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-    try:
-        return cv2.FaceDetectorYN.create(str(assets.path("yunet")), "", (320, 320), 0.5, NMS_IOU, TOP_K)
-    finally:
-        cv2.utils.logging.setLogLevel(previous)
+    with _create_lock:
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        try:
+            return cv2.FaceDetectorYN.create(str(assets.path("yunet")), "", (320, 320), 0.5, NMS_IOU, TOP_K)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
 
 
 def _check_image(image: np.ndarray) -> None:
