@@ -109,6 +109,7 @@ def test_monitor_scores_copy_target_at_the_floor_and_paste_source_at_one() -> No
     # pose: copy-target sits at its floor; the sources, other people in other poses, do not
     assert copy["pose_err"] == pytest.approx(copy["copy_target_pose_err"], abs=1e-3)
     assert paste["pose_err"] > copy["pose_err"] + 1
+    assert abs(copy["pose_from_source"]) < 0.1 and paste["pose_from_source"] > 0.9
 
 
 class _Counter(torch.nn.Module):

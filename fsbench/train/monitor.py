@@ -10,6 +10,9 @@ method's size: the floor). dlib cosines of different people are high (about 0.85
 against the floor, not against 0. ``pose_err`` is the benchmark's pose error (MediaPipe, degrees, swap against
 the target's evaluation crop, mean over the pairs where both faces are read), with ``copy_target_pose_err``, the
 same for the unchanged target crop, as its floor: identity must not move at the price of pose.
+``pose_from_source`` says where a pose error comes from: the least-squares slope of the swap's pose offset from
+the target on the source's offset from the target, over all three angles (0: the target's pose kept, 1: the
+source's taken, as pasting the source does).
 
     python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
     python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
@@ -84,6 +87,7 @@ class Monitor:
         floor = self.backend.features(self.targets, template)
         self.floor = float(F.cosine_similarity(floor, self.gallery[self.order]).mean())
         self.target_pose = read_faces(to_tensor(evaluation), EVAL_TEMPLATE)[0]
+        self.source_pose = self.target_pose[self.order]
         self.pose_floor = _pose_error(read_faces(self.targets, template)[0], self.target_pose)
 
     def score(self, swap: SwapFn) -> dict[str, float | int | str]:
@@ -96,13 +100,16 @@ class Monitor:
         if swaps.shape != self.targets.shape:
             raise ValueError(f"the swap function returned {tuple(swaps.shape)}, expected {tuple(self.targets.shape)}")
         feats = self.backend.features(swaps, self.template)
+        pose = read_faces(swaps, self.template)[0]
         order = torch.tensor(self.order)
         nearest = (feats @ self.gallery.T).argmax(1)
         return {"top1": round(float((nearest == order).float().mean()), 4),
                 "id_cos": round(float(F.cosine_similarity(feats, self.gallery[order]).mean()), 4),
                 "copy_target_id_cos": round(self.floor, 4),
-                "pose_err": round(_pose_error(read_faces(swaps, self.template)[0], self.target_pose), 3),
-                "copy_target_pose_err": round(self.pose_floor, 3), "pairs": len(order), "backend": "dlib",
+                "pose_err": round(_pose_error(pose, self.target_pose), 3),
+                "copy_target_pose_err": round(self.pose_floor, 3),
+                "pose_from_source": round(_pose_slope(pose, self.target_pose, self.source_pose), 3),
+                "pairs": len(order), "backend": "dlib",
                 "monitor_s": round(time.perf_counter() - started, 2)}
 
 
@@ -110,6 +117,14 @@ def _pose_error(pose: torch.Tensor, target_pose: torch.Tensor) -> float:
     """Mean L2 distance of (yaw, pitch, roll) in degrees over the rows where MediaPipe read both faces."""
     dist = (pose - target_pose).norm(dim=1)
     return float(dist[dist.isfinite()].mean())
+
+
+def _pose_slope(pose: torch.Tensor, target_pose: torch.Tensor, source_pose: torch.Tensor) -> float:
+    """The least-squares slope of ``pose − target_pose`` on ``source_pose − target_pose`` (all angles pooled) over
+    the rows where MediaPipe read all three faces."""
+    moved, offered = pose - target_pose, source_pose - target_pose
+    rows = moved.isfinite().all(1) & offered.isfinite().all(1)
+    return float((moved[rows] * offered[rows]).sum() / (offered[rows] ** 2).sum())
 
 
 def append_record(path: Path, step: int, record: dict) -> None:
