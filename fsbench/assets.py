@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -332,7 +333,12 @@ def _archive(package: Package) -> Path:
         if package.sha256 and sha256_file(files[0]) != package.sha256:
             raise AssetError(f"{files[0].name}: sha256 {sha256_file(files[0])} is not the pinned {package.sha256} "
                              f"of {package.spec}; the registry served another file. Nothing was kept.")
-        os.replace(tmp, folder)  # atomic: the folder appears only once the archive is whole
+        try:
+            os.replace(tmp, folder)  # atomic: the folder appears only once the archive is whole
+        except OSError:
+            if not (folder.is_dir() and any(folder.iterdir())):
+                raise
+            # another process finished the same download first: its archive passed the same checks
     return next(folder.iterdir())
 
 
@@ -484,6 +490,9 @@ def _load_strictly(asset: Asset, path: Path):
 # ---------------------------------------------------------------- public API
 
 
+_fetch_lock = threading.Lock()
+
+
 def path(name: str, fetch: bool = True) -> Path:
     """Local path of a verified asset. Embedded files are fetched on first use; reference files must be added."""
     asset = get(name)
@@ -500,6 +509,12 @@ def path(name: str, fetch: bool = True) -> Path:
         if (st.st_size, st.st_mtime_ns) != (entry["size"], entry["mtime_ns"]):
             raise AssetError(f"{p} changed since it was added as '{name}'; run `{asset.fix_command}` again")
         return p
+    with _fetch_lock:  # worker threads may ask for one file at once: one fetches it, the others then find it
+        return _embedded_path(asset, fetch)
+
+
+def _embedded_path(asset: Asset, fetch: bool) -> Path:
+    name = asset.name
     target = _cached_file(asset)
     if asset.is_folder:
         if _is_extracted(asset):

