@@ -156,11 +156,11 @@ def plot(run_dir: Path, out: Path) -> Path:
     files = sorted(run_dir.rglob(RECORD_FILE))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor_every > 0)")
-    with_pose = any("pose_err" in r for path in files for r in read_records(path))
+    runs = {path: read_records(path) for path in files}
+    with_pose = any("pose_err" in r for recs in runs.values() for r in recs)
     fig, axes = plt.subplots(1, 3 if with_pose else 2, figsize=(15 if with_pose else 10, 3.8))
     ax_top, ax_cos = axes[:2]
-    for path in files:
-        recs = read_records(path)
+    for path, recs in runs.items():
         label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
         steps = [r["step"] for r in recs]
         ax_top.plot(steps, [r["top1"] for r in recs], marker=".", label=label)
@@ -173,7 +173,7 @@ def plot(run_dir: Path, out: Path) -> Path:
                          color=line.get_color(), label=f"{label}: swap-target")
             axes[2].plot([r["step"] for r in posed], [r["copy_target_pose_err"] for r in posed], ls="--",
                          color=line.get_color(), label=f"{label}: copy-target (floor)")
-    n = read_records(files[0])[0].get("pairs", "?")
+    n = runs[files[0]][0].get("pairs", "?")
     ax_top.set(xlabel="step", ylabel="top-1 retrieval", title=f"ID-dlib top-1, {n} validation pairs", ylim=(0, 1))
     ax_cos.set(xlabel="step", ylabel="cosine", title="ID-dlib cosine to the source")
     if with_pose:
