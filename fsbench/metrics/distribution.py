@@ -97,7 +97,8 @@ class MobileNetV2Backend(Backend):
                        MOBILENET_DIM, "torchvision ImageNet MobileNetV2, 1280-d global-average-pooled features")
     size = 224
     # Small batches: its 6×-expanded 112×112 maps outgrow the CPU caches at 32 faces a batch, which ran at half the
-    # throughput of 4 (`fsbench bench --metrics`; features do not depend on the batch: tests/test_distribution.py)
+    # throughput of 4 (`fsbench bench --metrics` with this attribute set to each; features do not depend on the
+    # batch: tests/test_distribution.py)
     batch_size = 4
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
