@@ -252,3 +252,24 @@ def test_fast_path_within_tolerance_of_the_fp32_network(precision: str) -> None:
     diff = (method.swap_embedded(identity, target) - plain.clamp(0, 1)).abs()
     most, mean = FAST_TOLERANCE[precision]
     assert diff.max() <= most and diff.mean() <= mean
+
+
+def test_the_pose_term_is_ramped_in_and_trains_with_a_prior_fitted_once(tmp_path: Path, monkeypatch) -> None:
+    from fsbench.train import pose_prior
+    from methods.faceshifter.train import ramped
+
+    assert [ramped(4.0, s, 4) for s in range(6)] == [1.0, 2.0, 3.0, 4.0, 4.0, 4.0]
+    assert ramped(4.0, 0, 0) == 4.0
+    fits = []
+
+    def quick_fit(crops):  # the real fit reads every training crop with MediaPipe: tests/test_pose_prior.py
+        fits.append(len(crops))
+        return pose_prior.PosePrior().eval().requires_grad_(False), {"val_mae_yaw": 0, "val_mae_pitch": 0,
+                                                                      "val_mae_roll": 0, "label_std": [0, 0, 0]}
+
+    monkeypatch.setattr(pose_prior, "fit", quick_fit)
+    train("tiny", tmp_path / "run", steps=2, steps_hear=0, w_pose=1.0, pose_warmup=2)
+    train("tiny", tmp_path / "run", steps=3, steps_hear=0, w_pose=1.0, pose_warmup=2)  # resumed: the same prior
+    assert len(fits) == 1 and (tmp_path / "run" / pose_prior.FILE).is_file()
+    log = _log(tmp_path / "run", "aei")
+    assert sorted(log) == [1, 2, 3] and all(np.isfinite(row["pose"]) and row["pose"] >= 0 for row in log.values())

@@ -175,3 +175,12 @@ def test_trend_fits_the_curve_and_extrapolates_to_the_target(tmp_path: Path) -> 
         monitor.trend(rec, target=0.90, since=300)
     monitor.append_record(rec, 500, {"top1": 0.0, "id_cos": 0.0, "copy_target_id_cos": 0.8})  # falling: no crossing
     assert monitor.trend(rec, target=0.90, since=300)["steps_to_target"] is None
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_training_warns_where_the_cpu_would_emulate_it(tmp_path: Path, monkeypatch, capsys, native) -> None:
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    net = _Counter()
+    Trainer(LoopConfig(tmp_path, 1, precision="bf16"), Dist(0, 1, torch.device("cpu")), {"net": net},
+            {"opt": torch.optim.SGD(net.parameters(), lr=0.1)}).run(lambda i: {"loss": 0.0})
+    assert ("emulated" in capsys.readouterr().out) is not native

@@ -81,9 +81,14 @@ def _downsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
 
 
+def photometric(x: torch.Tensor) -> torch.Tensor:
+    """:func:`augment` without its geometric part (for targets that move with geometry, such as head pose)."""
+    return _downsample(_colour(_blur(x)))
+
+
 def augment(x: torch.Tensor) -> torch.Tensor:
     """A random differentiable view of crops ``B×3×H×W`` in [0, 1]: same shape, gradients flow to ``x``."""
-    return _downsample(_colour(_blur(_affine(x))))
+    return photometric(_affine(x))
 
 
 def identity_encoder(name: str = "sface", device: str | torch.device = "cpu"):

@@ -31,6 +31,8 @@ class FaceShifterConfig:
     w_att: float = 10.0
     w_id: float = 5.0
     w_rec: float = 10.0
+    w_pose: float = 0.0  # AEI-Net: pose of Ŷ vs X_t under a fitted pose network (fsbench.api.pose_loss); 0: none
+    pose_warmup: int = 500  # steps over which each run ramps w_pose in from 0 (see AEIPhase.pose_weight)
     steps_aei: int = 500_000
     steps_hear: int = 50_000
     hear_time_share: float = 0.15  # of a time-limited session, the share left to HEAR-Net after AEI-Net

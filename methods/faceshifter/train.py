@@ -12,7 +12,10 @@ images in [-1, 1]. Per-element means keep the paper's weights meaningful at any 
 The identity loss's recognisers are ``id_losses`` (``fsbench.api.IdentityEnsemble``: 1 − cos averaged over them,
 each on its own random augmentation of Ŷ when ``id_augment``); by default the z_id encoder alone, as the paper.
 z_id, the generator's input, stays ``id_encoder``'s embedding whatever the loss uses, so a checkpoint trained
-with one loss continues with another. ``monitor_every`` scores fixed validation swaps with dlib (monitor.jsonl).
+with one loss continues with another. ``w_pose`` > 0 adds a pose term to AEI-Net's loss (not the paper's): the
+swap's head pose against the target's under a small network fitted to MediaPipe's pose of the training crops
+(``fsbench.api.pose_prior``, fitted once per run into ``out``). ``monitor_every`` scores fixed validation swaps
+with dlib (monitor.jsonl).
 """
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ import numpy as np
 import torch
 
 from fsbench.api import (FaceCrops, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor, Trainer, export_weights,
-                         hinge_d_loss, hinge_g_loss, identity_encoder, setup_distributed, training_crops,
-                         wrap_distributed)
+                         hinge_d_loss, hinge_g_loss, identity_encoder, pose_loss, pose_prior, setup_distributed,
+                         training_crops, wrap_distributed)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
@@ -86,6 +89,14 @@ def _save_grid(rows: list[torch.Tensor], path: Path) -> None:
     cv2.imwrite(str(path), ((grid.permute(1, 2, 0).numpy()[..., ::-1] + 1) * 127.5).round().astype(np.uint8))
 
 
+def ramped(weight: float, steps_in: int, warmup: int) -> float:
+    """``weight`` × min(1, (steps_in + 1) / warmup): a loss term that a resumed run adds is ramped in, because
+    Adam's second-moment estimate (β2 = 0.999) was built without its gradient. At full weight from the first step,
+    FaceShifter's pose term overran it and undid the identity transfer within 40 steps (id_swap 0.28 → 0.72,
+    issue 13's session-6 note)."""
+    return weight * min(1.0, (steps_in + 1) / max(1, warmup))
+
+
 class BalancedPairs:
     """Swap batches drawn per identity, not per image (``fsbench.api.IdentityDraw``): target and source identity
     uniformly at random, then an image of each, each mirrored with probability ½. A function of (seed, step),
@@ -110,18 +121,25 @@ class BalancedPairs:
 
 
 class AEIPhase:
-    """One AEI-Net step: generator (adv + att + id + rec) then discriminator (hinge)."""
+    """One AEI-Net step: generator (adv + att + id + rec, + pose when ``w_pose``) then discriminator (hinge)."""
 
     def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, ident: Identity, aei: torch.nn.Module,
-                 disc: torch.nn.Module, rank: int, device: torch.device) -> None:
+                 disc: torch.nn.Module, rank: int, device: torch.device, prior: torch.nn.Module | None) -> None:
         self.cfg, self.pairs, self.ident, self.aei, self.disc = cfg, BalancedPairs(crops), ident, aei, disc
-        self.rank, self.device = rank, device
+        self.rank, self.device, self.prior = rank, device, prior
+        self.first_step: int | None = None
         self.opt_g = torch.optim.Adam(aei.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         src, tgt, same = self.pairs(self.cfg.seed * 1000 + self.rank, step, self.cfg.batch, self.cfg.same_ratio_aei)
         return src.to(self.device), tgt.to(self.device), same.to(self.device).float()
+
+    def pose_weight(self, step: int) -> float:
+        """``w_pose`` ramped in over the run's first ``pose_warmup`` steps (:func:`ramped`)."""
+        if self.first_step is None:
+            self.first_step = step
+        return ramped(self.cfg.w_pose, step - self.first_step, self.cfg.pose_warmup)
 
     def step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -136,6 +154,10 @@ class AEIPhase:
         ident = id_per.mean()
         rec = _weighted_rec(y, xt, same)
         loss_g = cfg.w_adv * adv + cfg.w_att * att + cfg.w_id * ident + cfg.w_rec * rec
+        logged = dict(adv=adv, att=att, id=ident, id_swap=_swap_mean(id_per, same), rec=rec)
+        if self.prior is not None:
+            logged["pose"] = pose_loss(self.prior, (y + 1) / 2, tgt).mean()
+            loss_g = loss_g + self.pose_weight(step) * logged["pose"]
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
@@ -143,9 +165,7 @@ class AEIPhase:
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_d.step()
-        return {k: round(float(v.detach()), 5) for k, v in
-                dict(g=loss_g, adv=adv, att=att, id=ident, id_swap=_swap_mean(id_per, same), rec=rec,
-                     d=loss_d).items()}
+        return {k: round(float(v.detach()), 5) for k, v in dict(g=loss_g, **logged, d=loss_d).items()}
 
     @torch.no_grad()
     def swap(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
@@ -243,7 +263,8 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and in every run of a configuration
     net, disc = FaceShifterNet(cfg), MultiScaleDiscriminator(cfg)
     aei, disc = wrap_distributed(net.aei, d), wrap_distributed(disc, d)
-    phase = AEIPhase(cfg, crops, ident, aei, disc, d.rank, d.device)
+    prior = pose_prior(out, crops).to(d.device) if cfg.w_pose else None
+    phase = AEIPhase(cfg, crops, ident, aei, disc, d.rank, d.device, prior)
     aei_limit = time_limit_s * (1 - cfg.hear_time_share) if time_limit_s else None
     trainer = Trainer(_loop(cfg, out / "aei", cfg.steps_aei, aei_limit), d, {"aei": aei, "disc": disc},
                       {"g": phase.opt_g, "d": phase.opt_d})
