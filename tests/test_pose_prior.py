@@ -6,25 +6,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
 from fsbench.metrics.pose import read_faces
 from fsbench.train import pose_prior
 from fsbench.train.data import FaceCrops
-
-
-@pytest.fixture(scope="module")
-def face_crop() -> torch.Tensor:
-    from fsbench import assets
-    from fsbench.faces import io
-    from fsbench.faces.align import align_face
-    from fsbench.faces.detect import detect_face
-
-    image = io.read_image(assets.path("media/face_recognition/obama.jpg"))
-    crop = align_face(image, detect_face(image).landmarks, "ffhq-256", 128)[0]
-    return torch.from_numpy(crop).permute(2, 0, 1).float() / 255
 
 
 def _rolled(crop: torch.Tensor, degrees: list[float]) -> torch.Tensor:
@@ -38,7 +25,7 @@ def _rolled(crop: torch.Tensor, degrees: list[float]) -> torch.Tensor:
 
 
 def test_mirroring_flips_yaw_and_roll_as_mediapipe_reads_them(face_crop) -> None:
-    crops = torch.cat([_rolled(face_crop, [-8.0, 0.0, 8.0])])
+    crops = _rolled(face_crop, [-8.0, 0.0, 8.0])
     pose = read_faces(crops, "ffhq-256")[0]
     mirrored = read_faces(crops.flip(-1), "ffhq-256")[0]
     assert pose.isfinite().all() and mirrored.isfinite().all()

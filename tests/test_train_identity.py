@@ -87,18 +87,6 @@ def test_ensemble_loss_has_gradients_and_is_low_for_the_source_itself(face_crop)
     assert float(loss_self) < 0.3 < float(loss_noise)
 
 
-@pytest.fixture(scope="module")
-def face_crop() -> torch.Tensor:
-    from fsbench import assets
-    from fsbench.faces import io
-    from fsbench.faces.align import align_face
-    from fsbench.faces.detect import detect_face
-
-    image = io.read_image(assets.path("media/face_recognition/obama.jpg"))
-    crop = align_face(image, detect_face(image).landmarks, "ffhq-256", 128)[0]
-    return torch.from_numpy(crop).permute(2, 0, 1).float() / 255
-
-
 def test_monitor_scores_copy_target_at_the_floor_and_paste_source_at_one() -> None:
     mon = monitor.Monitor("ffhq-256", 64, n=6, batch=4)
     copy = mon.score(lambda source, target: target)
