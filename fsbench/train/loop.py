@@ -41,8 +41,9 @@ class LoopConfig:
 
 
 def emulated_bf16(precision: str, device: torch.device) -> bool:
-    """Whether bf16 steps would run on a CPU without native bf16 kernels (oneDNN then emulates them: FaceShifter's
-    step took 45 s instead of 2.9 s in fp32 on an AVX2-only EPYC, MobileFSGAN's 88–127 s instead of 8)."""
+    """Whether bf16 steps would run on a CPU without native bf16 kernels (oneDNN then emulates them: MobileFSGAN's
+    steps 4,890 and 4,900 in methods/mobilefsgan/weights/train-cpu/losses.jsonl took 127 and 88 s on an AVX2-only
+    EPYC, where its fp32 steps took about 8 s)."""
     return precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 

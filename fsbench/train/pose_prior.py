@@ -1,18 +1,16 @@
 """A differentiable head-pose estimate for training losses: a small CNN fitted to MediaPipe's pose of the training
 crops, so that a generator can be told to keep the target's pose.
 
-Why: a swap takes a share of the source's head pose when the identity loss's recognisers are not pose-invariant.
-SFace's and FaceNet's embeddings of the portraits' training crops predict MediaPipe's yaw with R² 0.4–0.5 (a ridge
-probe), and FaceShifter's session-5 swaps carried 27 % of the source's pose offset (pose error 4.6°, classic's
-1.7°). MediaPipe, which scores pose, is not differentiable; this network is its stand-in. It sees training
-identities only (it is fitted on the training crops), and the loss runs it on both the swap and the target, so a
-bias it has on a face cancels.
+Why: a swap takes a share of the source's head pose when the identity loss's recognisers are not pose-invariant
+(FaceShifter's session-5 swaps took 27 % of the source's pose offset: the monitor's ``pose_from_source``).
+MediaPipe, which scores pose, is not differentiable; this network is its stand-in. It sees training identities
+only (it is fitted on the training crops), and the loss runs it on both the swap and the target, so a bias it has
+on a face cancels.
 
 Its labels are MediaPipe's, the benchmark's pose metric, so a method trained with this term is scored on pose by the
 network its loss imitates (a generator can fool this small network without fooling MediaPipe, but the two are not
-independent). An independent teacher was tried and refused: dlib's 68 landmarks with a perspective-n-point fit of
-six of them to a generic 3-D head correlated with MediaPipe at 0.86 (yaw), −0.36 (pitch) and 0.42 (roll) on the
-training crops, and a prior fitted to it missed held-out faces by 3.9°/6.4°/10.1° (this one: 1.6°/1.9°/1.0°).
+independent). An independent teacher, dlib's 68 landmarks with a perspective-n-point fit to a generic 3-D head, was
+tried and refused: it agreed with MediaPipe on yaw but hardly on pitch and roll.
 """
 from __future__ import annotations
 

@@ -92,8 +92,7 @@ def _save_grid(rows: list[torch.Tensor], path: Path) -> None:
 def ramped(weight: float, steps_in: int, warmup: int) -> float:
     """``weight`` × min(1, (steps_in + 1) / warmup): a loss term that a resumed run adds is ramped in, because
     Adam's second-moment estimate (β2 = 0.999) was built without its gradient. At full weight from the first step,
-    FaceShifter's pose term overran it and undid the identity transfer within 40 steps (id_swap 0.28 → 0.72,
-    issue 13's session-6 note)."""
+    FaceShifter's pose term overran it and undid the identity transfer within 40 steps (MODEL_CARD.md, session 6)."""
     return weight * min(1.0, (steps_in + 1) / max(1, warmup))
 
 
