@@ -88,7 +88,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     protocols = [args.protocol] if args.protocol else list(EMBEDDED)
     for name in protocols:
-        cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), data_root=args.data_root,
+        cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), weights=args.weights,
+                        data_root=args.data_root,
                         limit=args.limit, device=args.device, seed=args.seed, batch_size=args.batch_size,
                         backends=_key_values(args.backend, "--backend", "identity=cosface-sphere20"),
                         protocol_options=_key_values(args.protocol_option, "--protocol-option", "compression=c23"),
@@ -181,7 +182,8 @@ def _cmd_swap(args: argparse.Namespace) -> int:
     from fsbench.swap import swap_file
 
     report = swap_file(args.method, args.source, args.target, args.out, face=args.face, device=args.device,
-                       limit_frames=args.limit_frames, progress=not args.quiet)  # FaceErrors: one line in main
+                       weights=args.weights, limit_frames=args.limit_frames,
+                       progress=not args.quiet)  # FaceErrors: one line in main
     if report.video:
         print(f"{report.frames} frames written to {report.out} (audio not kept); {report.unchanged} of them "
               f"unchanged (face #{args.face} not found)")
@@ -219,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a method on a protocol (default: the embedded protocols)")
     p.add_argument("--method", required=True)
+    p.add_argument("--weights", type=Path, help="a weights file of the method (default: its shipped weights)")
     p.add_argument("--protocol", help=f"protocol name (default: the embedded ones, {', '.join(EMBEDDED)})")
     p.add_argument("--data-root", type=Path, help="your copy of the data set, for protocols that need one")
     p.add_argument("--out", default="runs", help="results and swap cache folder (default: runs)")
@@ -274,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("swap", help="swap the source's face into a photo or every frame of a video")
     p.add_argument("--method", required=True)
+    p.add_argument("--weights", type=Path, help="a weights file of the method (default: its shipped weights)")
     p.add_argument("--source", required=True, help="image whose largest face gives the identity")
     p.add_argument("--target", required=True, help="image, or video (.mp4 .mov .avi .mkv .webm .m4v)")
     p.add_argument("--out", required=True, help="image (.png .jpg .jpeg .webp .bmp) or video (.mp4 .avi)")

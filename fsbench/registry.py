@@ -7,9 +7,12 @@ built-in methods are registered the same way, so the harness never imports ``met
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
-from dataclasses import dataclass, field
+import inspect
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -102,3 +105,26 @@ methods: Registry = Registry("method", group="fsbench.methods")
 metrics: Registry = Registry("metric backend", group="fsbench.metrics", builtins="fsbench.metrics")
 protocols: Registry = Registry("protocol", group="fsbench.protocols", builtins="fsbench.protocols")
 datasets: Registry = Registry("dataset", group="fsbench.datasets", builtins="fsbench.data")
+
+
+def create_method(name: str, device: str = "cpu", weights: Path | None = None) -> Any:
+    """An instance of method ``name`` on ``device``: with its shipped weights, or with the ``weights`` file given.
+
+    A method takes a weights file through a ``weights`` keyword of its constructor. Whatever the plugin's card
+    says, an instance loaded from a file other than the shipped one gets a card naming that file and its sha256,
+    and the name ``NAME@SHA12`` (its results, swap cache and table rows never mix with the shipped weights').
+    """
+    cls = methods.get(name)
+    if weights is None:
+        return cls(device=device)
+    if "weights" not in inspect.signature(cls.__init__).parameters:
+        raise ValueError(f"method '{name}' takes no weights file")
+    path = Path(weights)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such weights file")
+    method = cls(device=device, weights=path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha != cls.card.checkpoint_sha256:
+        method.card = replace(method.card, name=f"{cls.card.name}@{sha[:12]}", checkpoint=str(path.resolve()),
+                              checkpoint_sha256=sha)
+    return method

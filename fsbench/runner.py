@@ -32,6 +32,7 @@ class RunConfig:
     method: str
     protocol: str
     out: Path = Path("runs")
+    weights: Path | None = None  # a weights file of the method instead of its shipped one
     data_root: Path | None = None
     limit: int | None = None
     device: str = "cpu"
@@ -184,7 +185,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
         raise ValueError(f"protocol '{cfg.protocol}' does not take options {cfg.protocol_options}: {err}") from err
     data: ProtocolData = protocol.build(cfg.data_root, cfg.seed)
     pairs = data.pairs[:cfg.limit] if cfg.limit else data.pairs
-    method: Method = registry.methods.get(cfg.method)(device=device)
+    method: Method = registry.create_method(cfg.method, device, cfg.weights)
     card = method.card
     families = sorted({METRICS[m].family for m in protocol.metrics})
     chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}

@@ -80,9 +80,11 @@ def _check_out(out: Path, target: Path) -> None:
 
 
 def swap_file(method: str, source: str | Path, target: str | Path, out: str | Path, face: int = 0,
-              device: str = "cpu", limit_frames: int | None = None, progress: bool = True) -> SwapReport:
+              device: str = "cpu", weights: Path | None = None, limit_frames: int | None = None,
+              progress: bool = True) -> SwapReport:
     """Swap the largest face of the image ``source`` into the ``face``-th largest face of ``target`` (an image,
-    or a video when its suffix is one of ``VIDEO_INPUTS``) and write ``out``.
+    or a video when its suffix is one of ``VIDEO_INPUTS``) and write ``out``, with the method's shipped weights
+    or the ``weights`` file given.
 
     Bad input raises before the method is loaded: ``FaceError`` subclasses for unreadable files and a source
     without a face, ``registry.UnknownNameError`` for an unknown method, ``ValueError`` for the rest; every
@@ -95,12 +97,12 @@ def swap_file(method: str, source: str | Path, target: str | Path, out: str | Pa
     if limit_frames is not None and limit_frames < 1:
         raise ValueError(f"--limit-frames must be >= 1, got {limit_frames}")
     _check_out(out, target)
-    cls = registry.methods.get(method)
+    registry.methods.get(method)  # an unknown name fails before any file is read
     source_image = io.read_image(source)
     video = out.suffix.lower() in VIDEO_CODECS
     fps, claimed = io.video_meta(target) if video else (0.0, 0)
     target_image = None if video else io.read_image(target)
-    swapper = FaceSwapper(cls(device=device), source_image, str(source))
+    swapper = FaceSwapper(registry.create_method(method, device, weights), source_image, str(source))
     if target_image is not None:
         result = swapper(target_image, face, str(target))
         try:

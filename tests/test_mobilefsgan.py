@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fsbench import assets, registry
-from fsbench.api import FaceCrops, landmarks68
+from fsbench.api import FaceCrops, exported_metadata, landmarks68
 from fsbench.faces.align import align_face
 from fsbench.faces.detect import detect_face
 from fsbench.faces.io import read_image
@@ -20,7 +20,7 @@ from methods.mobilefsgan.configs import MASK_TEXTURES, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
 from methods.mobilefsgan.export import OnnxGenerator, export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
-from methods.mobilefsgan.method import WEIGHTS_DIR, MobileFSGAN, load_generator, read_metadata
+from methods.mobilefsgan.method import WEIGHTS_DIR, MobileFSGAN, load_generator
 
 PUBLIC_PARAMETERS = 2_517_781  # HoiM/MobileFSGAN EncoderDecoder(64, 512), counted on the public code
 EDITS = {"shape_warp": triplets.shape_warp, "texture_edit": triplets.texture_edit, "age_edit": triplets.age_edit,
@@ -208,7 +208,7 @@ def test_training_with_the_identity_ensemble_and_the_monitor(crops, tmp_path):
     weights = run(cfg, tmp_path, "cpu", faces, marks)
     losses = [json.loads(line) for line in (tmp_path / "losses.jsonl").read_text().splitlines()]
     assert all(np.isfinite(v) for row in losses for k, v in row.items() if k != "step")
-    assert json.loads(read_metadata(weights)["identity_loss"]) == {"recognisers": ["sface", "facenet"],
+    assert json.loads(exported_metadata(weights)["identity_loss"]) == {"recognisers": ["sface", "facenet"],
                                                                    "augment": True}
     records = [json.loads(line) for line in (tmp_path / "monitor.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [0, 2] and records[0]["backend"] == "dlib"

@@ -69,6 +69,10 @@ CASES = [
     ("run --method classic --protocol ffpp --data-root {ffpp} --protocol-option compression=c99", "c99"),
     ("run --method classic --protocol mini-stills --protocol-option frames=3", "does not take options"),
     ("run --method classic --backend identity", "--backend expects KEY=VALUE"),
+    ("run --method classic --weights {text}", "method 'classic' takes no weights file"),
+    ("run --method faceshifter --weights {missing}", "missing: no such weights file"),
+    ("run --method faceshifter --weights {text}", "passwd: not a readable safetensors file"),
+    ("run --method mobilefsgan --weights {text}", "passwd: not a readable safetensors file"),
     # bench
     ("bench", "needs --method"),
     ("bench --method no-such-method", "no-such-method"),

@@ -63,6 +63,20 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, 
     return int(meta["step"]), json.loads(meta["extra"])
 
 
+def exported_metadata(path: Path, *keys: str) -> dict[str, str]:
+    """The metadata of an exported weights file, which must hold ``keys``; a ValueError names the file otherwise."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:  # safetensors raises its own error types for corrupt headers
+        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+    missing = [key for key in keys if key not in meta]
+    if missing:
+        raise ValueError(f"{path}: not an exported weights file of this method (its metadata has no "
+                         f"{', '.join(missing)})")
+    return meta
+
+
 def export_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str] | None = None) -> Path:
     """The shipped inference weights of one network (safetensors)."""
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(module).state_dict().items()}

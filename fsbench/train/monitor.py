@@ -225,8 +225,7 @@ def score_method(method_name: str, weights: Path | None, device: str = "cpu") ->
     """The monitor's record for a method's weights (the shipped ones by default), at the card's input size."""
     from fsbench import registry
 
-    cls = registry.methods.get(method_name)
-    method = cls(device=device, weights=weights) if weights else cls(device=device)
+    method = registry.create_method(method_name, device, weights)
     monitor = Monitor(method.card.template, method.card.input_size, device=device)
     return monitor.score(method.swap)
 

@@ -22,10 +22,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors import safe_open
 
-from fsbench.api import (Method, MethodCard, fold_batchnorm, identity_encoder, inference_dtype, load_weights,
-                         prepack_convolutions)
+from fsbench.api import (Method, MethodCard, exported_metadata, fold_batchnorm, identity_encoder, inference_dtype,
+                         load_weights, prepack_convolutions)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.hear import HEARNet
@@ -83,11 +82,13 @@ class FastFaceShifter(nn.Module):
 
 def weights_config(path: Path) -> FaceShifterConfig:
     """The training configuration recorded in a weights file's metadata."""
-    with safe_open(str(path), framework="pt") as f:
-        fields = json.loads(f.metadata()["config"])
-    fields["betas"] = tuple(fields["betas"])
-    fields["id_losses"] = tuple(fields.get("id_losses", ()))
-    return FaceShifterConfig(**fields)
+    fields = json.loads(exported_metadata(path, "config")["config"])
+    try:
+        fields["betas"] = tuple(fields["betas"])
+        fields["id_losses"] = tuple(fields.get("id_losses", ()))
+        return FaceShifterConfig(**fields)
+    except (KeyError, TypeError) as err:
+        raise ValueError(f"{path}: its recorded configuration is not FaceShifter's ({err})") from None
 
 
 def parameter_count(cfg: FaceShifterConfig) -> int:
@@ -96,13 +97,14 @@ def parameter_count(cfg: FaceShifterConfig) -> int:
         return sum(p.numel() for p in FaceShifterNet(cfg).parameters())
 
 
-def _card() -> MethodCard:
-    shipped = WEIGHTS.is_file()
-    cfg = weights_config(WEIGHTS) if shipped else FaceShifterConfig()
+def _card(path: Path) -> MethodCard:
+    """The card of the weights in ``path`` (the paper's configuration and no checkpoint if there is no file)."""
+    exists = path.is_file()
+    cfg = weights_config(path) if exists else FaceShifterConfig()
     return MethodCard(
         name="faceshifter", version="3", input_size=cfg.size, template=TEMPLATE, licence="MIT",
-        checkpoint=WEIGHTS.name if shipped else None,
-        checkpoint_sha256=hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() if shipped else None,
+        checkpoint=path.name if exists else None,
+        checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest() if exists else None,
         parameters=parameter_count(cfg),
         paper="Li et al., FaceShifter: Towards High Fidelity and Occlusion Aware Face Swapping, CVPR 2020",
         notes={"config": cfg.to_dict(), "identity_encoder": cfg.id_encoder,
@@ -112,7 +114,7 @@ def _card() -> MethodCard:
 
 
 class FaceShifter(Method):
-    card = _card()
+    card = _card(WEIGHTS)
 
     def __init__(self, device: str | torch.device = "cpu", weights: Path | None = None,
                  random_config: FaceShifterConfig | None = None, precision: str = "auto") -> None:
@@ -130,6 +132,8 @@ class FaceShifter(Method):
                                         "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
             self.cfg = weights_config(path)
             net = load_weights(path, FaceShifterNet(self.cfg))
+            if weights:
+                self.card = _card(path)
         self.net = net.to(self.device).eval()
         self.fast = FastFaceShifter(self.net, inference_dtype(precision, self.device))
         self.encoder = identity_encoder(self.cfg.id_encoder, self.device)

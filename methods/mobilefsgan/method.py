@@ -1,6 +1,7 @@
 """MobileFSGAN as an fsbench method: SFace source embedding, generator on the target crop, full-size head."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -8,7 +9,7 @@ from typing import Any
 
 import torch
 
-from fsbench.api import Method, MethodCard, inference_dtype, load_weights
+from fsbench.api import Method, MethodCard, exported_metadata, inference_dtype, load_weights
 from methods.mobilefsgan.configs import Config, load_config, training_recognisers
 from methods.mobilefsgan.export import export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
@@ -18,26 +19,13 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 CHECKPOINT = "mobilefsgan-cpu.safetensors"
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
-
-
 def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
     """The generator a weights file was trained as (width and embedding size from its metadata), in eval mode."""
-    meta = read_metadata(path)
+    meta = exported_metadata(path, "config", "embedding")
     cfg = json.loads(meta["config"])
     net = EncoderDecoder(cfg["width"], int(meta["embedding"]))
     load_weights(path, net)
     return net.eval(), cfg
-
-
-def _shipped_config() -> dict[str, Any]:
-    """The configuration the shipped weights trained with (their metadata); empty if not shipped."""
-    path = WEIGHTS_DIR / CHECKPOINT
-    return json.loads(read_metadata(path)["config"]) if path.is_file() else {}
 
 
 def _trained_on(cfg: dict[str, Any]) -> str:
@@ -47,19 +35,22 @@ def _trained_on(cfg: dict[str, Any]) -> str:
     return "mini training identities" if data is None else f"the image folder {data}"
 
 
-_SHIPPED_CONFIG = _shipped_config()
+def _card(path: Path, sha256: str) -> MethodCard:
+    """The card of the weights in ``path`` (whose sha256 the caller gives: the shipped one is pinned here rather
+    than hashed at every import); notes from the file's training configuration, empty if there is no file."""
+    cfg = json.loads(exported_metadata(path, "config")["config"]) if path.is_file() else {}
+    return MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=path.name,
+                      checkpoint_sha256=sha256, parameters=2_075_413,
+                      licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
+                      paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
+                      notes={"identity": cfg.get("identity", "sface"), "output": "full-size head",
+                             "trained": _trained_on(cfg),
+                             "training_recognisers": list(training_recognisers(cfg) if cfg else ()),
+                             "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
 
 
 class MobileFSGAN(Method):
-    card = MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=CHECKPOINT,
-                      checkpoint_sha256="67f44537726ba32437a062c5aedf878b25a984c78b3598d4b0ba8519ab1ac437",
-                      parameters=2_075_413, licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
-                      paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
-                      notes={"identity": _SHIPPED_CONFIG.get("identity", "sface"), "output": "full-size head",
-                             "trained": _trained_on(_SHIPPED_CONFIG),
-                             "training_recognisers": list(training_recognisers(_SHIPPED_CONFIG)
-                                                          if _SHIPPED_CONFIG else ()),
-                             "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
+    card = _card(WEIGHTS_DIR / CHECKPOINT, "67f44537726ba32437a062c5aedf878b25a984c78b3598d4b0ba8519ab1ac437")
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", random_config: Config | None = None) -> None:
@@ -78,6 +69,8 @@ class MobileFSGAN(Method):
                                         f"`fsbench train mobilefsgan --config cpu --out DIR`)")
             self.generator, cfg = load_generator(path)
             identity = cfg["identity"]
+            if weights:
+                self.card = _card(path, hashlib.sha256(path.read_bytes()).hexdigest())
         self.identity = IdentityNet(identity, self.device)
         self.dtype = inference_dtype(precision, self.device)
         self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)
