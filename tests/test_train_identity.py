@@ -172,3 +172,16 @@ def test_bf16_training_warns_where_the_cpu_would_emulate_it(tmp_path: Path, monk
     Trainer(LoopConfig(tmp_path, 1, precision="bf16"), Dist(0, 1, torch.device("cpu")), {"net": net},
             {"opt": torch.optim.SGD(net.parameters(), lr=0.1)}).run(lambda i: {"loss": 0.0})
     assert ("emulated" in capsys.readouterr().out) is not native
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(tmp_path: Path, monkeypatch, capsys, native) -> None:
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    net = _Counter()
+    seen: list[bool] = []
+    Trainer(LoopConfig(tmp_path, 1, precision="auto"), Dist(0, 1, torch.device("cpu")), {"net": net},
+            {"opt": torch.optim.SGD(net.parameters(), lr=0.1)}).run(
+        lambda i: seen.append(torch.is_autocast_enabled("cpu")) or {"loss": 0.0})
+    assert seen == [native]
+    out = capsys.readouterr().out
+    assert f"precision auto: {'bf16' if native else 'fp32'} steps" in out and "emulated" not in out

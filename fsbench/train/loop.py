@@ -32,12 +32,24 @@ class LoopConfig:
     sample_every: int = 500
     monitor_every: int = 0  # 0: no monitor; else records in out/monitor.jsonl at the session's start and every N
     time_limit_s: float | None = None  # stop (with a checkpoint) after this long: a run that fits a session
-    # "bf16": each step runs under torch.autocast in bfloat16 (weights, optimiser state and checkpoints stay fp32)
+    # "bf16": each step runs under torch.autocast in bfloat16 (weights, optimiser state and checkpoints stay fp32);
+    # "auto": bf16 where the device has native bf16 kernels, else fp32 (see bf16_steps)
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"training precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise ValueError(f"training precision must be fp32, bf16 or auto, got {self.precision!r}")
+
+
+def bf16_steps(precision: str, device: torch.device) -> bool:
+    """Whether training steps run under bf16 autocast: always for ``bf16``; for ``auto`` on a CPU whose oneDNN has
+    native bf16 kernels or a CUDA device that supports bf16 (elsewhere bf16 is emulated, see :func:`emulated_bf16`,
+    and ``auto`` trains in fp32)."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def emulated_bf16(precision: str, device: torch.device) -> bool:
@@ -94,15 +106,18 @@ class Trainer:
         self.cfg.out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         session_start = self.elapsed
+        bf16 = bf16_steps(self.cfg.precision, self.d.device)
         if self.d.main and emulated_bf16(self.cfg.precision, self.d.device):
             print("warning: precision bf16 on a CPU without native bf16 kernels is emulated and runs many times "
-                  "slower than fp32 here; train with precision fp32 on this machine")
+                  "slower than fp32 here; train with precision fp32 (or auto) on this machine")
+        elif self.d.main and self.cfg.precision == "auto":
+            print(f"precision auto: {'bf16' if bf16 else 'fp32'} steps on this {self.d.device.type}")
         self._monitor(monitor_fn, at_start=True)
         try:
             while self.step < self.cfg.steps and not self._stop:
                 torch.manual_seed(self.cfg.seed + self.step)
                 t0 = time.perf_counter()
-                with torch.autocast(self.d.device.type, torch.bfloat16, enabled=self.cfg.precision == "bf16"):
+                with torch.autocast(self.d.device.type, torch.bfloat16, enabled=bf16):
                     losses = step_fn(self.step)
                 self.step += 1
                 self.elapsed = session_start + (time.perf_counter() - started)

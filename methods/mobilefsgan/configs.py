@@ -51,7 +51,7 @@ class Config:
     sample_every: int = 250
     time_limit_s: float | None = None
     monitor_every: int = 0  # validation swaps scored with dlib every N steps (fsbench.api.Monitor); 0: none
-    precision: str = "fp32"  # "bf16": training steps under autocast (fsbench.api.LoopConfig)
+    precision: str = "fp32"  # "bf16": training steps under autocast; "auto": bf16 where native (fsbench.api.LoopConfig)
 
     @property
     def recognisers(self) -> tuple[str, ...]:
@@ -74,10 +74,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
     # the shipped weights' run (its mask occluders had flat colours: it predates the fabric textures)
     "cpu": {"size": 128, "batch": 4, "steps": 20_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
             "mix": _CPU_MIX},
-    # the shipped state continued on the portraits training split with the ensemble loss (issue 13)
+    # the shipped state continued on the portraits training split with the ensemble loss (issue 13), with the paper's
+    # triplet mix and identity weight of the sessions since (MODEL_CARD.md), bf16 steps where the CPU has native bf16
     "cpu-portraits": {"size": 128, "batch": 4, "steps": 100_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
-                      "mix": _CPU_MIX, "data": "portraits", "per_identity": True, "id_losses": ("sface", "facenet"),
-                      "id_augment": True, "monitor_every": 250},
+                      "mix": dict(PAPER_MIX), "w_id": 40.0, "data": "portraits", "per_identity": True,
+                      "id_losses": ("sface", "facenet"), "id_augment": True, "monitor_every": 250,
+                      "precision": "auto"},
     "smoke": {"size": 64, "width": 8, "disc_width": 4, "disc_layers": 2, "batch": 2, "steps": 4,
               "checkpoint_every": 2, "log_every": 1, "sample_every": 1000, "mask_textures": []},
 }
