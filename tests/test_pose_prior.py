@@ -38,7 +38,9 @@ def test_fit_learns_roll_and_reports_held_out_error(face_crop) -> None:
     images = (_rolled(face_crop, degrees) * 255).round().byte().permute(0, 2, 3, 1).numpy()
     crops = FaceCrops(images=images, identities=np.arange(25) % 5, names=[f"p{i}" for i in range(5)],
                       template="ffhq-256")
+    before = torch.random.get_rng_state()
     net, report = pose_prior.fit(crops, steps=300, batch=16)
+    assert torch.equal(torch.random.get_rng_state(), before)
     assert not net.training and not any(p.requires_grad for p in net.parameters())
     assert report["val_faces"] == 5 and report["steps"] == 300
     label_std = report["label_std"][2]

@@ -82,21 +82,22 @@ def fit(crops: FaceCrops, steps: int = 3000, batch: int = 64, seed: int = 0) -> 
     val_ids = names[torch.randperm(len(names), generator=gen)[: max(1, round(len(names) * VAL_SHARE))]]
     val = torch.isin(ids, val_ids)
     train_x, train_pose = x[~val], pose[~val]
-    torch.manual_seed(seed)
-    net = PosePrior()
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    for _ in range(steps):
-        pick = torch.randint(len(train_x), (batch,), generator=gen)
-        xb, pb = train_x[pick], train_pose[pick]
-        flip = torch.rand(batch, generator=gen) < 0.5
-        xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-        pb = torch.where(flip[:, None], mirror_pose(pb), pb)
-        loss = F.smooth_l1_loss(net(photometric(xb)) / SCALE_DEG, pb / SCALE_DEG)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+    with torch.random.fork_rng(devices=[]):  # the caller's global generator is left where it was
+        torch.manual_seed(seed)
+        net = PosePrior()
+        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+        for _ in range(steps):
+            pick = torch.randint(len(train_x), (batch,), generator=gen)
+            xb, pb = train_x[pick], train_pose[pick]
+            flip = torch.rand(batch, generator=gen) < 0.5
+            xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+            pb = torch.where(flip[:, None], mirror_pose(pb), pb)
+            loss = F.smooth_l1_loss(net(photometric(xb)) / SCALE_DEG, pb / SCALE_DEG)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
     net.eval().requires_grad_(False)
     with torch.no_grad():
         err = (net(x[val]) - pose[val]).abs().mean(0)
