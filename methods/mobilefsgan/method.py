@@ -50,7 +50,7 @@ def _card(path: Path, sha256: str) -> MethodCard:
 
 
 class MobileFSGAN(Method):
-    card = _card(WEIGHTS_DIR / CHECKPOINT, "67f44537726ba32437a062c5aedf878b25a984c78b3598d4b0ba8519ab1ac437")
+    card = _card(WEIGHTS_DIR / CHECKPOINT, "2df9003eb50caaba631f38d1519426c1a5e59820860e0c11cc8557f015cac642")
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", random_config: Config | None = None) -> None:
