@@ -32,11 +32,11 @@ from fsbench.train.monitor import Monitor
 from fsbench.train.pose_prior import pose_loss, pose_prior
 
 __all__ = ["Dist", "FaceCrops", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
-           "TEMPLATES", "Trainer", "asset_path", "export_weights", "exported_metadata", "face_mask", "fold_batchnorm", "folder_crops",
-           "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype", "interleaved_ms", "landmarks68",
-           "load_mobilefacenet", "load_vgg19_features", "load_weights", "matmul_gflops", "mini_train_crops",
-           "perceptual_network", "portraits_train_crops", "pose_loss", "pose_prior", "prepack_convolutions",
-           "resolve_config", "setup_distributed", "training_crops", "wrap_distributed"]
+           "TEMPLATES", "Trainer", "asset_path", "export_weights", "exported_metadata", "face_mask", "fold_batchnorm",
+           "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype", "interleaved_ms",
+           "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights", "matmul_gflops",
+           "mini_train_crops", "perceptual_network", "portraits_train_crops", "pose_loss", "pose_prior",
+           "prepack_convolutions", "resolve_config", "setup_distributed", "training_crops", "wrap_distributed"]
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     protocols = [args.protocol] if args.protocol else list(EMBEDDED)
     for name in protocols:
         cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), weights=args.weights,
-                        data_root=args.data_root,
-                        limit=args.limit, device=args.device, seed=args.seed, batch_size=args.batch_size,
+                        data_root=args.data_root, limit=args.limit, device=args.device, seed=args.seed,
+                        batch_size=args.batch_size,
                         backends=_key_values(args.backend, "--backend", "identity=cosface-sphere20"),
                         protocol_options=_key_values(args.protocol_option, "--protocol-option", "compression=c23"),
                         progress=not args.quiet)
