@@ -27,7 +27,7 @@ from fsbench.train.data import (FaceCrops, IdentityDraw, folder_crops, mini_trai
 from fsbench.train.dist import Dist, setup as setup_distributed, wrap as wrap_distributed
 from fsbench.train.gan import hinge_d_loss, hinge_g_loss
 from fsbench.train.identity import IdentityEnsemble, identity_encoder
-from fsbench.train.loop import LoopConfig, Trainer
+from fsbench.train.loop import LoopConfig, Trainer, native_bf16_cpu
 from fsbench.train.monitor import Monitor
 from fsbench.train.pose_prior import pose_loss, pose_prior
 
@@ -108,8 +108,7 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
     """The dtype a method's fast path runs in: ``fp32``, ``bf16``, or ``auto`` (bf16 where oneDNN has native bf16
     kernels on this CPU, else fp32; CUDA runs fp32)."""
     if precision == "auto":
-        native = device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        return torch.bfloat16 if native else torch.float32
+        return torch.bfloat16 if native_bf16_cpu(device) else torch.float32
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be auto, fp32 or bf16, got '{precision}'")
     return torch.bfloat16 if precision == "bf16" else torch.float32

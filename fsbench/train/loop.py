@@ -41,6 +41,12 @@ class LoopConfig:
             raise ValueError(f"training precision must be fp32, bf16 or auto, got {self.precision!r}")
 
 
+def native_bf16_cpu(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU whose oneDNN has native bf16 kernels (on other CPUs bf16 is emulated, many times
+    slower than fp32); training's and inference's ``auto`` precision both ask this."""
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def bf16_steps(precision: str, device: torch.device) -> bool:
     """Whether training steps run under bf16 autocast: always for ``bf16``; for ``auto`` on a CPU whose oneDNN has
     native bf16 kernels or a CUDA device that supports bf16 (elsewhere bf16 is emulated, see :func:`emulated_bf16`,
@@ -49,14 +55,14 @@ def bf16_steps(precision: str, device: torch.device) -> bool:
         return precision == "bf16"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return native_bf16_cpu(device)
 
 
 def emulated_bf16(precision: str, device: torch.device) -> bool:
     """Whether bf16 steps would run on a CPU without native bf16 kernels (oneDNN then emulates them: MobileFSGAN's
     steps 4,890 and 4,900 in methods/mobilefsgan/weights/train-cpu/losses.jsonl took 127 and 88 s on an AVX2-only
     EPYC, where its fp32 steps took about 8 s)."""
-    return precision == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return precision == "bf16" and device.type == "cpu" and not native_bf16_cpu(device)
 
 
 class Trainer:
