@@ -103,7 +103,7 @@ def render_csv(board: Board) -> str:
     metrics = list(board.rows[0][1]["aggregates"]) if board.rows else []
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["method", "version", "checkpoint_sha256", "pairs_scored", "pairs",
+    writer.writerow(["method", "version", "checkpoint_sha256", "precision", "pairs_scored", "pairs",
                      *[f"{m}_{s}" for m in metrics for s in ("mean", "ci_low", "ci_high")], "results_file"])
     for path, r in board.rows:
         cells = []
@@ -112,7 +112,7 @@ def render_csv(board: Board) -> str:
             ci = agg.get("ci95") or [None, None]
             cells += [agg.get("mean"), ci[0], ci[1]]
         writer.writerow([r["method"]["name"], r["method"]["version"], r["method"].get("checkpoint_sha256") or "",
-                         r["counts"]["pairs_scored"], r["counts"]["pairs"],
+                         r.get("precision", ""), r["counts"]["pairs_scored"], r["counts"]["pairs"],
                          *["" if c is None else f"{c:.6f}" for c in cells], f"results/{path.name}"])
     return out.getvalue()
 
@@ -126,7 +126,9 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
              "- variant: " + "; ".join(f"{k}: {v}" for k, v in h["variant"].items() if k != "limit"),
              "- backends: " + "; ".join(f"{f}: {b['name']} ({b['kind']}, label {b['label']})"
                                       for f, b in sorted(h["backends"].items())),
-             "- cells: mean [95 % bootstrap interval over pairs]; Fréchet distances are one value for the set", ""]
+             "- cells: mean [95 % bootstrap interval over pairs]; Fréchet distances are one value for the set",
+             "- precision: what the method's convolutions and matmuls ran in (a method's `auto` precision, where it "
+             "has one, is bf16 on a CPU with native bf16, else fp32); —: a run from before fsbench recorded it", ""]
     if sheet is not None:
         name, drawn = sheet
         lines += [f"![source, target and each method's swap of {len(drawn.cells)} pairs]({name})", "",
@@ -135,13 +137,13 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
         lines += [f"{i}. {caption}" for i, caption in enumerate(drawn.captions, 1)] + [""]
     if board.rows:
         metrics = list(board.rows[0][1]["aggregates"])
-        lines.append("| method | checkpoint | pairs | " + " | ".join(_metric_label(board, m) for m in metrics)
-                     + " | results |")
-        lines.append("|" + "---|" * (len(metrics) + 4))
+        lines.append("| method | checkpoint | precision | pairs | "
+                     + " | ".join(_metric_label(board, m) for m in metrics) + " | results |")
+        lines.append("|" + "---|" * (len(metrics) + 5))
         for path, r in board.rows:
             card = r["method"]
             lines.append(f"| {card['name']} v{card['version']} | `{(card.get('checkpoint_sha256') or '—')[:12]}` | "
-                         f"{r['counts']['pairs_scored']}/{r['counts']['pairs']} | "
+                         f"{r.get('precision', '—')} | {r['counts']['pairs_scored']}/{r['counts']['pairs']} | "
                          + " | ".join(_cell(r["aggregates"][m]) for m in metrics)
                          + f" | [json](results/{path.name}) |")
         absent = {m: r["aggregates"][m]["absent"] for _, r in board.rows for m in metrics

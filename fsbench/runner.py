@@ -23,6 +23,7 @@ from fsbench.api import Method
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor, to_uint8
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import METRICS
+from fsbench.metrics.speed import swap_precision
 from fsbench.protocols.base import Pair, ProtocolData
 from fsbench.scoring import DEFAULT_BACKENDS, same_person_cosine, score
 
@@ -94,9 +95,23 @@ def swap_cache_folder(out: Path, card: dict[str, Any], protocol: str, version: i
 
 
 class SwapCache:
-    def __init__(self, folder: Path) -> None:
+    """Swapped crops as PNG, one per pair, made in one precision.
+
+    The folder records the precision its swaps were made in (``precision.txt``; a folder from before fsbench
+    recorded it adopts the current one, as swap caches live on the machine that made them), and a run in another
+    precision is refused rather than scored from a mix of the two.
+    """
+
+    def __init__(self, folder: Path, precision: str) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / "precision.txt"
+        recorded = marker.read_text().strip() if marker.is_file() else None
+        if recorded is None:
+            marker.write_text(precision + "\n")
+        elif recorded != precision:
+            raise ValueError(f"{folder}: its cached swaps were made in {recorded}, this run's method runs in "
+                             f"{precision}; delete the folder or use another --out")
 
     def path(self, pair: Pair) -> Path:
         return self.folder / f"{pair.id}.png"
@@ -126,6 +141,19 @@ def _store(cache: SwapCache, batch: list[Pair], out: torch.Tensor, tgt: torch.Te
         return
     for p, crop in zip(batch, to_uint8(out)):
         cache.put(p, crop)
+
+
+def probe_precision(method: Method, pairs: list[Pair], crops: CropStore) -> str:
+    """The precision ``method`` runs in on this machine, read from a swap of the first pair whose crops exist
+    (``unknown`` when there is none or that swap fails: the pair's failure is recorded when it is swapped)."""
+    for p in pairs:
+        if p.source.id in crops.crops and p.target.id in crops.crops:
+            source, target = (to_tensor([crops.method_crop(i)]).to(method.device) for i in (p.source, p.target))
+            try:
+                return swap_precision(method, source, target)
+            except Exception:  # noqa: BLE001 — a method's failure on a pair is recorded by swap_pairs
+                return "unknown"
+    return "unknown"
 
 
 def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapCache, cfg: RunConfig,
@@ -209,7 +237,8 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                ("target", p.target)) if item.id in crops.failures]
         if bad:
             failures[p.id] = "; ".join(bad)
-    cache = SwapCache(swap_cache_folder(cfg.out, card.to_dict(), protocol.name, protocol.version))
+    precision = probe_precision(method, mine, crops)
+    cache = SwapCache(swap_cache_folder(cfg.out, card.to_dict(), protocol.name, protocol.version), precision)
     timing = swap_pairs(method, mine, crops, cache, cfg, failures)
     gathered = ranks.gather_to_first((failures, timing))
     ranks.close()
@@ -253,6 +282,7 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                      "variant": {**data.variant, **cfg.protocol_options, "limit": cfg.limit,
                                  "swap_storage": "PNG uint8", "eval_template": f"{EVAL_TEMPLATE}@{EVAL_SIZE}"}},
         "method": card.to_dict(),
+        "precision": precision,
         "backends": backend_records,
         "dataset": data.dataset,
         "counts": {"pairs": len(pairs), "pairs_scored": len(scored), "failures": len(failures),

@@ -35,7 +35,7 @@ from fsbench import registry
 from fsbench.faces.align import template_to_template
 from fsbench.protocols.base import Pair
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
-from fsbench.runner import RunConfig, SwapCache, method_key, swap_cache_folder, swap_pairs
+from fsbench.runner import RunConfig, SwapCache, method_key, probe_precision, swap_cache_folder, swap_pairs
 
 ROWS = 6  # pairs per sheet
 SIDE = 128  # px of a stored sample crop and of a sheet cell
@@ -104,7 +104,8 @@ def store(method: str, protocol: str, runs: Path, results: Path, seed: int = 0) 
         manifest.parent.mkdir(parents=True, exist_ok=True)
         manifest.write_text(json.dumps([{"pair": p.id, "source": p.source.id, "target": p.target.id}
                                         for p in pairs], indent=1) + "\n")
-    cache = SwapCache(swap_cache_folder(runs, card.to_dict(), proto.name, proto.version))
+    cache = SwapCache(swap_cache_folder(runs, card.to_dict(), proto.name, proto.version),
+                      probe_precision(instance, pairs, crops))
     failures: dict[str, str] = {}
     swap_pairs(instance, pairs, crops, cache, RunConfig(method, protocol, out=runs, seed=seed, progress=False),
                failures)

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fsbench import assets, registry, results
-from fsbench.runner import RunConfig, run
+from fsbench.runner import RunConfig, SwapCache, run
+from fsbench.train.loop import native_bf16_cpu
 from methods.baselines.paste_source import PasteSource
 
 FACES = {
@@ -60,6 +61,22 @@ def test_provenance(baseline_runs):
     assert result["environment"]["torch"] == torch.__version__
     assert result["protocol"]["version"] == 1 and result["seed"] == 0
     assert all(s["values"]["id_cosine"] is not None for s in result["samples"])
+    assert result["precision"] == "none"  # paste-source runs no torch convolution or matmul
+
+
+def test_a_run_records_the_precision_its_method_ran_in(faces_dir, tmp_path):
+    _, result = _run("mobilefsgan", faces_dir, tmp_path, limit=2)
+    # its 'auto': the generator in bf16 where this CPU has native bf16, the identity encoder always in fp32
+    native = native_bf16_cpu(torch.device("cpu"))
+    assert result["precision"] == ("bf16+fp32" if native else "fp32")
+
+
+def test_a_swap_cache_refuses_swaps_of_another_precision(tmp_path):
+    SwapCache(tmp_path / "legacy", "fp32")  # an existing folder without a record adopts the run's precision
+    assert (tmp_path / "legacy" / "precision.txt").read_text() == "fp32\n"
+    SwapCache(tmp_path / "legacy", "fp32")
+    with pytest.raises(ValueError, match=r"legacy: its cached swaps were made in fp32, this run's method runs in bf16"):
+        SwapCache(tmp_path / "legacy", "bf16")
 
 
 def test_paste_source_beats_copy_target_on_identity(baseline_runs):
@@ -97,7 +114,7 @@ class Dying(PasteSource):
 def test_kill_and_resume_matches_an_uninterrupted_run(faces_dir, tmp_path, baseline_runs):
     if "test-dying" not in registry.methods:
         registry.methods.register("test-dying", Dying)
-    Dying.calls, Dying.die_after = 0, 2
+    Dying.calls, Dying.die_after = 0, 3  # the precision probe's swap, then two batches
     with pytest.raises(KeyboardInterrupt):
         _run("test-dying", faces_dir, tmp_path, batch_size=4)
     cached = list((tmp_path / "cache").rglob("*.png"))

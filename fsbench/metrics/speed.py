@@ -42,15 +42,28 @@ class _ComputeDtypes(TorchDispatchMode):
             self.dtypes.add(_DTYPE_NAMES.get(args[0].dtype, str(args[0].dtype).removeprefix("torch.")))
         return func(*args, **(kwargs or {}))
 
+    @property
+    def precision(self) -> str:
+        """``bf16``, ``fp32``, ``bf16+fp32`` when mixed; ``none`` when no torch convolution or matmul ran."""
+        return "+".join(sorted(self.dtypes)) or "none"
+
+
+def swap_precision(method: Method, source: torch.Tensor, target: torch.Tensor) -> str:
+    """The precision one ``swap`` of ``source`` onto ``target`` runs its convolutions and matmuls in (see
+    :class:`_ComputeDtypes`): what a run records, since a method's ``auto`` precision depends on the machine."""
+    dtypes = _ComputeDtypes()
+    with dtypes, torch.no_grad():
+        method.swap(source, target)
+    return dtypes.precision
+
 
 def count_flops(method: Method, identity: Any, target: torch.Tensor) -> tuple[int, str]:
-    """FLOPs of one ``swap_embedded`` call and the precision its convolutions and matmuls ran in (``bf16``,
-    ``fp32``, ``bf16+fp32`` when mixed; ``none`` when it runs no torch convolution or matmul)."""
+    """FLOPs of one ``swap_embedded`` call and the precision its convolutions and matmuls ran in."""
     counter = FlopCounterMode(display=False, custom_mapping=prepack.FLOP_FORMULAS)
     dtypes = _ComputeDtypes()
     with counter, dtypes, torch.no_grad():
         method.swap_embedded(identity, target)
-    return counter.get_total_flops(), "+".join(sorted(dtypes.dtypes)) or "none"
+    return counter.get_total_flops(), dtypes.precision
 
 
 def real_crops(template: str, size: int, count: int) -> torch.Tensor:
