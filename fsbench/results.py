@@ -43,18 +43,44 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+# the CPU flag that names the widest vector unit, widest first: what a CPU timing mostly depends on
+_VECTOR_UNITS = (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 with bf16"), ("avx512f", "AVX-512"),
+                 ("avx2", "AVX2"), ("asimd", "NEON"))
+
+
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name and widest vector unit, from ``/proc/cpuinfo`` on Linux (where
+    ``platform.processor()`` says only ``x86_64``, and a virtual machine's model name may not tell generations
+    apart), e.g. ``AMD EPYC (AVX-512 with bf16)``; elsewhere what ``platform`` knows."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    unit = next((label for flag, label in _VECTOR_UNITS if flag in flags), None)
+    return f"{name} ({unit})" if unit else name
+
+
+def device_name(device: str) -> str:
+    """The GPU's name on a CUDA device, else the CPU's model name: the machine a timing or a figure came from."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return cpu_name()
+
+
 def environment(device: str) -> dict[str, Any]:
     import torch
 
-    env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-           **package_versions(),
-           "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-           "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        env["device_name"] = torch.cuda.get_device_name(torch.device(device))
-    else:
-        env["device_name"] = env["processor"]
-    return env
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            **package_versions(),
+            "platform": platform.platform(), "processor": cpu_name(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "device": device,
+            "device_name": device_name(device)}
 
 
 def git_commit() -> str | None:

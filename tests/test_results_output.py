@@ -51,3 +51,13 @@ def test_environment_records_the_packages_behind_the_figures():
 def test_no_progress_bar_when_there_is_nothing_to_do(capsys):
     CropStore("arcface-112", 112).prepare([], progress=True)
     assert capsys.readouterr().err == ""
+
+
+def test_cpu_name_names_the_widest_vector_unit(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n\n"
+                    "processor\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
+    assert results.cpu_name(info) == "AMD EPYC (AVX-512 with bf16)"
+    info.write_text("model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx2\n")
+    assert results.cpu_name(info) == "AMD EPYC 7B13 (AVX2)"
+    assert results.cpu_name(tmp_path / "absent")  # no /proc/cpuinfo: what platform knows

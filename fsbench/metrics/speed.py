@@ -21,6 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fsbench.api import Method
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.nets import prepack
+from fsbench.results import device_name
 from fsbench.scoring import DEFAULT_BACKENDS, backend_features
 from fsbench.timing import matmul_gflops, time_ms
 
@@ -91,13 +92,10 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
                               "parameters": params, "weights_mb": weight_bytes / 1e6,
                               "modules": {k: sum(p.numel() for p in m.parameters()) for k, m in modules.items()},
                               "device": str(device), "batches": {}}
+    report["device_name"] = device_name(str(device))
     if device.type == "cuda":
-        report["device_name"] = torch.cuda.get_device_name(device)
         torch.cuda.reset_peak_memory_stats(device)
     else:
-        import platform
-
-        report["device_name"] = platform.processor() or platform.machine()
         report["torch_threads"] = torch.get_num_threads()
     flops_per_image = None
     for batch in batch_sizes:
