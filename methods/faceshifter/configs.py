@@ -71,7 +71,7 @@ CONFIGS: dict[str, FaceShifterConfig] = {
     "cpu-portraits": FaceShifterConfig(size=128, width=1 / 8, batch=8, steps_aei=100_000, steps_hear=100_000,
                                        checkpoint_every=100, sample_every=250, data="portraits", same_ratio_aei=0.2,
                                        id_losses=("sface", "facenet"), id_augment=True, monitor_every=250,
-                                       w_id=10.0, w_att=30.0, w_pose=8.0, hear_time_share=0.2, precision="auto"),
+                                       w_id=12.0, w_att=30.0, w_pose=10.0, hear_time_share=0.2, precision="auto"),
     # tests: every part, tiny
     "tiny": FaceShifterConfig(size=128, width=1 / 32, batch=2, d_layers=2, checkpoint_every=1, sample_every=1,
                               log_every=1),

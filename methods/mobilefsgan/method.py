@@ -50,7 +50,7 @@ def _card(path: Path, sha256: str) -> MethodCard:
 
 
 class MobileFSGAN(Method):
-    card = _card(WEIGHTS_DIR / CHECKPOINT, "2df9003eb50caaba631f38d1519426c1a5e59820860e0c11cc8557f015cac642")
+    card = _card(WEIGHTS_DIR / CHECKPOINT, "b25ddc38f7d19e90a4873419c3ea53a3848b80ca9c7c58d10d220d0ad647461b")
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", random_config: Config | None = None) -> None:
