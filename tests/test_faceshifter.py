@@ -273,3 +273,7 @@ def test_the_pose_term_is_ramped_in_and_trains_with_a_prior_fitted_once(tmp_path
     assert len(fits) == 1 and (tmp_path / "run" / pose_prior.FILE).is_file()
     log = _log(tmp_path / "run", "aei")
     assert sorted(log) == [1, 2, 3] and all(np.isfinite(row["pose"]) and row["pose"] >= 0 for row in log.values())
+    train("tiny", tmp_path / "hear-pose", steps=1, steps_hear=2, w_pose_hear=1.0)
+    log = _log(tmp_path / "hear-pose", "hear")
+    assert sorted(log) == [1, 2] and all(np.isfinite(row["pose"]) and row["pose"] >= 0 for row in log.values())
+    assert "pose" not in _log(tmp_path / "hear-pose", "aei")[1]  # w_pose 0: AEI-Net's loss has no pose term

@@ -1,7 +1,8 @@
 """FaceShifter training: AEI-Net first, then HEAR-Net on the frozen AEI-Net (paper Sec. 3.3 and 4).
 
 AEI-Net:  L = adv (hinge, multi-scale D) + 10·att + 5·id + 10·rec, 80 % of samples with X_s = X_t.
-HEAR-Net: L = rec + id + chg, 50 % of samples with X_s = X_t, targets with synthetic occluders.
+HEAR-Net: L = rec + id + chg, 50 % of samples with X_s = X_t, targets with synthetic occluders (+ pose when
+``w_pose_hear``).
 Adam β = (0, 0.999), lr 4e-4. Each phase has its own resumable checkpoint under ``out/aei`` and ``out/hear``;
 under a time limit AEI-Net gets ``1 − hear_time_share`` of it and HEAR-Net the rest of the session.
 
@@ -14,7 +15,8 @@ each on its own random augmentation of Ŷ when ``id_augment``); by default the z
 z_id, the generator's input, stays ``id_encoder``'s embedding whatever the loss uses, so a checkpoint trained
 with one loss continues with another. ``w_pose`` > 0 adds a pose term to AEI-Net's loss (not the paper's): the
 swap's head pose against the target's under a small network fitted to MediaPipe's pose of the training crops
-(``fsbench.api.pose_prior``, fitted once per run into ``out``). ``monitor_every`` scores fixed validation swaps
+(``fsbench.api.pose_prior``, fitted once per run into ``out``); ``w_pose_hear`` > 0 adds the same term to
+HEAR-Net's loss, against the target before its occluders. ``monitor_every`` scores fixed validation swaps
 with dlib (monitor.jsonl).
 """
 from __future__ import annotations
@@ -96,6 +98,19 @@ def ramped(weight: float, steps_in: int, warmup: int) -> float:
     return weight * min(1.0, (steps_in + 1) / max(1, warmup))
 
 
+class RampedWeight:
+    """A loss weight :func:`ramped` in over the first ``warmup`` steps of this run, whatever step it resumes at."""
+
+    def __init__(self, weight: float, warmup: int) -> None:
+        self.weight, self.warmup = weight, warmup
+        self.first_step: int | None = None
+
+    def __call__(self, step: int) -> float:
+        if self.first_step is None:
+            self.first_step = step
+        return ramped(self.weight, step - self.first_step, self.warmup)
+
+
 class BalancedPairs:
     """Swap batches drawn per identity, not per image (``fsbench.api.IdentityDraw``): target and source identity
     uniformly at random, then an image of each, each mirrored with probability ½. A function of (seed, step),
@@ -126,19 +141,13 @@ class AEIPhase:
                  disc: torch.nn.Module, rank: int, device: torch.device, prior: torch.nn.Module | None) -> None:
         self.cfg, self.pairs, self.ident, self.aei, self.disc = cfg, BalancedPairs(crops), ident, aei, disc
         self.rank, self.device, self.prior = rank, device, prior
-        self.first_step: int | None = None
+        self.pose_weight = RampedWeight(cfg.w_pose, cfg.pose_warmup)
         self.opt_g = torch.optim.Adam(aei.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         src, tgt, same = self.pairs(self.cfg.seed * 1000 + self.rank, step, self.cfg.batch, self.cfg.same_ratio_aei)
         return src.to(self.device), tgt.to(self.device), same.to(self.device).float()
-
-    def pose_weight(self, step: int) -> float:
-        """``w_pose`` ramped in over the run's first ``pose_warmup`` steps (:func:`ramped`)."""
-        if self.first_step is None:
-            self.first_step = step
-        return ramped(self.cfg.w_pose, step - self.first_step, self.cfg.pose_warmup)
 
     def step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
@@ -154,7 +163,7 @@ class AEIPhase:
         rec = _weighted_rec(y, xt, same)
         loss_g = cfg.w_adv * adv + cfg.w_att * att + cfg.w_id * ident + cfg.w_rec * rec
         logged = dict(adv=adv, att=att, id=ident, id_swap=_swap_mean(id_per, same), rec=rec)
-        if self.prior is not None:
+        if self.cfg.w_pose:
             logged["pose"] = pose_loss(self.prior, (y + 1) / 2, tgt).mean()
             loss_g = loss_g + self.pose_weight(step) * logged["pose"]
         self.opt_g.zero_grad(set_to_none=True)
@@ -182,18 +191,21 @@ class AEIPhase:
 
 
 class HEARPhase:
-    """One HEAR-Net step on the frozen AEI-Net: rec + id + chg, targets occluded synthetically."""
+    """One HEAR-Net step on the frozen AEI-Net: rec + id + chg (+ pose when ``w_pose_hear``), targets occluded
+    synthetically."""
 
     def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, ident: Identity, aei: AEINet,
-                 hear: torch.nn.Module, rank: int, device: torch.device) -> None:
+                 hear: torch.nn.Module, rank: int, device: torch.device, prior: torch.nn.Module | None) -> None:
         self.cfg, self.pairs, self.ident, self.aei, self.hear = cfg, BalancedPairs(crops), ident, aei.eval(), hear
-        self.rank, self.device = rank, device
+        self.rank, self.device, self.prior = rank, device, prior
+        self.pose_weight = RampedWeight(cfg.w_pose_hear, cfg.pose_warmup)
         self.opt = torch.optim.Adam(hear.parameters(), lr=cfg.lr, betas=cfg.betas)
 
     def inputs(self, step: int, seed: int) -> tuple[torch.Tensor, ...]:
-        """(X_s, X_t occluded, same, the loss's embeddings of X_s, Ŷ_s,t, ΔY_t), images in [-1, 1]."""
-        src, tgt, same = self.pairs(seed, step, self.cfg.batch, self.cfg.same_ratio_hear)
-        tgt = occlude_batch(tgt, np.random.default_rng([seed, step, 1]), self.cfg.occlusion_p)
+        """(X_s, X_t occluded, same, the loss's embeddings of X_s, Ŷ_s,t, ΔY_t, X_t before its occluders in [0, 1]),
+        the other images in [-1, 1]."""
+        src, clean, same = self.pairs(seed, step, self.cfg.batch, self.cfg.same_ratio_hear)
+        tgt = occlude_batch(clean, np.random.default_rng([seed, step, 1]), self.cfg.occlusion_p)
         src = torch.where(same[:, None, None, None], tgt, src)  # X_s = X_t, occluder included
         src, tgt, same = src.to(self.device), tgt.to(self.device), same.to(self.device).float()
         with torch.no_grad():
@@ -201,25 +213,29 @@ class HEARPhase:
             xt = tgt * 2 - 1
             y = self.aei(torch.cat([xt, xt]), z)[0]
         y_st, y_tt = y.chunk(2)
-        return src * 2 - 1, xt, same, self.ident.targets(src), y_st, xt - y_tt
+        return src * 2 - 1, xt, same, self.ident.targets(src), y_st, xt - y_tt, clean.to(self.device)
 
     def step(self, step: int) -> dict[str, float]:
-        xs, xt, same, targets, y_st, err = self.inputs(step, self.cfg.seed * 1000 + self.rank)
+        xs, xt, same, targets, y_st, err, clean = self.inputs(step, self.cfg.seed * 1000 + self.rank)
         y = self.hear(y_st, err)
         rec = _weighted_rec(y, xt, same)
         id_per = self.ident.loss(y, targets)
         ident = id_per.mean()
         chg = (y - y_st).abs().mean()
         loss = rec + ident + chg
+        logged = dict(rec=rec, id=ident, id_swap=_swap_mean(id_per, same), chg=chg)
+        if self.cfg.w_pose_hear:
+            logged["pose"] = pose_loss(self.prior, (y + 1) / 2, clean).mean()
+            loss = loss + self.pose_weight(step) * logged["pose"]
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
-        logged = dict(loss=loss, rec=rec, id=ident, id_swap=_swap_mean(id_per, same), chg=chg)
+        logged = dict(loss=loss, **logged)
         return {k: round(float(v.detach()), 5) for k, v in logged.items()}
 
     @torch.no_grad()
     def sample(self, step: int, path: Path) -> None:
-        xs, xt, _, _, y_st, err = self.inputs(0, self.cfg.seed + 12345)
+        xs, xt, _, _, y_st, err, _ = self.inputs(0, self.cfg.seed + 12345)
         hear = getattr(self.hear, "module", self.hear)
         hear.eval()
         y = hear(y_st, err)
@@ -262,7 +278,7 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and in every run of a configuration
     net, disc = FaceShifterNet(cfg), MultiScaleDiscriminator(cfg)
     aei, disc = wrap_distributed(net.aei, d), wrap_distributed(disc, d)
-    prior = pose_prior(out, crops).to(d.device) if cfg.w_pose else None
+    prior = pose_prior(out, crops).to(d.device) if cfg.w_pose or cfg.w_pose_hear else None
     phase = AEIPhase(cfg, crops, ident, aei, disc, d.rank, d.device, prior)
     aei_limit = time_limit_s * (1 - cfg.hear_time_share) if time_limit_s else None
     trainer = Trainer(_loop(cfg, out / "aei", cfg.steps_aei, aei_limit), d, {"aei": aei, "disc": disc},
@@ -273,7 +289,7 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
         return out / "aei" / "checkpoint.safetensors"
 
     hear = wrap_distributed(net.hear, d)
-    hear_phase = HEARPhase(cfg, crops, ident, net.aei, hear, d.rank, d.device)
+    hear_phase = HEARPhase(cfg, crops, ident, net.aei, hear, d.rank, d.device, prior)
     hear_limit = max(1.0, time_limit_s - (time.perf_counter() - started)) if time_limit_s else None
     hear_trainer = Trainer(_loop(cfg, out / "hear", cfg.steps_hear, hear_limit), d, {"hear": hear},
                            {"hear": hear_phase.opt})
