@@ -50,7 +50,7 @@ def _card(path: Path, sha256: str) -> MethodCard:
 
 
 class MobileFSGAN(Method):
-    card = _card(WEIGHTS_DIR / CHECKPOINT, "b25ddc38f7d19e90a4873419c3ea53a3848b80ca9c7c58d10d220d0ad647461b")
+    card = _card(WEIGHTS_DIR / CHECKPOINT, "c7f295605ccd25dbcd3b23d395f2ca5016549f25c59782acd1b1a71c1495ff93")
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", random_config: Config | None = None) -> None:
