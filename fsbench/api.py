@@ -20,7 +20,8 @@ from fsbench.nets.mobilefacenet import load_mobilefacenet
 from fsbench.nets.prepack import prepack_convolutions
 from fsbench.nets.vgg import load_vgg19_features
 from fsbench.timing import interleaved_ms, matmul_gflops
-from fsbench.train.checkpoint import export_weights, exported_metadata, load_weights
+from fsbench.train.average import WeightAverage
+from fsbench.train.checkpoint import export_weights, exported_metadata, load_weights, unwrap
 from fsbench.train.config import resolve_config
 from fsbench.train.data import (FaceCrops, IdentityDraw, folder_crops, mini_train_crops, portraits_train_crops,
                                 training_crops)
@@ -32,11 +33,12 @@ from fsbench.train.monitor import Monitor
 from fsbench.train.pose_prior import pose_loss, pose_prior
 
 __all__ = ["Dist", "FaceCrops", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
-           "TEMPLATES", "Trainer", "asset_path", "export_weights", "exported_metadata", "face_mask", "fold_batchnorm",
-           "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype", "interleaved_ms",
-           "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights", "matmul_gflops",
-           "mini_train_crops", "perceptual_network", "portraits_train_crops", "pose_loss", "pose_prior",
-           "prepack_convolutions", "resolve_config", "setup_distributed", "training_crops", "wrap_distributed"]
+           "TEMPLATES", "Trainer", "WeightAverage", "asset_path", "export_weights", "exported_metadata", "face_mask",
+           "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype",
+           "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights",
+           "matmul_gflops", "mini_train_crops", "perceptual_network", "portraits_train_crops", "pose_loss",
+           "pose_prior", "prepack_convolutions", "resolve_config", "setup_distributed", "training_crops", "unwrap",
+           "wrap_distributed"]
 
 
 @dataclass(frozen=True)

@@ -184,6 +184,17 @@ def test_training_with_the_identity_ensemble_and_the_monitor(tmp_path: Path) -> 
         train("tiny", tmp_path / "fp16", steps=1, steps_hear=0, precision="fp16")
 
 
+def test_the_export_holds_the_weight_averages_and_hear_net_trains_on_aei_nets(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    weights = load_file(str(train("tiny", tmp_path, steps=2, steps_hear=2, ema_decay=0.5)))
+    for phase, name in (("aei", "aei"), ("hear", "hear")):
+        state = load_file(str(tmp_path / phase / "checkpoint.safetensors"))
+        averaged = {k.split("/", 2)[2]: v for k, v in state.items() if k.startswith(f"model/{name}_average/")}
+        live = {k.split("/", 2)[2]: v for k, v in state.items() if k.startswith(f"model/{name}/")}
+        assert averaged and all(torch.equal(weights[f"{name}.{k}"], v) for k, v in averaged.items())
+        assert any(not torch.equal(v, averaged[k]) for k, v in live.items())
+
+
 def test_training_under_torchrun(tmp_path: Path) -> None:
     """DDP over two gloo ranks (CPU): every parameter gets a gradient on every rank, so DDP's reducer is satisfied."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "fsbench.cli", "train",

@@ -217,6 +217,19 @@ def test_training_with_the_identity_ensemble_and_the_monitor(crops, tmp_path):
         run(load_config("smoke", steps=1, id_losses=["dlib"]), tmp_path / "dlib", "cpu", faces, marks)
 
 
+def test_the_export_holds_the_generators_weight_average(crops, tmp_path):
+    from safetensors.torch import load_file
+
+    from methods.mobilefsgan.train import run
+
+    faces, marks = crops
+    exported = load_file(str(run(load_config("smoke", steps=2, ema_decay=0.5), tmp_path, "cpu", faces, marks)))
+    state = load_file(str(tmp_path / "checkpoint.safetensors"))
+    averaged = {k[len("model/G_average/"):]: v for k, v in state.items() if k.startswith("model/G_average/")}
+    assert averaged.keys() == exported.keys() and all(torch.equal(exported[k], v) for k, v in averaged.items())
+    assert any(not torch.equal(state[f"model/G/{k}"], v) for k, v in averaged.items())
+
+
 def test_per_identity_triplets_are_balanced(crops):
     faces, marks = crops
     images = np.concatenate([faces.images[:1]] * 8 + [faces.images[2:]])  # identity 0: 8 crops, identity 1: one

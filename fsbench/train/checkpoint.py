@@ -16,7 +16,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the network itself)."""
     return module.module if hasattr(module, "module") else module  # DistributedDataParallel
 
 
@@ -25,7 +26,7 @@ def save(path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, 
     tensors: dict[str, torch.Tensor] = {}
     groups: dict[str, Any] = {}
     for name, module in modules.items():
-        for key, value in _unwrap(module).state_dict().items():
+        for key, value in unwrap(module).state_dict().items():
             tensors[f"model/{name}/{key}"] = value.detach().cpu().contiguous()
     for name, opt in optimizers.items():
         state = opt.state_dict()
@@ -50,7 +51,7 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, 
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     for name, module in modules.items():
         prefix = f"model/{name}/"
-        _unwrap(module).load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+        unwrap(module).load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     groups = json.loads(meta["param_groups"])
     for name, opt in optimizers.items():
         prefix = f"opt/{name}/"
@@ -61,6 +62,12 @@ def load(path: Path, modules: dict[str, torch.nn.Module], optimizers: dict[str, 
                 state.setdefault(int(index), {})[sub] = value
         opt.load_state_dict({"state": state, "param_groups": groups[name]})
     return int(meta["step"]), json.loads(meta["extra"])
+
+
+def module_names(path: Path) -> set[str]:
+    """The names of the modules whose weights a training checkpoint holds."""
+    with safe_open(str(path), framework="pt") as f:
+        return {key.split("/")[1] for key in f.keys() if key.startswith("model/")}
 
 
 def exported_metadata(path: Path, *keys: str) -> dict[str, str]:
@@ -79,7 +86,7 @@ def exported_metadata(path: Path, *keys: str) -> dict[str, str]:
 
 def export_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str] | None = None) -> Path:
     """The shipped inference weights of one network (safetensors)."""
-    state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(module).state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(module).state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(state, str(tmp), metadata=metadata)
@@ -95,8 +102,8 @@ def load_weights(path: Path, module: torch.nn.Module) -> torch.nn.Module:
         state = load_file(str(path))
     except (OSError, Exception) as err:  # safetensors raises its own error types for corrupt headers
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
-    missing, unexpected = _unwrap(module).load_state_dict(state, strict=False)
+    missing, unexpected = unwrap(module).load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit {type(_unwrap(module)).__name__} "
+        raise ValueError(f"{path}: weights do not fit {type(unwrap(module)).__name__} "
                          f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     return module

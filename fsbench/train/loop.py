@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from fsbench.train import checkpoint
+from fsbench.train.average import WeightAverage
 from fsbench.train.dist import Dist
 
 StepFn = Callable[[int], dict[str, float]]
@@ -66,9 +67,14 @@ def emulated_bf16(precision: str, device: torch.device) -> bool:
 
 
 class Trainer:
+    """Runs ``step_fn`` from the last checkpoint; ``averages`` (name → :class:`WeightAverage`) are updated after every
+    step and checkpointed beside ``modules``."""
+
     def __init__(self, cfg: LoopConfig, d: Dist, modules: dict[str, torch.nn.Module],
-                 optimizers: dict[str, torch.optim.Optimizer]) -> None:
+                 optimizers: dict[str, torch.optim.Optimizer],
+                 averages: dict[str, WeightAverage] | None = None) -> None:
         self.cfg, self.d, self.modules, self.optimizers = cfg, d, modules, optimizers
+        self.averages = averages or {}
         self.ckpt = cfg.out / "checkpoint.safetensors"
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions, recorded in the checkpoint
@@ -80,14 +86,21 @@ class Trainer:
         return self._stop
 
     def resume(self) -> int:
-        if self.ckpt.is_file():
-            self.step, extra = checkpoint.load(self.ckpt, self.modules, self.optimizers)
+        saved = checkpoint.module_names(self.ckpt) if self.ckpt.is_file() else set()
+        if saved:
+            averaged = {name: a.average for name, a in self.averages.items() if name in saved}
+            self.step, extra = checkpoint.load(self.ckpt, {**self.modules, **averaged}, self.optimizers)
             self.elapsed = float(extra.get("elapsed_s", 0.0))
+        for name, average in self.averages.items():
+            if name not in saved:  # a fresh run, or a state saved before averaging began
+                average.reset()
         return self.step
 
     def save(self) -> None:
         if self.d.main:
-            checkpoint.save(self.ckpt, self.modules, self.optimizers, self.step, {"elapsed_s": self.elapsed})
+            averaged = {name: a.average for name, a in self.averages.items()}
+            checkpoint.save(self.ckpt, {**self.modules, **averaged}, self.optimizers, self.step,
+                            {"elapsed_s": self.elapsed})
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ANN001 — signal handler signature
         self._stop = True
@@ -125,6 +138,8 @@ class Trainer:
                 t0 = time.perf_counter()
                 with torch.autocast(self.d.device.type, torch.bfloat16, enabled=bf16):
                     losses = step_fn(self.step)
+                for average in self.averages.values():
+                    average.update()
                 self.step += 1
                 self.elapsed = session_start + (time.perf_counter() - started)
                 if self.d.main and (self.step % self.cfg.log_every == 0 or self.step == 1):

@@ -16,8 +16,9 @@ z_id, the generator's input, stays ``id_encoder``'s embedding whatever the loss 
 with one loss continues with another. ``w_pose`` > 0 adds a pose term to AEI-Net's loss (not the paper's): the
 swap's head pose against the target's under a small network fitted to MediaPipe's pose of the training crops
 (``fsbench.api.pose_prior``, fitted once per run into ``out``); ``w_pose_hear`` > 0 adds the same term to
-HEAR-Net's loss, against the target before its occluders. ``monitor_every`` scores fixed validation swaps
-with dlib (monitor.jsonl).
+HEAR-Net's loss, against the target before its occluders. ``ema_decay`` > 0 keeps a moving average of each
+network's weights (not the paper's): the monitor scores it, HEAR-Net trains on AEI-Net's, and the export holds
+both. ``monitor_every`` scores fixed validation swaps with dlib (monitor.jsonl).
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ import cv2
 import numpy as np
 import torch
 
-from fsbench.api import (FaceCrops, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor, Trainer, export_weights,
-                         hinge_d_loss, hinge_g_loss, identity_encoder, pose_loss, pose_prior, setup_distributed,
-                         training_crops, wrap_distributed)
+from fsbench.api import (FaceCrops, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor, Trainer, WeightAverage,
+                         export_weights, hinge_d_loss, hinge_g_loss, identity_encoder, pose_loss, pose_prior,
+                         setup_distributed, training_crops, unwrap, wrap_distributed)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
@@ -142,6 +143,7 @@ class AEIPhase:
         self.cfg, self.pairs, self.ident, self.aei, self.disc = cfg, BalancedPairs(crops), ident, aei, disc
         self.rank, self.device, self.prior = rank, device, prior
         self.pose_weight = RampedWeight(cfg.w_pose, cfg.pose_warmup)
+        self.average = WeightAverage(aei, cfg.ema_decay) if cfg.ema_decay else None
         self.opt_g = torch.optim.Adam(aei.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=cfg.betas)
 
@@ -177,11 +179,13 @@ class AEIPhase:
 
     @torch.no_grad()
     def swap(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """AEI-Net's swaps of crops in [0, 1] (eval mode; rank 0 only: not through DDP, whose forward syncs)."""
-        aei = getattr(self.aei, "module", self.aei)
+        """AEI-Net's swaps of crops in [0, 1] (eval mode; rank 0 only: not through DDP, whose forward syncs), by
+        its weight average where there is one."""
+        aei = self.average.average if self.average else unwrap(self.aei)
+        training = aei.training
         aei.eval()
         y = aei(tgt * 2 - 1, self.ident.z_id(src))[0]
-        aei.train()
+        aei.train(training)
         return (y + 1) / 2
 
     def sample(self, step: int, path: Path) -> None:
@@ -199,6 +203,7 @@ class HEARPhase:
         self.cfg, self.pairs, self.ident, self.aei, self.hear = cfg, BalancedPairs(crops), ident, aei.eval(), hear
         self.rank, self.device, self.prior = rank, device, prior
         self.pose_weight = RampedWeight(cfg.w_pose_hear, cfg.pose_warmup)
+        self.average = WeightAverage(hear, cfg.ema_decay) if cfg.ema_decay else None
         self.opt = torch.optim.Adam(hear.parameters(), lr=cfg.lr, betas=cfg.betas)
 
     def inputs(self, step: int, seed: int) -> tuple[torch.Tensor, ...]:
@@ -233,26 +238,27 @@ class HEARPhase:
         logged = dict(loss=loss, **logged)
         return {k: round(float(v.detach()), 5) for k, v in logged.items()}
 
+    def _refine(self, y_st: torch.Tensor, err: torch.Tensor) -> torch.Tensor:
+        """HEAR-Net's output in eval mode (rank 0, not through DDP), by its weight average where there is one."""
+        hear = self.average.average if self.average else unwrap(self.hear)
+        training = hear.training
+        hear.eval()
+        y = hear(y_st, err)
+        hear.train(training)
+        return y
+
     @torch.no_grad()
     def sample(self, step: int, path: Path) -> None:
         xs, xt, _, _, y_st, err, _ = self.inputs(0, self.cfg.seed + 12345)
-        hear = getattr(self.hear, "module", self.hear)
-        hear.eval()
-        y = hear(y_st, err)
-        hear.train()
-        _save_grid([xs, xt, y_st, err.clamp(-1, 1), y], path)
+        _save_grid([xs, xt, y_st, err.clamp(-1, 1), self._refine(y_st, err)], path)
 
     @torch.no_grad()
     def swap(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """AEI-Net then HEAR-Net on crops in [0, 1] (the shipped network's forward), eval mode, rank 0."""
-        hear = getattr(self.hear, "module", self.hear)
-        hear.eval()
+        """AEI-Net then HEAR-Net on crops in [0, 1] (the shipped network's forward)."""
         xt = tgt * 2 - 1
         y = self.aei(torch.cat([xt, xt]), self.ident.z_id(torch.cat([src, tgt])))[0]
         y_st, y_tt = y.chunk(2)
-        out = hear(y_st, xt - y_tt)
-        hear.train()
-        return (out + 1) / 2
+        return (self._refine(y_st, xt - y_tt) + 1) / 2
 
 
 def _loop(cfg: FaceShifterConfig, out: Path, steps: int, time_limit_s: float | None) -> LoopConfig:
@@ -282,19 +288,23 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
     phase = AEIPhase(cfg, crops, ident, aei, disc, d.rank, d.device, prior)
     aei_limit = time_limit_s * (1 - cfg.hear_time_share) if time_limit_s else None
     trainer = Trainer(_loop(cfg, out / "aei", cfg.steps_aei, aei_limit), d, {"aei": aei, "disc": disc},
-                      {"g": phase.opt_g, "d": phase.opt_d})
+                      {"g": phase.opt_g, "d": phase.opt_d}, phase.average and {"aei_average": phase.average})
     aei_steps = trainer.run(phase.step, phase.sample, monitor and (lambda: monitor.score(phase.swap)))
     aei_elapsed = trainer.elapsed
     if trainer.interrupted:  # killed: leave HEAR-Net to the next session
         return out / "aei" / "checkpoint.safetensors"
+    if phase.average:  # saved with the state above; from here on AEI-Net is its average: HEAR-Net's input, exported
+        net.aei.load_state_dict(phase.average.average.state_dict())
 
     hear = wrap_distributed(net.hear, d)
     hear_phase = HEARPhase(cfg, crops, ident, net.aei, hear, d.rank, d.device, prior)
     hear_limit = max(1.0, time_limit_s - (time.perf_counter() - started)) if time_limit_s else None
     hear_trainer = Trainer(_loop(cfg, out / "hear", cfg.steps_hear, hear_limit), d, {"hear": hear},
-                           {"hear": hear_phase.opt})
+                           {"hear": hear_phase.opt}, hear_phase.average and {"hear_average": hear_phase.average})
     hear_steps = hear_trainer.run(hear_phase.step, hear_phase.sample,
                                   monitor and (lambda: monitor.score(hear_phase.swap)))
+    if hear_phase.average:
+        net.hear.load_state_dict(hear_phase.average.average.state_dict())
 
     path = out / f"faceshifter-{Path(config).stem}.safetensors"
     if d.main:

@@ -34,6 +34,9 @@ class Config:
     lr_g: float = 1e-4
     lr_d: float = 1e-4
     betas: tuple[float, float] = (0.0, 0.999)
+    # decay of the exponential moving average of the generator's weights that the monitor scores and the export holds
+    # (fsbench.api.WeightAverage; not in the paper); 0: the live weights, as the paper
+    ema_decay: float = 0.0
     # generator loss weights: full-size head, then the two smaller heads (the public code's numbers)
     w_adv: float = 1.0
     w_id: float = 20.0
@@ -79,7 +82,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "cpu-portraits": {"size": 128, "batch": 4, "steps": 100_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
                       "mix": dict(PAPER_MIX), "w_id": 40.0, "data": "portraits", "per_identity": True,
                       "id_losses": ("sface", "facenet"), "id_augment": True, "monitor_every": 250,
-                      "precision": "auto"},
+                      "ema_decay": 0.999, "precision": "auto"},
     "smoke": {"size": 64, "width": 8, "disc_width": 4, "disc_layers": 2, "batch": 2, "steps": 4,
               "checkpoint_every": 2, "log_every": 1, "sample_every": 1000, "mask_textures": []},
 }

@@ -6,8 +6,9 @@ Batches are a function of (seed, step, rank), so a resumed run takes the steps a
 
 The identity loss's recognisers are ``id_losses`` (``fsbench.api.IdentityEnsemble``, each on its own random
 augmentation of the output when ``id_augment``), by default the generator's input recogniser alone (the paper);
-the source embedding fed to the generator stays ``identity``'s. ``monitor_every`` scores fixed validation swaps
-with dlib into monitor.jsonl.
+the source embedding fed to the generator stays ``identity``'s. ``ema_decay`` > 0 keeps a moving average of the
+generator's weights (not the paper's), which the monitor scores and the export holds. ``monitor_every`` scores
+fixed validation swaps with dlib into monitor.jsonl.
 """
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fsbench.api import (FaceCrops, IdentityEnsemble, LoopConfig, Monitor, Trainer, asset_path, export_weights,
-                         hinge_d_loss, landmarks68, setup_distributed, training_crops, wrap_distributed)
+from fsbench.api import (FaceCrops, IdentityEnsemble, LoopConfig, Monitor, Trainer, WeightAverage, asset_path,
+                         export_weights, hinge_d_loss, landmarks68, setup_distributed, training_crops, unwrap,
+                         wrap_distributed)
 from methods.mobilefsgan import losses
 from methods.mobilefsgan.configs import Config, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
@@ -105,6 +107,12 @@ class Step:
         self.perceptual = losses.perceptual_loss(cfg.perceptual, self.d.device, cfg.vgg19_file)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=cfg.betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.average = WeightAverage(self.G, cfg.ema_decay) if cfg.ema_decay else None
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        """The generator the monitor scores and the export holds: the weight average where there is one."""
+        return self.average.average if self.average else unwrap(self.G)
 
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.identity.embed((images + 1) / 2)
@@ -144,20 +152,18 @@ class Step:
     @torch.no_grad()
     def swap(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The full-size head's swaps of crops in [0, 1] (eval mode, not through DDP)."""
-        G = self.G.module if hasattr(self.G, "module") else self.G
+        G = self.generator
+        training = G.training
         G.eval()
         out = G(target * 2 - 1, self._embed(source * 2 - 1))[0]
-        G.train()
+        G.train(training)
         return (out + 1) / 2
 
     def sample(self, step: int, path: Path) -> None:
         """A grid of source / target / truth / output for a fixed batch."""
         b = make_batch(self.triplets, self.cfg, np.random.default_rng([self.cfg.seed, _SAMPLE_STREAM]))
-        G = self.G.module if hasattr(self.G, "module") else self.G
-        G.eval()
-        with torch.no_grad():
-            out = G(b["target"].to(self.d.device), self._embed(b["source"].to(self.d.device)))[0].cpu()
-        G.train()
+        source, target = ((b[k].to(self.d.device) + 1) / 2 for k in ("source", "target"))
+        out = self.swap(source, target).cpu() * 2 - 1
         rows = [torch.cat(list(x), 2) for x in (b["source"], b["target"], b["truth"], out)]
         grid = ((torch.cat(rows, 1).permute(1, 2, 0).numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,13 +178,14 @@ def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.nda
     loop = LoopConfig(out=out, steps=cfg.steps, seed=cfg.seed, checkpoint_every=cfg.checkpoint_every,
                       log_every=cfg.log_every, sample_every=cfg.sample_every, monitor_every=cfg.monitor_every,
                       time_limit_s=cfg.time_limit_s, precision=cfg.precision)
-    trainer = Trainer(loop, step.d, {"G": step.G, "D": step.D}, {"G": step.opt_g, "D": step.opt_d})
+    trainer = Trainer(loop, step.d, {"G": step.G, "D": step.D}, {"G": step.opt_g, "D": step.opt_d},
+                      step.average and {"G_average": step.average})
     monitor = Monitor(TEMPLATE, cfg.size, device=step.d.device) if cfg.monitor_every and step.d.main else None
     reached = trainer.run(step, step.sample, monitor and (lambda: monitor.score(step.swap)))
     meta = {"config": json.dumps(cfg.to_dict()), "step": str(reached), "train_seconds": f"{trainer.elapsed:.0f}",
             "embedding": str(step.identity.dim), "identity_loss": json.dumps(step.id_loss.describe())}
     if step.d.main:  # one writer; every rank returns the path
-        export_weights(out / WEIGHTS, step.G, meta)
+        export_weights(out / WEIGHTS, step.generator, meta)
     return out / WEIGHTS
 
 
