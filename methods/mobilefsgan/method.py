@@ -50,7 +50,7 @@ def _card(path: Path, sha256: str) -> MethodCard:
 
 
 class MobileFSGAN(Method):
-    card = _card(WEIGHTS_DIR / CHECKPOINT, "c7f295605ccd25dbcd3b23d395f2ca5016549f25c59782acd1b1a71c1495ff93")
+    card = _card(WEIGHTS_DIR / CHECKPOINT, "467b568326c303a2261e39f760e0c603206da2fe8eaf604e5841724e4c5f5f1b")
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
                  precision: str = "auto", random_config: Config | None = None) -> None:
