@@ -75,11 +75,14 @@ class Ranks:
         return out
 
     def close(self) -> None:
-        """Leave the process group cleanly (a rank exiting with it open aborts under gloo)."""
+        """Leave the process group cleanly (a rank exiting with it open aborts under gloo). The barrier first: a rank
+        whose last send has returned may otherwise tear down its gloo pairs while the peer still reads from them,
+        which aborted a rank about once in a few CI runs under load."""
         if self.world > 1:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                dist.barrier()
                 dist.destroy_process_group()
 
 
