@@ -79,7 +79,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
             "mix": _CPU_MIX},
     # the shipped state continued on the portraits training split with the ensemble loss (issue 13), with the paper's
     # triplet mix and identity weight of the sessions since (MODEL_CARD.md), bf16 steps where the CPU has native bf16;
-    # no weight average: in session 10 a 0.999 average of the generator trailed the live weights (top-1 0.43 vs 0.63)
+    # no weight average: in session 10 a 0.999 average of the generator trailed the live weights (MODEL_CARD.md)
     "cpu-portraits": {"size": 128, "batch": 4, "steps": 100_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
                       "mix": dict(PAPER_MIX), "w_id": 40.0, "data": "portraits", "per_identity": True,
                       "id_losses": ("sface", "facenet"), "id_augment": True, "monitor_every": 250,
