@@ -98,6 +98,9 @@ def test_monitor_scores_copy_target_at_the_floor_and_paste_source_at_one() -> No
     assert copy["pose_err"] == pytest.approx(copy["copy_target_pose_err"], abs=1e-3)
     assert paste["pose_err"] > copy["pose_err"] + 1
     assert abs(copy["pose_from_source"]) < 0.1 and paste["pose_from_source"] > 0.9
+    # appearance: the targets themselves and the sources (the same real crops, reordered) are at FD 0; noise is not
+    assert copy["fd"] == pytest.approx(0, abs=1e-3) and paste["fd"] == pytest.approx(0, abs=1e-3)
+    assert mon.score(lambda source, target: torch.rand_like(target))["fd"] > 10
 
 
 class _Counter(torch.nn.Module):
@@ -139,12 +142,12 @@ def test_plot_draws_pose_error_where_the_records_have_it(tmp_path: Path) -> None
     import matplotlib.image
 
     old, new = tmp_path / "old", tmp_path / "new"
-    for run, extra in ((old, {}), (new, {"pose_err": 3.0, "copy_target_pose_err": 1.0})):
+    for run, extra in ((old, {}), (new, {"pose_err": 3.0, "copy_target_pose_err": 1.0, "fd": 40.0})):
         for step in (0, 250):
             monitor.append_record(run / monitor.RECORD_FILE, step,
                                   {"top1": 0.1, "id_cos": 0.85, "copy_target_id_cos": 0.84, "pairs": 4, **extra})
     widths = [matplotlib.image.imread(monitor.plot(run, tmp_path / f"{run.name}.png")).shape[1] for run in (old, new)]
-    assert widths[1] > widths[0]  # a third panel
+    assert widths[1] > widths[0]  # the pose and FD panels
 
 
 def test_trend_fits_the_curve_and_extrapolates_to_the_target(tmp_path: Path) -> None:
@@ -163,6 +166,18 @@ def test_trend_fits_the_curve_and_extrapolates_to_the_target(tmp_path: Path) -> 
         monitor.trend(rec, target=0.90, since=300)
     monitor.append_record(rec, 500, {"top1": 0.0, "id_cos": 0.0, "copy_target_id_cos": 0.8})  # falling: no crossing
     assert monitor.trend(rec, target=0.90, since=300)["steps_to_target"] is None
+
+
+def test_trend_of_a_lower_is_better_curve(tmp_path: Path) -> None:
+    rec = tmp_path / monitor.RECORD_FILE
+    for step, fd in ((100, 50.0), (200, 48.0), (300, 46.0)):  # −2 per 100 steps
+        monitor.append_record(rec, step, {"top1": 0.0, "id_cos": 0.8, "copy_target_id_cos": 0.8, "fd": fd})
+    monitor.append_record(rec, 50, {"top1": 0.0, "id_cos": 0.8, "copy_target_id_cos": 0.8})  # before fd existed
+    out = monitor.trend(rec, target=40.0, key="fd")
+    assert out["records"] == 3 and out["slope_per_1k"] == pytest.approx(-20)
+    assert out["steps_to_target"] == 300 and out["last"] == 46.0
+    assert monitor.trend(rec, target=47.0, key="fd")["steps_to_target"] == 0  # passed already
+    assert monitor.trend(rec, target=40.0, key="id_cos")["steps_to_target"] is None  # flat: never
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -12,11 +12,14 @@ the target's evaluation crop, mean over the pairs where both faces are read), wi
 same for the unchanged target crop, as its floor: identity must not move at the price of pose.
 ``pose_from_source`` says where a pose error comes from: the least-squares slope of the swap's pose offset from
 the target on the source's offset from the target, over all three angles (0: the target's pose kept, 1: the
-source's taken, as pasting the source does).
+source's taken, as pasting the source does). ``fd`` is FD-MobileNetV2 between the swaps and the targets (the
+real validation crops at the method's size: 0 for copy-target): the swaps' appearance, on 64 faces, so on another
+scale than a protocol's FD over hundreds of pasted frames; it is for comparing steps of one curve.
 
     python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
     python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
     python -m fsbench.train.monitor trend RUN_DIR/monitor.jsonl --target COS   # the curve's slope, extrapolated
+    python -m fsbench.train.monitor trend RUN_DIR/monitor.jsonl --key fd --target FD
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from fsbench.faces.crops import EVAL_TEMPLATE, to_tensor
+from fsbench.metrics.distribution import frechet_from_features
 from fsbench.metrics.pose import read_faces
 from fsbench.train.data import crops_cache_file, save_npz
 
@@ -89,6 +93,8 @@ class Monitor:
         self.target_pose = read_faces(to_tensor(evaluation), EVAL_TEMPLATE)[0]
         self.source_pose = self.target_pose[self.order]
         self.pose_floor = _pose_error(read_faces(self.targets, template)[0], self.target_pose)
+        self.appearance = registry.metrics.get("mobilenet-v2")(device=self.device)
+        self.target_appearance = self.appearance.features(self.targets, template)
 
     def score(self, swap: SwapFn) -> dict[str, float | int | str]:
         """Swap every pair with ``swap`` (no gradients) and score the swaps with dlib."""
@@ -109,6 +115,8 @@ class Monitor:
                 "pose_err": round(_pose_error(pose, self.target_pose), 3),
                 "copy_target_pose_err": round(self.pose_floor, 3),
                 "pose_from_source": round(_pose_slope(pose, self.target_pose, self.source_pose), 3),
+                "fd": round(frechet_from_features(self.appearance.features(swaps, self.template),
+                                                  self.target_appearance), 3),
                 "pairs": len(order), "backend": "dlib",
                 "monitor_s": round(time.perf_counter() - started, 2)}
 
@@ -145,8 +153,16 @@ def read_records(path: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
+# the plot's panels: (record key, its floor's key or None, y label, title); a panel is drawn where a record has its
+# key (records of older runs lack pose_err and fd)
+PANELS = (("top1", None, "top-1 retrieval", "ID-dlib top-1, {n} validation pairs"),
+          ("id_cos", "copy_target_id_cos", "cosine", "ID-dlib cosine to the source"),
+          ("pose_err", "copy_target_pose_err", "degrees", "pose error (MediaPipe), swap vs target"),
+          ("fd", None, "FD-MobileNetV2", "FD-MobileNetV2, swaps vs targets (validation crops)"))
+
+
 def plot(run_dir: Path, out: Path) -> Path:
-    """top-1 and ID cosine (with the copy-target floor) against steps, one line per phase (``monitor.jsonl``
+    """The monitor's curves against steps (:data:`PANELS`; floors dashed), one line per phase (``monitor.jsonl``
     in ``run_dir`` or its subfolders, e.g. FaceShifter's ``aei`` and ``hear``)."""
     import matplotlib
 
@@ -157,28 +173,23 @@ def plot(run_dir: Path, out: Path) -> Path:
     if not files:
         raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor_every > 0)")
     runs = {path: read_records(path) for path in files}
-    with_pose = any("pose_err" in r for recs in runs.values() for r in recs)
-    fig, axes = plt.subplots(1, 3 if with_pose else 2, figsize=(15 if with_pose else 10, 3.8))
-    ax_top, ax_cos = axes[:2]
-    for path, recs in runs.items():
-        label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
-        steps = [r["step"] for r in recs]
-        ax_top.plot(steps, [r["top1"] for r in recs], marker=".", label=label)
-        line, = ax_cos.plot(steps, [r["id_cos"] for r in recs], marker=".", label=f"{label}: swap-source")
-        ax_cos.plot(steps, [r["copy_target_id_cos"] for r in recs], ls="--", color=line.get_color(),
-                    label=f"{label}: copy-target (floor)")
-        posed = [r for r in recs if "pose_err" in r]  # records before the monitor measured pose have none
-        if with_pose and posed:
-            axes[2].plot([r["step"] for r in posed], [r["pose_err"] for r in posed], marker=".",
-                         color=line.get_color(), label=f"{label}: swap-target")
-            axes[2].plot([r["step"] for r in posed], [r["copy_target_pose_err"] for r in posed], ls="--",
-                         color=line.get_color(), label=f"{label}: copy-target (floor)")
+    panels = [panel for panel in PANELS if any(panel[0] in r for recs in runs.values() for r in recs)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     n = runs[files[0]][0].get("pairs", "?")
-    ax_top.set(xlabel="step", ylabel="top-1 retrieval", title=f"ID-dlib top-1, {n} validation pairs", ylim=(0, 1))
-    ax_cos.set(xlabel="step", ylabel="cosine", title="ID-dlib cosine to the source")
-    if with_pose:
-        axes[2].set(xlabel="step", ylabel="degrees", title="pose error (MediaPipe), swap vs target")
-    for ax in axes:
+    for ax, (key, floor, ylabel, title) in zip(axes[0], panels):
+        for i, (path, recs) in enumerate(runs.items()):
+            label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
+            have = [r for r in recs if key in r]
+            if not have:
+                continue
+            steps = [r["step"] for r in have]
+            ax.plot(steps, [r[key] for r in have], marker=".", color=f"C{i}",
+                    label=f"{label}: swap" if floor else label)
+            if floor:
+                ax.plot(steps, [r[floor] for r in have], ls="--", color=f"C{i}", label=f"{label}: copy-target (floor)")
+        ax.set(xlabel="step", ylabel=ylabel, title=title.format(n=n))
+        if key == "top1":
+            ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -188,34 +199,40 @@ def plot(run_dir: Path, out: Path) -> Path:
     return out
 
 
-def trend(path: Path, target: float, since: int = 0) -> dict[str, float | int | None]:
-    """A least-squares line through ``id_cos`` against steps (records at ``since`` and later) and where it would
-    cross ``target``: ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record (0 when
-    the line is already there, None when the slope is not positive) and, from the run's ``losses.jsonl`` beside
-    it, ``hours_to_target`` at the median seconds per step of the same span. A straight line is the optimistic
-    reading of a curve that flattens."""
-    recs = [r for r in read_records(path) if r["step"] >= since]
+LOWER_IS_BETTER = ("pose_err", "fd")
+
+
+def trend(path: Path, target: float, since: int = 0, key: str = "id_cos") -> dict[str, float | int | str | None]:
+    """A least-squares line through ``key`` (``id_cos``, ``top1``, ``pose_err`` or ``fd``) against steps (records at
+    ``since`` and later) and where it would reach ``target`` (from below, or from above for
+    :data:`LOWER_IS_BETTER` keys): ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record
+    (0 when the line is already there, None when it moves away from the target or not at all) and, from the run's
+    ``losses.jsonl`` beside it, ``hours_to_target`` at the median seconds per step of the same span. A straight line
+    is the optimistic reading of a curve that flattens."""
+    recs = [r for r in read_records(path) if r["step"] >= since and key in r]
     if len(recs) < 3:
-        raise ValueError(f"{path}: {len(recs)} record(s) at step {since} or later; a trend needs at least 3")
+        raise ValueError(f"{path}: {len(recs)} record(s) with {key} at step {since} or later; a trend needs at "
+                         "least 3")
     steps = np.array([r["step"] for r in recs], dtype=float)
-    cos = np.array([r["id_cos"] for r in recs], dtype=float)
-    slope, intercept = np.polyfit(steps, cos, 1)
-    resid = cos - (slope * steps + intercept)
+    values = np.array([r[key] for r in recs], dtype=float)
+    slope, intercept = np.polyfit(steps, values, 1)
+    resid = values - (slope * steps + intercept)
     stderr = float(np.sqrt(resid @ resid / (len(steps) - 2) / ((steps - steps.mean()) ** 2).sum()))
     last = int(steps[-1])
-    fitted_last = slope * last + intercept
-    if fitted_last >= target:
+    sign = -1 if key in LOWER_IS_BETTER else 1  # in sign × value, higher is better
+    gap = sign * (target - (slope * last + intercept))
+    if gap <= 0:
         to_target: int | None = 0  # the line is already there
     else:
-        to_target = int(np.ceil((target - fitted_last) / slope)) if slope > 0 else None
+        to_target = int(np.ceil(gap / (sign * slope))) if sign * slope > 0 else None
     losses = path.parent / "losses.jsonl"
     step_s = None
     if losses.is_file():
         rows = [json.loads(line) for line in losses.read_text().splitlines() if line.strip()]
         span = [r["step_s"] for r in rows if "step_s" in r and steps[0] <= r["step"] <= last]
         step_s = float(np.median(span)) if span else None
-    return {"records": len(recs), "first_step": int(steps[0]), "last_step": last,
-            "id_cos_first": float(cos[0]), "id_cos_last": float(cos[-1]), "top1_last": float(recs[-1]["top1"]),
+    return {"key": key, "records": len(recs), "first_step": int(steps[0]), "last_step": last,
+            "first": float(values[0]), "last": float(values[-1]),
             "slope_per_1k": float(slope * 1000), "slope_stderr_per_1k": stderr * 1000, "target": target,
             "steps_to_target": to_target, "seconds_per_step": step_s,
             "hours_to_target": to_target * step_s / 3600 if to_target is not None and step_s else None}
@@ -242,10 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--append", type=Path, metavar="JSONL", help="also append the record to this file")
     p.add_argument("--step", type=int, default=0, help="the step recorded with --append")
-    p = sub.add_parser("trend", help="fit a line to a monitor.jsonl's ID cosine and extrapolate it to a target")
+    p = sub.add_parser("trend", help="fit a line to a monitor.jsonl curve and extrapolate it to a target")
     p.add_argument("records", type=Path, help="a run's monitor.jsonl")
+    p.add_argument("--key", default="id_cos", choices=("id_cos", "top1", "pose_err", "fd"),
+                   help="the curve (default: id_cos)")
     p.add_argument("--target", type=float, required=True,
-                   help="the ID cosine to reach, e.g. classic's from `score --method classic`")
+                   help="the value to reach, e.g. classic's ID cosine from `score --method classic`")
     p.add_argument("--since", type=int, default=0, help="fit the records from this step on")
     args = parser.parse_args(argv)
     try:
@@ -253,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             print(plot(args.run_dir, args.out))
             return 0
         if args.action == "trend":
-            print(json.dumps(trend(args.records, args.target, args.since)))
+            print(json.dumps(trend(args.records, args.target, args.since, args.key)))
             return 0
         record = score_method(args.method, args.weights, args.device)
     except (OSError, ValueError) as err:
