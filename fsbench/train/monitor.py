@@ -13,8 +13,9 @@ same for the unchanged target crop, as its floor: identity must not move at the 
 ``pose_from_source`` says where a pose error comes from: the least-squares slope of the swap's pose offset from
 the target on the source's offset from the target, over all three angles (0: the target's pose kept, 1: the
 source's taken, as pasting the source does). ``fd`` is FD-MobileNetV2 between the swaps and the targets (the
-real validation crops at the method's size: 0 for copy-target): the swaps' appearance, on 64 faces, so on another
-scale than a protocol's FD over hundreds of pasted frames; it is for comparing steps of one curve.
+real validation crops at the method's size: 0 for copy-target): the swaps' appearance, on 64 faces against their
+own targets, so on another scale than a protocol's FD (hundreds of swaps against a gallery); it compares the steps
+of one curve.
 
     python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
     python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
@@ -97,7 +98,7 @@ class Monitor:
         self.target_appearance = self.appearance.features(self.targets, template)
 
     def score(self, swap: SwapFn) -> dict[str, float | int | str]:
-        """Swap every pair with ``swap`` (no gradients) and score the swaps with dlib."""
+        """Swap every pair with ``swap`` (no gradients) and score the swaps: dlib, MediaPipe pose, FD-MobileNetV2."""
         started = time.perf_counter()
         with torch.no_grad():
             swaps = torch.cat([swap(self.sources[i:i + self.batch].to(self.device),
@@ -261,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=int, default=0, help="the step recorded with --append")
     p = sub.add_parser("trend", help="fit a line to a monitor.jsonl curve and extrapolate it to a target")
     p.add_argument("records", type=Path, help="a run's monitor.jsonl")
-    p.add_argument("--key", default="id_cos", choices=("id_cos", "top1", "pose_err", "fd"),
+    p.add_argument("--key", default="id_cos", choices=[panel[0] for panel in PANELS],
                    help="the curve (default: id_cos)")
     p.add_argument("--target", type=float, required=True,
                    help="the value to reach, e.g. classic's ID cosine from `score --method classic`")
