@@ -178,6 +178,8 @@ def test_trend_of_a_lower_is_better_curve(tmp_path: Path) -> None:
     assert out["steps_to_target"] == 300 and out["last"] == 46.0
     assert monitor.trend(rec, target=47.0, key="fd")["steps_to_target"] == 0  # passed already
     assert monitor.trend(rec, target=40.0, key="id_cos")["steps_to_target"] is None  # flat: never
+    with pytest.raises(ValueError, match="no monitor curve 'loss'"):
+        monitor.trend(rec, target=1.0, key="loss")
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -29,7 +29,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -154,16 +154,27 @@ def read_records(path: Path) -> list[dict]:
     return [by_step[s] for s in sorted(by_step)]
 
 
-# the plot's panels: (record key, its floor's key or None, y label, title); a panel is drawn where a record has its
-# key (records of older runs lack pose_err and fd)
-PANELS = (("top1", None, "top-1 retrieval", "ID-dlib top-1, {n} validation pairs"),
-          ("id_cos", "copy_target_id_cos", "cosine", "ID-dlib cosine to the source"),
-          ("pose_err", "copy_target_pose_err", "degrees", "pose error (MediaPipe), swap vs target"),
-          ("fd", None, "FD-MobileNetV2", "FD-MobileNetV2, swaps vs targets (validation crops)"))
+class Curve(NamedTuple):
+    """One curve of a record: a panel of :func:`plot` (drawn where a record has ``key``: records of older runs lack
+    pose_err and fd) and a ``--key`` of :func:`trend`."""
+
+    key: str
+    floor: str | None  # the copy-target floor's key, drawn dashed
+    ylabel: str
+    title: str
+    lower_is_better: bool
+
+
+CURVES = {c.key: c for c in (Curve("top1", None, "top-1 retrieval", "ID-dlib top-1, {n} validation pairs", False),
+                             Curve("id_cos", "copy_target_id_cos", "cosine", "ID-dlib cosine to the source", False),
+                             Curve("pose_err", "copy_target_pose_err", "degrees",
+                                   "pose error (MediaPipe), swap vs target", True),
+                             Curve("fd", None, "FD-MobileNetV2", "FD-MobileNetV2, swaps vs targets (validation crops)",
+                                   True))}
 
 
 def plot(run_dir: Path, out: Path) -> Path:
-    """The monitor's curves against steps (:data:`PANELS`; floors dashed), one line per phase (``monitor.jsonl``
+    """The monitor's curves against steps (:data:`CURVES`; floors dashed), one line per phase (``monitor.jsonl``
     in ``run_dir`` or its subfolders, e.g. FaceShifter's ``aei`` and ``hear``)."""
     import matplotlib
 
@@ -174,10 +185,10 @@ def plot(run_dir: Path, out: Path) -> Path:
     if not files:
         raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor_every > 0)")
     runs = {path: read_records(path) for path in files}
-    panels = [panel for panel in PANELS if any(panel[0] in r for recs in runs.values() for r in recs)]
+    panels = [c for c in CURVES.values() if any(c.key in r for recs in runs.values() for r in recs)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
     n = runs[files[0]][0].get("pairs", "?")
-    for ax, (key, floor, ylabel, title) in zip(axes[0], panels):
+    for ax, (key, floor, ylabel, title, _) in zip(axes[0], panels):
         for i, (path, recs) in enumerate(runs.items()):
             label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
             have = [r for r in recs if key in r]
@@ -200,16 +211,15 @@ def plot(run_dir: Path, out: Path) -> Path:
     return out
 
 
-LOWER_IS_BETTER = ("pose_err", "fd")
-
-
 def trend(path: Path, target: float, since: int = 0, key: str = "id_cos") -> dict[str, float | int | str | None]:
-    """A least-squares line through ``key`` (``id_cos``, ``top1``, ``pose_err`` or ``fd``) against steps (records at
-    ``since`` and later) and where it would reach ``target`` (from below, or from above for
-    :data:`LOWER_IS_BETTER` keys): ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record
-    (0 when the line is already there, None when it moves away from the target or not at all) and, from the run's
-    ``losses.jsonl`` beside it, ``hours_to_target`` at the median seconds per step of the same span. A straight line
-    is the optimistic reading of a curve that flattens."""
+    """A least-squares line through ``key`` (one of :data:`CURVES`) against steps (records at ``since`` and later)
+    and where it would reach ``target`` (from below, or from above for a curve whose ``lower_is_better``):
+    ``slope_per_1k`` (± its standard error), ``steps_to_target`` past the last record (0 when the line is already
+    there, None when it moves away from the target or not at all) and, from the run's ``losses.jsonl`` beside it,
+    ``hours_to_target`` at the median seconds per step of the same span. A straight line is the optimistic reading
+    of a curve that flattens."""
+    if key not in CURVES:
+        raise ValueError(f"no monitor curve '{key}' (known: {', '.join(CURVES)})")
     recs = [r for r in read_records(path) if r["step"] >= since and key in r]
     if len(recs) < 3:
         raise ValueError(f"{path}: {len(recs)} record(s) with {key} at step {since} or later; a trend needs at "
@@ -220,7 +230,7 @@ def trend(path: Path, target: float, since: int = 0, key: str = "id_cos") -> dic
     resid = values - (slope * steps + intercept)
     stderr = float(np.sqrt(resid @ resid / (len(steps) - 2) / ((steps - steps.mean()) ** 2).sum()))
     last = int(steps[-1])
-    sign = -1 if key in LOWER_IS_BETTER else 1  # in sign × value, higher is better
+    sign = -1 if CURVES[key].lower_is_better else 1  # in sign × value, higher is better
     gap = sign * (target - (slope * last + intercept))
     if gap <= 0:
         to_target: int | None = 0  # the line is already there
@@ -262,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=int, default=0, help="the step recorded with --append")
     p = sub.add_parser("trend", help="fit a line to a monitor.jsonl curve and extrapolate it to a target")
     p.add_argument("records", type=Path, help="a run's monitor.jsonl")
-    p.add_argument("--key", default="id_cos", choices=[panel[0] for panel in PANELS],
+    p.add_argument("--key", default="id_cos", choices=list(CURVES),
                    help="the curve (default: id_cos)")
     p.add_argument("--target", type=float, required=True,
                    help="the value to reach, e.g. classic's ID cosine from `score --method classic`")
