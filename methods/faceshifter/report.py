@@ -1,7 +1,7 @@
 """Figures for MODEL_CARD.md, each from one command. An evaluation tool beside the plugin: ``selfswap`` reads the mini
 set through fsbench's data and face modules (the plugin itself uses only fsbench.api).
 
-    python -m methods.faceshifter.report sizes                 # parameters, fp32 MB, GFLOPs per configuration
+    python -m methods.faceshifter.report sizes [--widths W ...]   # parameters, fp32 MB, GFLOPs per configuration
     python -m methods.faceshifter.report losses RUN_DIR        # steps, training time, final losses of a run
     python -m methods.faceshifter.report selfswap [--weights PATH]   # X_s = X_t reconstruction PSNR
     python -m methods.faceshifter.report swap-identity [--weights PATH] [--aei CHECKPOINT]   # SFace cosines
@@ -24,10 +24,12 @@ from methods.faceshifter.configs import CONFIGS, get_config
 from methods.faceshifter.method import PREPACK_MIN_WIDTH, TEMPLATE, FaceShifter, FaceShifterNet, FastFaceShifter
 
 
-def sizes() -> None:
-    """Counted and traced on the meta device: nothing is allocated or run."""
-    print(f"{'config':<14} {'net':<5} {'parameters':>12} {'MB fp32':>9} {'MiB fp32':>9} {'GFLOPs/image':>13}")
-    for name, cfg in CONFIGS.items():
+def sizes(widths: list[float]) -> None:
+    """Counted and traced on the meta device: nothing is allocated or run. ``widths``: also ``cpu-portraits`` at
+    each of these widths (rows ``cpu-portraits@W``), the sizes a wider CPU-resolution network would have."""
+    configs = {**CONFIGS, **{f"cpu-portraits@{w:g}": get_config("cpu-portraits", width=w) for w in widths}}
+    print(f"{'config':<18} {'net':<5} {'parameters':>12} {'MB fp32':>9} {'MiB fp32':>9} {'GFLOPs/image':>13}")
+    for name, cfg in configs.items():
         with torch.device("meta"):
             net = FaceShifterNet(cfg).eval()
             x, z = torch.empty(1, 3, cfg.size, cfg.size), torch.empty(1, cfg.id_dim)
@@ -37,7 +39,7 @@ def sizes() -> None:
                     call()
                 module = net if part == "swap" else getattr(net, part)
                 n = sum(p.numel() for p in module.parameters())
-                print(f"{name:<14} {part:<5} {n:>12,} {n * 4 / 1e6:>9.1f} {n * 4 / 2**20:>9.1f} "
+                print(f"{name:<18} {part:<5} {n:>12,} {n * 4 / 1e6:>9.1f} {n * 4 / 2**20:>9.1f} "
                       f"{counter.get_total_flops() / 1e9:>13.2f}")
 
 
@@ -131,7 +133,8 @@ def layouts() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
-    sub.add_parser("sizes")
+    p = sub.add_parser("sizes")
+    p.add_argument("--widths", type=float, nargs="*", default=[], help="also cpu-portraits at these widths")
     p = sub.add_parser("losses")
     p.add_argument("run", type=Path)
     p.add_argument("--last", type=int, default=20, help="logged entries to average")
@@ -145,7 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.what == "sizes":
-        sizes()
+        sizes(args.widths)
     elif args.what == "losses":
         losses(args.run, args.last)
     elif args.what == "swap-identity":
