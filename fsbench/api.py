@@ -21,7 +21,7 @@ from fsbench.nets.prepack import prepack_convolutions
 from fsbench.nets.vgg import load_vgg19_features
 from fsbench.timing import interleaved_ms, matmul_gflops
 from fsbench.train.average import WeightAverage
-from fsbench.train.checkpoint import export_weights, exported_metadata, load_weights, unwrap
+from fsbench.train.checkpoint import export_weights, exported_metadata, load_weights, prefixed, read_weights, unwrap
 from fsbench.train.config import resolve_config
 from fsbench.train.data import (FaceCrops, IdentityDraw, folder_crops, mini_train_crops, portraits_train_crops,
                                 training_crops)
@@ -37,7 +37,7 @@ __all__ = ["Dist", "FaceCrops", "IdentityDraw", "IdentityEnsemble", "LoopConfig"
            "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype",
            "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights",
            "matmul_gflops", "mini_train_crops", "perceptual_network", "portraits_train_crops", "pose_loss",
-           "pose_prior", "prepack_convolutions", "resolve_config", "setup_distributed", "training_crops", "unwrap",
+           "pose_prior", "prefixed", "prepack_convolutions", "read_weights", "resolve_config", "setup_distributed", "training_crops", "unwrap",
            "wrap_distributed"]
 
 
@@ -98,8 +98,10 @@ class Method(ABC):
         raise NotImplementedError(f"method '{cls.card.name}' has no training configurations to bench")
 
     @classmethod
-    def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
-        """Train the method with its named (or JSON-file) configuration into ``out``; resumes from ``out``.
+    def train(cls, config: str, out: Path, device: str = "cpu", init_from: Path | None = None,
+              **overrides: Any) -> Path:
+        """Train the method with its named (or JSON-file) configuration into ``out``; resumes from ``out``, and a
+        fresh run starts from the exported weights ``init_from`` where given (with fresh optimisers).
 
         Returns the path of the exported weights. Methods without training code keep this default.
         """

@@ -156,7 +156,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = {k: json.loads(v) for k, v in _key_values(args.set, "--set", "steps=2000").items()}
     if args.time_limit:
         overrides["time_limit_s"] = args.time_limit * 60
-    weights = registry.methods.get(args.method).train(args.config, Path(args.out), device=args.device, **overrides)
+    init_from = Path(args.init_from) if args.init_from else None
+    weights = registry.methods.get(args.method).train(args.config, Path(args.out), device=args.device,
+                                                      init_from=init_from, **overrides)
     print(f"weights: {weights}")
     return 0
 
@@ -258,7 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a method with its training code (resumes from --out)")
     p.add_argument("method")
     p.add_argument("--config", required=True, help="a configuration name of the method, or a JSON file")
-    p.add_argument("--out", required=True, help="checkpoints, loss log and sample grids")
+    p.add_argument("--out", required=True, help="the run folder: checkpoints, loss log and sample grids")
+    p.add_argument("--init-from", metavar="WEIGHTS",
+                   help="a fresh run starts from these exported weights, with fresh optimisers (a run folder that "
+                        "holds a checkpoint resumes from it instead)")
     p.add_argument("--device", type=argtypes.device, default="cpu")
     p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MINUTES",
                    help="stop with a checkpoint after this long")

@@ -22,7 +22,7 @@ from methods.faceshifter.configs import get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
 from methods.faceshifter.method import WEIGHTS, FaceShifter, FaceShifterNet, FastFaceShifter, weights_config
 from methods.faceshifter.occlusion import occlude_batch
-from methods.faceshifter.train import train
+from methods.faceshifter.train import initial_weights, train
 
 PAPER_ATTRIBUTES = [(1024, 2), (2048, 4), (1024, 8), (512, 16), (256, 32), (128, 64), (64, 128), (64, 256)]
 
@@ -146,6 +146,28 @@ def test_training_smoke_and_resume(tmp_path: Path) -> None:
         before = torch.cat([p.flatten() for p in getattr(initial, name).parameters()])
         after = torch.cat([p.flatten() for p in getattr(trained, name).parameters()])
         assert not torch.allclose(before, after)
+
+
+def test_a_fresh_run_starts_from_exported_weights_with_fresh_optimisers(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    first = train("tiny", tmp_path / "a", steps=2, steps_hear=1)
+    start = train("tiny", tmp_path / "b", init_from=first, steps=0, steps_hear=0)
+    before, after = load_file(str(first)), load_file(str(start))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    train("tiny", tmp_path / "c", init_from=first, steps=1, steps_hear=1)
+    for phase, opt in (("aei", "g"), ("hear", "hear")):
+        state = load_file(str(tmp_path / phase.join(("c/", "/checkpoint.safetensors"))))
+        assert float(state[f"opt/{opt}/0/step"]) == 1  # Adam's first step: fresh optimisers
+    with pytest.raises(ValueError, match="width 0.03125 \\(config: 0.0625\\)"):
+        train("tiny", tmp_path / "d", init_from=first, steps=1, width=1 / 16)
+
+
+def test_the_shipped_weights_fit_the_recipe_that_continues_them() -> None:
+    cfg = get_config("cpu-portraits")
+    initial = initial_weights(cfg, WEIGHTS)
+    net = FaceShifterNet(cfg)
+    for name in ("aei", "hear"):
+        getattr(net, name).load_state_dict(initial[name])  # strict
 
 
 def test_training_with_the_users_arcface(tmp_path: Path, monkeypatch) -> None:

@@ -199,6 +199,24 @@ def test_training_resumes_to_the_same_losses(crops, tmp_path):
         assert torch.allclose(x.float(), y.float(), atol=1e-6), k
 
 
+def test_a_fresh_run_starts_from_exported_weights_with_fresh_optimisers(crops, tmp_path):
+    from safetensors.torch import load_file
+
+    from methods.mobilefsgan.train import initial_weights, run
+
+    faces, marks = crops
+    first = run(load_config("smoke", steps=2), tmp_path / "a", "cpu", faces, marks)
+    cfg = load_config("smoke", steps=0)
+    start = run(cfg, tmp_path / "b", "cpu", faces, marks, initial_weights(cfg, first))
+    before, after = load_file(str(first)), load_file(str(start))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    cfg = load_config("smoke", steps=1)
+    run(cfg, tmp_path / "c", "cpu", faces, marks, initial_weights(cfg, first))
+    assert float(load_file(str(tmp_path / "c" / "checkpoint.safetensors"))["opt/G/0/step"]) == 1
+    with pytest.raises(ValueError, match="width 8 \\(config: 16\\)"):
+        initial_weights(load_config("smoke", width=16), first)
+
+
 def test_training_with_the_identity_ensemble_and_the_monitor(crops, tmp_path):
     from methods.mobilefsgan.train import run
 
@@ -336,3 +354,11 @@ def test_export_refuses_methods_without_an_exporter(tmp_path):
     with pytest.raises(ValueError, match="cannot be exported"):
         export("copy-target", "onnx", tmp_path / "x.onnx")
     assert "mobilefsgan" in registry.methods.names()
+
+
+@needs_weights
+def test_the_shipped_weights_fit_the_recipe_that_continues_them():
+    from methods.mobilefsgan.train import initial_weights
+
+    cfg = load_config("cpu-portraits")
+    EncoderDecoder(cfg.width, 128).load_state_dict(initial_weights(cfg, SHIPPED)["G"])  # strict

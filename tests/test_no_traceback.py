@@ -13,6 +13,7 @@ import torch
 
 from fsbench import assets
 from fsbench.cli import main
+from methods.faceshifter.method import WEIGHTS as FACESHIFTER_WEIGHTS
 
 NO_GPU = not torch.cuda.is_available()
 
@@ -46,7 +47,8 @@ def files(tmp_path, monkeypatch):
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"not": "a result"}))
     return {"text": str(text), "lfw": str(lfw), "faces": str(faces), "ffpp": str(ffpp), "json": str(results),
-            "missing": str(tmp_path / "missing"), "out": str(tmp_path / "out")}
+            "missing": str(tmp_path / "missing"), "out": str(tmp_path / "out"),
+            "faceshifter": str(FACESHIFTER_WEIGHTS)}
 
 
 # (argv with {placeholders} from the fixture, a fragment the one line must contain)
@@ -86,6 +88,10 @@ CASES = [
     ("train classic --config cpu --out {out} --time-limit -5", "--time-limit: must be a finite number above 0"),
     ("train no-such-method --config cpu --out {out}", "no-such-method"),
     ("train faceshifter --config cpu --out {out} --set steps", "--set expects KEY=VALUE"),
+    ("train faceshifter --config cpu --out {out} --init-from {missing}", "missing: no such weights file"),
+    ("train mobilefsgan --config cpu --out {out} --init-from {text}", "passwd: not a readable safetensors file"),
+    ("train faceshifter --config tiny --out {out} --init-from {faceshifter}",
+     "do not fit the configuration: width 0.125 (config: 0.03125)"),
     # assets
     ("assets add hopenet {text}", "not hopenet_robust_alpha1.pkl"),
     ("assets add cosface-sphere20 {text}", "not net_sphere20_data_vggface2_acc_9955.pth"),

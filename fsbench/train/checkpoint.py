@@ -72,6 +72,8 @@ def module_names(path: Path) -> set[str]:
 
 def exported_metadata(path: Path, *keys: str) -> dict[str, str]:
     """The metadata of an exported weights file, which must hold ``keys``; a ValueError names the file otherwise."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such weights file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -94,14 +96,26 @@ def export_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str]
     return path
 
 
-def load_weights(path: Path, module: torch.nn.Module) -> torch.nn.Module:
-    """Load safetensors weights with strict key checking; the error names the file."""
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of an exported weights file (safetensors, no pickle); a ValueError names the file otherwise."""
     from safetensors.torch import load_file
 
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: no such weights file")
     try:
-        state = load_file(str(path))
-    except (OSError, Exception) as err:  # safetensors raises its own error types for corrupt headers
+        return load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for corrupt headers
         raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+
+
+def prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` under ``prefix.``, with the prefix removed (one network of a combined file)."""
+    return {key[len(prefix) + 1:]: value for key, value in state.items() if key.startswith(prefix + ".")}
+
+
+def load_weights(path: Path, module: torch.nn.Module) -> torch.nn.Module:
+    """Load safetensors weights with strict key checking; the error names the file."""
+    state = read_weights(path)
     missing, unexpected = unwrap(module).load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit {type(unwrap(module)).__name__} "

@@ -16,6 +16,7 @@ import torch
 
 from fsbench.train import checkpoint
 from fsbench.train.average import WeightAverage
+from fsbench.train.checkpoint import unwrap
 from fsbench.train.dist import Dist
 
 StepFn = Callable[[int], dict[str, float]]
@@ -68,13 +69,15 @@ def emulated_bf16(precision: str, device: torch.device) -> bool:
 
 class Trainer:
     """Runs ``step_fn`` from the last checkpoint; ``averages`` (name → :class:`WeightAverage`) are updated after every
-    step and checkpointed beside ``modules``."""
+    step and checkpointed beside ``modules``. ``initial`` (module name → state dict) starts a run whose folder holds
+    no checkpoint from those weights, with fresh optimisers (``fsbench train --init-from``)."""
 
     def __init__(self, cfg: LoopConfig, d: Dist, modules: dict[str, torch.nn.Module],
                  optimizers: dict[str, torch.optim.Optimizer],
-                 averages: dict[str, WeightAverage] | None = None) -> None:
+                 averages: dict[str, WeightAverage] | None = None,
+                 initial: dict[str, dict[str, torch.Tensor]] | None = None) -> None:
         self.cfg, self.d, self.modules, self.optimizers = cfg, d, modules, optimizers
-        self.averages = averages or {}
+        self.averages, self.initial = averages or {}, initial or {}
         self.ckpt = cfg.out / "checkpoint.safetensors"
         self.step = 0
         self.elapsed = 0.0  # training seconds over all sessions, recorded in the checkpoint
@@ -91,6 +94,11 @@ class Trainer:
             averaged = {name: a.average for name, a in self.averages.items() if name in saved}
             self.step, extra = checkpoint.load(self.ckpt, {**self.modules, **averaged}, self.optimizers)
             self.elapsed = float(extra.get("elapsed_s", 0.0))
+            if self.initial and self.d.main:
+                print(f"{self.ckpt}: resuming at step {self.step} (initial weights start a fresh run only)")
+        else:
+            for name, state in self.initial.items():
+                unwrap(self.modules[name]).load_state_dict(state)
         for name, average in self.averages.items():
             if name not in saved:  # a fresh run, or a state saved before averaging began
                 average.reset()

@@ -175,8 +175,9 @@ class FaceShifter(Method):
         return {"aei": self.net.aei, "hear": self.net.hear}
 
     @classmethod
-    def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+    def train(cls, config: str, out: Path, device: str = "cpu", init_from: Path | None = None,
+              **overrides: Any) -> Path:
         from methods.faceshifter.train import train
 
-        return train(config, out, device, **overrides)
+        return train(config, out, device, init_from, **overrides)
 

@@ -33,11 +33,11 @@ import torch
 
 from fsbench.api import (FaceCrops, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor, Trainer, WeightAverage,
                          export_weights, hinge_d_loss, hinge_g_loss, identity_encoder, pose_loss, pose_prior,
-                         setup_distributed, training_crops, unwrap, wrap_distributed)
+                         prefixed, read_weights, setup_distributed, training_crops, unwrap, wrap_distributed)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
-from methods.faceshifter.method import TEMPLATE, FaceShifterNet
+from methods.faceshifter.method import TEMPLATE, FaceShifterNet, weights_config
 from methods.faceshifter.occlusion import occlude_batch
 
 
@@ -267,8 +267,26 @@ def _loop(cfg: FaceShifterConfig, out: Path, steps: int, time_limit_s: float | N
                       time_limit_s=time_limit_s, precision=cfg.precision)
 
 
-def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+ARCHITECTURE = ("size", "width", "id_encoder", "id_dim")
+
+
+def initial_weights(cfg: FaceShifterConfig, path: Path | None) -> dict[str, dict[str, torch.Tensor]]:
+    """AEI-Net's and HEAR-Net's weights in an exported file (``--init-from``), which must have ``cfg``'s
+    architecture; none without a file."""
+    if path is None:
+        return {}
+    recorded = weights_config(path)
+    differ = [f"{k} {getattr(recorded, k)} (config: {getattr(cfg, k)})" for k in ARCHITECTURE
+              if getattr(recorded, k) != getattr(cfg, k)]
+    if differ:
+        raise ValueError(f"{path}: its networks do not fit the configuration: {', '.join(differ)}")
+    state = read_weights(path)
+    return {name: prefixed(state, name) for name in ("aei", "hear")}
+
+
+def train(config: str, out: Path, device: str = "cpu", init_from: Path | None = None, **overrides: Any) -> Path:
     """Train (or resume) AEI-Net then HEAR-Net into ``out``; exports ``out/faceshifter-<config>.safetensors``.
+    ``init_from``: exported weights a fresh phase starts from (with fresh optimisers).
 
     Overrides: any config field, plus ``steps`` (AEI-Net steps) and ``time_limit_s`` (the whole session).
     """
@@ -276,6 +294,7 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
     if "steps" in overrides:
         overrides["steps_aei"] = overrides.pop("steps")
     cfg = get_config(config, **overrides)
+    initial = initial_weights(cfg, init_from)
     started = time.perf_counter()
     d = setup_distributed(device)
     crops = training_crops(cfg.data, TEMPLATE, cfg.size)
@@ -288,7 +307,8 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
     phase = AEIPhase(cfg, crops, ident, aei, disc, d.rank, d.device, prior)
     aei_limit = time_limit_s * (1 - cfg.hear_time_share) if time_limit_s else None
     trainer = Trainer(_loop(cfg, out / "aei", cfg.steps_aei, aei_limit), d, {"aei": aei, "disc": disc},
-                      {"g": phase.opt_g, "d": phase.opt_d}, phase.average and {"aei_average": phase.average})
+                      {"g": phase.opt_g, "d": phase.opt_d}, phase.average and {"aei_average": phase.average},
+                      {"aei": initial["aei"]} if initial else None)
     aei_steps = trainer.run(phase.step, phase.sample, monitor and (lambda: monitor.score(phase.swap)))
     aei_elapsed = trainer.elapsed
     if trainer.interrupted:  # killed: leave HEAR-Net to the next session
@@ -300,7 +320,8 @@ def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path
     hear_phase = HEARPhase(cfg, crops, ident, net.aei, hear, d.rank, d.device, prior)
     hear_limit = max(1.0, time_limit_s - (time.perf_counter() - started)) if time_limit_s else None
     hear_trainer = Trainer(_loop(cfg, out / "hear", cfg.steps_hear, hear_limit), d, {"hear": hear},
-                           {"hear": hear_phase.opt}, hear_phase.average and {"hear_average": hear_phase.average})
+                           {"hear": hear_phase.opt}, hear_phase.average and {"hear_average": hear_phase.average},
+                           {"hear": initial["hear"]} if initial else None)
     hear_steps = hear_trainer.run(hear_phase.step, hear_phase.sample,
                                   monitor and (lambda: monitor.score(hear_phase.swap)))
     if hear_phase.average:

@@ -106,7 +106,8 @@ class MobileFSGAN(Method):
         return self.swap_embedded(self.embed_identity(source), target)
 
     @classmethod
-    def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+    def train(cls, config: str, out: Path, device: str = "cpu", init_from: Path | None = None,
+              **overrides: Any) -> Path:
         from methods.mobilefsgan.train import train
 
-        return train(config, out, device, **overrides)
+        return train(config, out, device, init_from, **overrides)

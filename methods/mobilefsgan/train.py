@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from fsbench.api import (FaceCrops, IdentityEnsemble, LoopConfig, Monitor, Trainer, WeightAverage, asset_path,
-                         export_weights, hinge_d_loss, landmarks68, setup_distributed, training_crops, unwrap,
-                         wrap_distributed)
+                         export_weights, exported_metadata, hinge_d_loss, landmarks68, read_weights,
+                         setup_distributed, training_crops, unwrap, wrap_distributed)
 from methods.mobilefsgan import losses
 from methods.mobilefsgan.configs import Config, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
@@ -170,8 +170,24 @@ class Step:
         cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
 
 
-def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.ndarray) -> Path:
-    """Train (resuming from ``out``) and export the generator; returns the weights' path."""
+def initial_weights(cfg: Config, path: Path | None) -> dict[str, dict[str, torch.Tensor]]:
+    """The generator's weights in an exported file (``--init-from``), which must have ``cfg``'s architecture; none
+    without a file."""
+    if path is None:
+        return {}
+    meta = exported_metadata(path, "config", "embedding")
+    recorded = json.loads(meta["config"])
+    differ = [f"{k} {recorded.get(k)} (config: {getattr(cfg, k)})" for k in ("width", "identity")
+              if recorded.get(k) != getattr(cfg, k)]
+    if differ:
+        raise ValueError(f"{path}: its generator does not fit the configuration: {', '.join(differ)}")
+    return {"G": read_weights(path)}
+
+
+def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.ndarray,
+        initial: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Train (resuming from ``out``, or a fresh run from ``initial`` weights) and export the generator; returns the
+    weights' path."""
     textures = [cv2.cvtColor(cv2.imread(str(asset_path(name))), cv2.COLOR_BGR2RGB) for name in cfg.mask_textures]
     triplets = Triplets(crops.images, crops.identities, landmarks, cfg.mix, textures, cfg.per_identity)
     step = Step(cfg, triplets, device)
@@ -179,7 +195,7 @@ def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.nda
                       log_every=cfg.log_every, sample_every=cfg.sample_every, monitor_every=cfg.monitor_every,
                       time_limit_s=cfg.time_limit_s, precision=cfg.precision)
     trainer = Trainer(loop, step.d, {"G": step.G, "D": step.D}, {"G": step.opt_g, "D": step.opt_d},
-                      step.average and {"G_average": step.average})
+                      step.average and {"G_average": step.average}, initial)
     monitor = Monitor(TEMPLATE, cfg.size, device=step.d.device) if cfg.monitor_every and step.d.main else None
     reached = trainer.run(step, step.sample, monitor and (lambda: monitor.score(step.swap)))
     meta = {"config": json.dumps(cfg.to_dict()), "step": str(reached), "train_seconds": f"{trainer.elapsed:.0f}",
@@ -189,9 +205,10 @@ def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.nda
     return out / WEIGHTS
 
 
-def train(config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
+def train(config: str, out: Path, device: str = "cpu", init_from: Path | None = None, **overrides: Any) -> Path:
     """``fsbench train mobilefsgan``: the configuration's ``data`` (portraits, the mini training identities or a
-    folder) as 256 px ffhq-256 crops."""
+    folder) as 256 px ffhq-256 crops; a fresh run starts from the exported weights ``init_from`` where given."""
     cfg = load_config(config, **overrides)
+    initial = initial_weights(cfg, init_from)
     crops = training_crops(cfg.data, TEMPLATE, 256)
-    return run(cfg, Path(out), device, crops, crop_landmarks(crops, Path(out) / "landmarks.npz"))
+    return run(cfg, Path(out), device, crops, crop_landmarks(crops, Path(out) / "landmarks.npz"), initial)
