@@ -1,4 +1,4 @@
-"""The pose prior behind FaceShifter's pose term (issue 13): MediaPipe's mirror convention, a fit that learns,
+"""The pose prior behind FaceShifter's pose term: MediaPipe's mirror convention, a fit that learns,
 a loss that only moves the swap, one fit per run."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training machinery of issue 13: held-out identities refused, the identity ensemble, the dlib monitor."""
+"""Training machinery: held-out identities refused, the identity ensemble, the dlib monitor."""
 from __future__ import annotations
 
 import json
@@ -126,7 +126,7 @@ def test_loop_writes_monitor_records_at_start_and_every_n(tmp_path: Path) -> Non
                        {"net": net}, {"opt": opt})
 
     trainer(3).run(step, None, score)
-    trainer(4).run(step, None, score)  # resumes at 3: a record for the session's start, then step 4
+    trainer(4).run(step, None, score)  # resumes at 3: a record where this call starts, then step 4
     steps = [r["step"] for r in monitor.read_records(tmp_path / monitor.RECORD_FILE)]
     assert steps == [0, 2, 3, 4]
     out = monitor.plot(tmp_path, tmp_path / "curve.png")

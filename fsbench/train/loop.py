@@ -32,8 +32,8 @@ class LoopConfig:
     checkpoint_every: int = 200
     log_every: int = 10
     sample_every: int = 500
-    monitor_every: int = 0  # 0: no monitor; else records in out/monitor.jsonl at the session's start and every N
-    time_limit_s: float | None = None  # stop (with a checkpoint) after this long: a run that fits a session
+    monitor_every: int = 0  # 0: no monitor; else records in out/monitor.jsonl where a call starts and every N
+    time_limit_s: float | None = None  # stop (with a checkpoint) after this long
     # "bf16": each step runs under torch.autocast in bfloat16 (weights, optimiser state and checkpoints stay fp32);
     # "auto": bf16 where the device has native bf16 kernels, else fp32 (see bf16_steps)
     precision: str = "fp32"
@@ -61,9 +61,8 @@ def bf16_steps(precision: str, device: torch.device) -> bool:
 
 
 def emulated_bf16(precision: str, device: torch.device) -> bool:
-    """Whether bf16 steps would run on a CPU without native bf16 kernels (oneDNN then emulates them: MobileFSGAN's
-    steps 4,890 and 4,900 in methods/mobilefsgan/weights/train-cpu/losses.jsonl took 127 and 88 s on an AVX2-only
-    EPYC, where its fp32 steps took about 8 s)."""
+    """Whether bf16 steps would run on a CPU without native bf16 kernels, where oneDNN emulates them an order of
+    magnitude slower than fp32."""
     return precision == "bf16" and device.type == "cpu" and not native_bf16_cpu(device)
 
 
@@ -80,7 +79,7 @@ class Trainer:
         self.averages, self.initial = averages or {}, initial or {}
         self.ckpt = cfg.out / "checkpoint.safetensors"
         self.step = 0
-        self.elapsed = 0.0  # training seconds over all sessions, recorded in the checkpoint
+        self.elapsed = 0.0  # training seconds over every call that trained this run, recorded in the checkpoint
         self._stop = False
 
     @property
@@ -126,13 +125,13 @@ class Trainer:
 
     def run(self, step_fn: StepFn, sample_fn: SampleFn | None = None, monitor_fn: MonitorFn | None = None) -> int:
         """Train from the last checkpoint to ``cfg.steps``; returns the step reached. ``monitor_fn`` (main rank
-        only) is scored where a session starts and every ``monitor_every`` steps."""
+        only) is scored where this call starts and every ``monitor_every`` steps."""
         self.resume()
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         log = self.cfg.out / "losses.jsonl"
         self.cfg.out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        session_start = self.elapsed
+        elapsed_before = self.elapsed
         bf16 = bf16_steps(self.cfg.precision, self.d.device)
         if self.d.main and emulated_bf16(self.cfg.precision, self.d.device):
             print("warning: precision bf16 on a CPU without native bf16 kernels is emulated and runs many times "
@@ -149,7 +148,7 @@ class Trainer:
                 for average in self.averages.values():
                     average.update()
                 self.step += 1
-                self.elapsed = session_start + (time.perf_counter() - started)
+                self.elapsed = elapsed_before + (time.perf_counter() - started)
                 if self.d.main and (self.step % self.cfg.log_every == 0 or self.step == 1):
                     with open(log, "a") as f:
                         f.write(json.dumps({"step": self.step, "seconds": round(self.elapsed, 2),

@@ -2,15 +2,15 @@
 crops, so that a generator can be told to keep the target's pose.
 
 Why: a swap takes a share of the source's head pose when the identity loss's recognisers are not pose-invariant
-(FaceShifter's session-5 swaps took 27 % of the source's pose offset: the monitor's ``pose_from_source``).
+(the monitor's ``pose_from_source`` measures that share).
 MediaPipe, which scores pose, is not differentiable; this network is its stand-in. It sees training identities
 only (it is fitted on the training crops), and the loss runs it on both the swap and the target, so a bias it has
 on a face cancels.
 
 Its labels are MediaPipe's, the benchmark's pose metric, so a method trained with this term is scored on pose by the
 network its loss imitates (a generator can fool this small network without fooling MediaPipe, but the two are not
-independent). An independent teacher, dlib's 68 landmarks with a perspective-n-point fit to a generic 3-D head, was
-tried and refused: it agreed with MediaPipe on yaw but hardly on pitch and roll.
+independent). dlib's 68 landmarks with a perspective-n-point fit to a generic 3-D head would be an independent
+teacher, but they agree with MediaPipe on yaw and hardly on pitch and roll.
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def fit(crops: FaceCrops, steps: int = 3000, batch: int = 64, seed: int = 0) -> 
 
 
 def pose_prior(run_dir: Path, crops: FaceCrops) -> PosePrior:
-    """The run's pose prior: ``run_dir/pose_prior.safetensors`` when a session fitted it, else fitted now and saved
+    """The run's pose prior: ``run_dir/pose_prior.safetensors`` when an earlier call fitted it, else fitted now and saved
     there (a function of the training crops and the seed, so a resumed run keeps the one it started with)."""
     path = run_dir / FILE
     if path.exists():

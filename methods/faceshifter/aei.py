@@ -85,7 +85,7 @@ def _instance_norm(h: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
 class Pointwise(nn.Conv2d):
     """A 1×1 convolution computed as one batched matrix product: the same function as ``nn.Conv2d(cin, cout, 1)``
     (and the same state-dict keys), but torch runs 1×1 convolutions on the CPU through its slow im2col path (a
-    third of AEI-Net's time at 256 px before this)."""
+    third of AEI-Net's time at 256 px otherwise)."""
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__(cin, cout, 1)

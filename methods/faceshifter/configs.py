@@ -39,7 +39,7 @@ class FaceShifterConfig:
     ema_decay: float = 0.0
     steps_aei: int = 500_000
     steps_hear: int = 50_000
-    hear_time_share: float = 0.15  # of a time-limited session, the share left to HEAR-Net after AEI-Net
+    hear_time_share: float = 0.15  # of a time limit, the share left to HEAR-Net after AEI-Net
     data: str | None = None  # "portraits", an image folder (identity = subfolder) or None (mini training identities)
     occlusion_p: float = 0.5  # share of HEAR-Net targets that get a synthetic occluder
     seed: int = 0
@@ -66,12 +66,12 @@ CONFIGS: dict[str, FaceShifterConfig] = {
     "paper": FaceShifterConfig(),
     # the paper's 512-d ArcFace z_id: the user's IR-SE50 file (`fsbench assets add arcface-ir-se50 PATH`)
     "paper-arcface": FaceShifterConfig(id_encoder="arcface-ir-se50", id_dim=512),
-    # what one CPU core trains in one session (the shipped checkpoint)
+    # AEI-Net and HEAR-Net at 128 px and 1/8 of the paper's width on the mini training identities: one CPU core
     "cpu": FaceShifterConfig(size=128, width=1 / 8, batch=8, steps_aei=100_000, steps_hear=100_000,
                              checkpoint_every=100, sample_every=250),
-    # the shipped state continued on the portraits training split with the ensemble loss (issue 13); 20 % X_s = X_t
-    # (a probe measured it better than the paper's 80 % for transfer), the loss weights and pose term of the last
-    # session (MODEL_CARD.md gives each session's), bf16 steps where the CPU has native bf16
+    # the shipped weights' recipe: cpu's networks on the portraits training split, the SFace + FaceNet ensemble loss
+    # on augmented swaps, 20 % X_s = X_t (the paper: 80 %), a pose term, a 0.999 weight average, bf16 steps where the
+    # CPU has native bf16
     "cpu-portraits": FaceShifterConfig(size=128, width=1 / 8, batch=8, steps_aei=100_000, steps_hear=100_000,
                                        checkpoint_every=100, sample_every=250, data="portraits", same_ratio_aei=0.2,
                                        id_losses=("sface", "facenet"), id_augment=True, monitor_every=250,

@@ -4,7 +4,7 @@ AEI-Net:  L = adv (hinge, multi-scale D) + 10·att + 5·id + 10·rec, 80 % of sa
 HEAR-Net: L = rec + id + chg, 50 % of samples with X_s = X_t, targets with synthetic occluders (+ pose when
 ``w_pose_hear``).
 Adam β = (0, 0.999), lr 4e-4. Each phase has its own resumable checkpoint under ``out/aei`` and ``out/hear``;
-under a time limit AEI-Net gets ``1 − hear_time_share`` of it and HEAR-Net the rest of the session.
+under a time limit AEI-Net gets ``1 − hear_time_share`` of it and HEAR-Net the rest.
 
 Loss normalisation (the paper writes sums of squared norms): att = ½ Σ_k mean((z_att^k(Ŷ) − z_att^k(X_t))²),
 rec = ½ mean((Ŷ − X_t)²) over the X_s = X_t samples, id = 1 − cos(z_id(Ŷ), z_id(X_s)), chg = mean |Ŷ − Ŷ_s,t|;
@@ -94,8 +94,8 @@ def _save_grid(rows: list[torch.Tensor], path: Path) -> None:
 
 def ramped(weight: float, steps_in: int, warmup: int) -> float:
     """``weight`` × min(1, (steps_in + 1) / warmup): a loss term that a resumed run adds is ramped in, because
-    Adam's second-moment estimate (β2 = 0.999) was built without its gradient. At full weight from the first step,
-    FaceShifter's pose term overran it and undid the identity transfer within 40 steps (MODEL_CARD.md, session 6)."""
+    Adam's second-moment estimate (β2 = 0.999) was built without its gradient; at full weight at once, a large term
+    overruns the other terms' step sizes."""
     return weight * min(1.0, (steps_in + 1) / max(1, warmup))
 
 
@@ -288,7 +288,7 @@ def train(config: str, out: Path, device: str = "cpu", init_from: Path | None = 
     """Train (or resume) AEI-Net then HEAR-Net into ``out``; exports ``out/faceshifter-<config>.safetensors``.
     ``init_from``: exported weights a fresh phase starts from (with fresh optimisers).
 
-    Overrides: any config field, plus ``steps`` (AEI-Net steps) and ``time_limit_s`` (the whole session).
+    Overrides: any config field, plus ``steps`` (AEI-Net steps) and ``time_limit_s`` (the whole call).
     """
     time_limit_s = overrides.pop("time_limit_s", None)
     if "steps" in overrides:
@@ -311,7 +311,7 @@ def train(config: str, out: Path, device: str = "cpu", init_from: Path | None = 
                       {"aei": initial["aei"]} if initial else None)
     aei_steps = trainer.run(phase.step, phase.sample, monitor and (lambda: monitor.score(phase.swap)))
     aei_elapsed = trainer.elapsed
-    if trainer.interrupted:  # killed: leave HEAR-Net to the next session
+    if trainer.interrupted:  # killed: HEAR-Net waits for the next call
         return out / "aei" / "checkpoint.safetensors"
     if phase.average:  # saved with the state above; from here on AEI-Net is its average: HEAR-Net's input, exported
         net.aei.load_state_dict(phase.average.average.state_dict())

@@ -1,5 +1,5 @@
-"""Named training configurations. ``paper`` is the public code's setting; ``cpu`` the in-repo run that fits one
-session on one CPU core; ``smoke`` a seconds-long run for tests."""
+"""Named training configurations. ``paper`` is the public code's setting; ``cpu`` a 128 px run on the mini training
+identities for one CPU core; ``cpu-portraits`` the shipped weights' recipe; ``smoke`` a seconds-long run for tests."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -73,13 +73,13 @@ _CPU_MIX = {"pair": 0.35, "same": 0.15, "frames": 0.2, "id_target": 0.06, "id_so
             "attr_source": 0.08}
 CONFIGS: dict[str, dict[str, Any]] = {
     "paper": {},
-    # more triplets with a ground truth than the paper's mix: a few thousand steps need the pixel loss's pull
-    # the shipped weights' run (its mask occluders had flat colours: it predates the fabric textures)
+    # more triplets with a ground truth than the paper's mix (a few thousand steps need the pixel loss's pull);
+    # flat-coloured mask occluders
     "cpu": {"size": 128, "batch": 4, "steps": 20_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
             "mix": _CPU_MIX},
-    # the shipped state continued on the portraits training split with the ensemble loss (issue 13), with the paper's
-    # triplet mix and identity weight of the sessions since (MODEL_CARD.md), bf16 steps where the CPU has native bf16;
-    # no weight average: in session 10 a 0.999 average of the generator trailed the live weights (MODEL_CARD.md)
+    # the shipped weights' recipe: the portraits training split drawn per identity, the SFace + FaceNet ensemble
+    # loss on augmented outputs at twice the paper's identity weight, the paper's triplet mix, the live generator
+    # exported (no weight average), bf16 steps where the CPU has native bf16
     "cpu-portraits": {"size": 128, "batch": 4, "steps": 100_000, "lr_g": 2e-4, "lr_d": 2e-4, "mask_textures": [],
                       "mix": dict(PAPER_MIX), "w_id": 40.0, "data": "portraits", "per_identity": True,
                       "id_losses": ("sface", "facenet"), "id_augment": True, "monitor_every": 250,
