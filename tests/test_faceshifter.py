@@ -84,8 +84,8 @@ def test_shared_swap_equals_two_aei_passes() -> None:
 
 
 def test_paper_parameter_counts() -> None:
-    """Paper: 669 MB (AEI-Net) and 64 MB (HEAR-Net) of weights. The public re-implementation (taotaonice/FaceShifter) has
-    184,343,381 (AEI-Net, 512-d ArcFace z_id) and 16,663,043 (HEAR-Net): ours adds the 10,054 biases of the AAD
+    """Paper: 669 MB (AEI-Net) and 64 MB (HEAR-Net) of weights. The public re-implementation (taotaonice/FaceShifter)
+    has 184,343,381 (AEI-Net, 512-d ArcFace z_id) and 16,663,043 (HEAR-Net): ours adds the 10,054 biases of the AAD
     ResBlk convolutions, and its HEAR-Net ends in a ConvTranspose 4×4 (the fifth up-sampling) instead of
     bilinear + Conv 3×3."""
     counts = {}

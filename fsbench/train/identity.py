@@ -2,9 +2,9 @@
 differentiable augmentation.
 
 A loss on one recogniser's embedding of the exact output pixels can be lowered by patterns that move that one
-network and nothing else: the loss falls while the swaps come no closer to the source. Here every recogniser sees its own random view of the swap: a small
-shift, scale and rotation (``affine_grid``), a blur, a colour jitter and sometimes a downsampling, before it
-re-aligns the crop to its own input size; the target is the embedding of the un-augmented source. dlib's ResNet,
+network and nothing else: the loss falls while the swaps come no closer to the source. Here every recogniser sees
+its own random view of the swap: a small shift, scale and rotation (``affine_grid``), a blur, a colour jitter and
+sometimes a downsampling, before it re-aligns the crop to its own input size; the target is the embedding of the un-augmented source. dlib's ResNet,
 the benchmark's evaluation recogniser, is refused: a method trained on it would be scored by its own loss.
 
 Randomness comes from torch's global generator, which the training loop seeds per step (resumable runs).

@@ -107,8 +107,8 @@ def fit(crops: FaceCrops, steps: int = 3000, batch: int = 64, seed: int = 0) -> 
 
 
 def pose_prior(run_dir: Path, crops: FaceCrops) -> PosePrior:
-    """The run's pose prior: ``run_dir/pose_prior.safetensors`` when an earlier call fitted it, else fitted now and saved
-    there (a function of the training crops and the seed, so a resumed run keeps the one it started with)."""
+    """The run's pose prior: ``run_dir/pose_prior.safetensors`` when an earlier call fitted it, else fitted now and
+    saved there (a function of the training crops and the seed, so a resumed run keeps the one it started with)."""
     path = run_dir / FILE
     if path.exists():
         return load_weights(path, PosePrior()).eval().requires_grad_(False)
