@@ -1,7 +1,9 @@
-"""The public types a method plugin may use, and nothing else of fsbench.
+"""The plugin contract: the types a method subclasses and declares (:class:`Method`, :class:`MethodCard`) and what a
+method needs to swap (alignment templates, weights files, identity encoders, inference precision and speed-ups).
 
 A method sees aligned crops, never raw frames: fsbench detects the face, aligns it with the template and size
-the method's card declares, calls :meth:`Method.swap`, and pastes the result back.
+the method's card declares, calls :meth:`Method.swap`, and pastes the result back. A method's training code builds
+on the training toolkit, :mod:`fsbench.train`, which is not part of this contract.
 """
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import functools
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -18,27 +20,14 @@ from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.mobilefacenet import load_mobilefacenet
 from fsbench.nets.prepack import prepack_convolutions
-from fsbench.nets.vgg import load_vgg19_features
 from fsbench.timing import interleaved_ms, matmul_gflops
-from fsbench.train.average import WeightAverage
-from fsbench.train.checkpoint import export_weights, exported_metadata, load_weights, prefixed, read_weights, unwrap
-from fsbench.train.config import resolve_config
-from fsbench.train.data import (FaceCrops, IdentityDraw, folder_crops, mini_train_crops, portraits_train_crops,
-                                training_crops)
-from fsbench.train.dist import Dist, setup as setup_distributed, wrap as wrap_distributed
-from fsbench.train.gan import hinge_d_loss, hinge_g_loss
-from fsbench.train.identity import IdentityEnsemble, identity_encoder
-from fsbench.train.loop import LoopConfig, Trainer, native_bf16_cpu
-from fsbench.train.monitor import Monitor
-from fsbench.train.pose_prior import pose_loss, pose_prior
+from fsbench.weights import (exported_metadata, load_weights, prefixed, read_weights, recorded_architecture,
+                             recorded_config, training_recognisers)
 
-__all__ = ["Dist", "FaceCrops", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
-           "TEMPLATES", "Trainer", "WeightAverage", "asset_path", "export_weights", "exported_metadata", "face_mask",
-           "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype",
-           "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights",
-           "matmul_gflops", "mini_train_crops", "perceptual_network", "portraits_train_crops", "pose_loss",
-           "pose_prior", "prefixed", "prepack_convolutions", "read_weights", "resolve_config", "setup_distributed", "training_crops", "unwrap",
-           "wrap_distributed"]
+__all__ = ["Method", "MethodCard", "TEMPLATES", "asset_path", "exported_metadata", "face_mask", "fold_batchnorm",
+           "identity_encoder", "inference_dtype", "interleaved_ms", "landmarks68", "load_mobilefacenet",
+           "load_weights", "matmul_gflops", "native_bf16_cpu", "prefixed", "prepack_convolutions", "read_weights",
+           "recorded_architecture", "recorded_config", "training_recognisers"]
 
 
 @dataclass(frozen=True)
@@ -98,14 +87,21 @@ class Method(ABC):
         raise NotImplementedError(f"method '{cls.card.name}' has no training configurations to bench")
 
     @classmethod
-    def train(cls, config: str, out: Path, device: str = "cpu", init_from: Path | None = None,
-              **overrides: Any) -> Path:
-        """Train the method with its named (or JSON-file) configuration into ``out``; resumes from ``out``, and a
-        fresh run starts from the exported weights ``init_from`` where given (with fresh optimisers).
+    def train(cls, config: str, out: Path, device: str = "cpu", *, init_from: Path | None = None,
+              time_limit_s: float | None = None, overrides: Mapping[str, Any] | None = None) -> Path:
+        """Train the method with its named (or JSON-file) configuration, ``overrides`` applied (dotted keys for
+        nested fields), into the run folder ``out``; resumes from ``out``, and a fresh run starts from the exported
+        weights ``init_from`` where given (with fresh optimisers). ``time_limit_s`` ends the call with a checkpoint.
 
         Returns the path of the exported weights. Methods without training code keep this default.
         """
         raise NotImplementedError(f"method '{cls.card.name}' has no training code")
+
+
+def native_bf16_cpu(device: torch.device) -> bool:
+    """Whether ``device`` is a CPU whose oneDNN has native bf16 kernels (on other CPUs bf16 is emulated, many times
+    slower than fp32); inference's and training's ``auto`` precision both ask this."""
+    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -177,13 +173,10 @@ def asset_path(name: str) -> Path:
     return assets.path(name)
 
 
-def perceptual_network(device: str | torch.device = "cpu") -> torch.nn.Module:
-    """ImageNet MobileNetV2 (the embedded torchvision file), frozen, for perceptual/attribute losses; its
-    ``features`` children give the intermediate maps. Label losses built on it as MobileNetV2, not VGG."""
-    from fsbench import assets
-    from fsbench.nets.mobilenet_v2 import load_mobilenet_v2
+def identity_encoder(name: str = "sface", device: str | torch.device = "cpu") -> Any:
+    """A frozen, differentiable identity network: ``.embed(crops in [0, 1], template)`` returns L2-normalised
+    embeddings with gradients to ``crops``. ``sface`` and ``facenet`` are embedded; ``arcface-ir-se50`` and
+    ``cosface-sphere20`` need the user's file (fsbench assets add)."""
+    from fsbench import registry  # the metric backends are registered there, loaded on first use
 
-    net = load_mobilenet_v2(assets.path("mobilenet-v2-imagenet")).to(device).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
+    return registry.metrics.get(name)(device=device)

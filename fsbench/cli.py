@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from fsbench import argtypes, assets, registry
 from fsbench.export import add_export_parser
@@ -152,13 +152,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_value(key: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise ValueError(f"--set {key}={value}: the value is not JSON (strings in double quotes: "
+                         f"{key}='\"{value}\"')") from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    overrides = {k: json.loads(v) for k, v in _key_values(args.set, "--set", "steps=2000").items()}
-    if args.time_limit:
-        overrides["time_limit_s"] = args.time_limit * 60
-    init_from = Path(args.init_from) if args.init_from else None
-    weights = registry.methods.get(args.method).train(args.config, Path(args.out), device=args.device,
-                                                      init_from=init_from, **overrides)
+    overrides = {k: _json_value(k, v) for k, v in _key_values(args.set, "--set", "loop.steps=2000").items()}
+    weights = registry.methods.get(args.method).train(
+        args.config, Path(args.out), device=args.device, init_from=Path(args.init_from) if args.init_from else None,
+        time_limit_s=args.time_limit * 60 if args.time_limit else None, overrides=overrides)
     print(f"weights: {weights}")
     return 0
 
@@ -267,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", type=argtypes.device, default="cpu")
     p.add_argument("--time-limit", type=argtypes.positive_float, metavar="MINUTES",
                    help="stop with a checkpoint after this long")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="override a config value")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="override a config value; nested ones by their dotted path (loop.steps=2000)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("leaderboard", help="leaderboards/ from the results files: build, check, refresh")

@@ -15,3 +15,27 @@ def face_crop() -> torch.Tensor:
     image = io.read_image(assets.path("media/face_recognition/obama.jpg"))
     crop = align_face(image, detect_face(image).landmarks, "ffhq-256", 128)[0]
     return torch.from_numpy(crop).permute(2, 0, 1).float() / 255
+
+
+
+@pytest.fixture
+def step_run():
+    """A minimal :class:`fsbench.train.GANRun` class for tests of the trainer: ``step_run(modules, optimizers,
+    step_fn, averages=None)``; its swap passes the target through, its sample grid is an empty file."""
+    from fsbench.train import GANRun
+
+    class StepRun(GANRun):
+        def __init__(self, modules: dict, optimizers: dict, step_fn, averages: dict | None = None) -> None:
+            self.modules, self.optimizers, self.averages, self.step_fn = modules, optimizers, averages or {}, step_fn
+
+        def step(self, step: int) -> dict[str, float]:
+            return self.step_fn(step)
+
+        def swap(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return target
+
+        def sample(self, step: int, path) -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
+
+    return StepRun

@@ -8,7 +8,7 @@ import torch
 
 from fsbench.cli import main
 from methods.faceshifter.configs import get_config
-from methods.faceshifter.method import parameter_count
+from methods.faceshifter.net import parameter_count
 from methods.mobilefsgan.configs import load_config
 
 
@@ -39,9 +39,9 @@ def test_bench_config_runs_random_weights_at_the_configuration_size(tmp_path, ca
     assert report["precision"] == native  # FaceShifter's inference copy runs in bf16 where native, as MobileFSGAN
     printed = capsys.readouterr().out
     assert f"GFLOP/s in {native} (device matmul: fp32 {report['matmul_gflops_per_s']:.1f}, bf16 " in printed
-    cfg = get_config("tiny")
+    arch = get_config("tiny").arch
     assert report["method"] == "faceshifter[tiny, random weights]"
-    assert report["input_size"] == cfg.size and report["parameters"] == parameter_count(cfg)
+    assert report["input_size"] == arch.size and report["parameters"] == parameter_count(arch)
     assert report["gflops_per_image"] > 0
 
     report = _bench(tmp_path, "--method", "mobilefsgan", "--config", "smoke")

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from fsbench import assets, registry
-from fsbench.api import FaceCrops, exported_metadata, landmarks68
+from fsbench.api import exported_metadata, landmarks68
+from fsbench.train import FaceCrops
 from fsbench.faces.align import align_face
 from fsbench.faces.detect import detect_face
 from fsbench.faces.io import read_image
 from methods.mobilefsgan import losses, triplets
-from methods.mobilefsgan.configs import MASK_TEXTURES, load_config
+from methods.mobilefsgan.configs import MASK_TEXTURES, Config, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
 from methods.mobilefsgan.export import OnnxGenerator, export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
@@ -144,7 +145,7 @@ def test_losses_are_finite_and_differentiable():
 
 
 def test_default_mask_textures_are_assets():
-    assert load_config("paper").mask_textures == list(MASK_TEXTURES)
+    assert load_config("paper").mask_textures == MASK_TEXTURES
     assert all(read_image(assets.path(name)).ndim == 3 for name in MASK_TEXTURES)
 
 
@@ -172,10 +173,19 @@ def test_mobilefacenet_from_the_users_file(tmp_path, monkeypatch):
 
 
 def test_config_rejects_unknown_keys():
-    with pytest.raises(ValueError, match="unknown config keys"):
-        load_config("smoke", stepz=3)
+    with pytest.raises(ValueError, match="unknown config key 'stepz'"):
+        load_config("smoke", {"stepz": 3})
+    with pytest.raises(ValueError, match="unknown config key 'loop.stepz'"):
+        load_config("smoke", {"loop.stepz": 3})
+    with pytest.raises(ValueError, match="unknown config key 'lop.steps'.*loop.steps"):
+        load_config("smoke", {"lop.steps": 3})
+    assert load_config("smoke", {"loop.steps": 3, "arch.width": 4}).loop.steps == 3
     with pytest.raises(ValueError, match="unknown config"):
         load_config("nope")
+
+
+def _smoke(steps: int) -> Config:
+    return load_config("smoke", {"loop.steps": steps})
 
 
 def _losses(out: Path) -> dict[int, dict]:
@@ -186,9 +196,9 @@ def test_training_resumes_to_the_same_losses(crops, tmp_path):
     from methods.mobilefsgan.train import run
 
     faces, marks = crops
-    straight = run(load_config("smoke", steps=4), tmp_path / "a", "cpu", faces, marks)
-    run(load_config("smoke", steps=2), tmp_path / "b", "cpu", faces, marks)
-    resumed = run(load_config("smoke", steps=4), tmp_path / "b", "cpu", faces, marks)
+    straight = run(_smoke(4), tmp_path / "a", "cpu", faces, marks)
+    run(_smoke(2), tmp_path / "b", "cpu", faces, marks)
+    resumed = run(_smoke(4), tmp_path / "b", "cpu", faces, marks)
     a, b = _losses(tmp_path / "a"), _losses(tmp_path / "b")
     for step in (3, 4):
         assert b[step]["g"] == pytest.approx(a[step]["g"], rel=1e-5)
@@ -205,24 +215,25 @@ def test_a_fresh_run_starts_from_exported_weights_with_fresh_optimisers(crops, t
     from methods.mobilefsgan.train import initial_weights, run
 
     faces, marks = crops
-    first = run(load_config("smoke", steps=2), tmp_path / "a", "cpu", faces, marks)
-    cfg = load_config("smoke", steps=0)
-    start = run(cfg, tmp_path / "b", "cpu", faces, marks, initial_weights(cfg, first))
+    first = run(_smoke(2), tmp_path / "a", "cpu", faces, marks)
+    cfg = _smoke(0)
+    start = run(cfg, tmp_path / "b", "cpu", faces, marks, initial=initial_weights(cfg, first))
     before, after = load_file(str(first)), load_file(str(start))
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
-    cfg = load_config("smoke", steps=1)
-    run(cfg, tmp_path / "c", "cpu", faces, marks, initial_weights(cfg, first))
+    cfg = _smoke(1)
+    run(cfg, tmp_path / "c", "cpu", faces, marks, initial=initial_weights(cfg, first))
     assert float(load_file(str(tmp_path / "c" / "checkpoint.safetensors"))["opt/G/0/step"]) == 1
     with pytest.raises(ValueError, match="width 8 \\(config: 16\\)"):
-        initial_weights(load_config("smoke", width=16), first)
+        initial_weights(load_config("smoke", {"arch.width": 16}), first)
 
 
 def test_training_with_the_identity_ensemble_and_the_monitor(crops, tmp_path):
     from methods.mobilefsgan.train import run
 
     faces, marks = crops
-    cfg = load_config("smoke", steps=2, id_losses=["sface", "facenet"], id_augment=True, per_identity=True,
-                      monitor_every=2, precision="bf16")  # bf16 autocast steps: every loss kernel has to exist
+    cfg = load_config("smoke", {"loop.steps": 2, "identity_loss.recognisers": ["sface", "facenet"],
+                                "identity_loss.augment": True, "per_identity": True, "monitor.every": 2,
+                                "loop.precision": "bf16"})  # bf16 autocast steps: every loss kernel has to exist
     weights = run(cfg, tmp_path, "cpu", faces, marks)
     losses = [json.loads(line) for line in (tmp_path / "losses.jsonl").read_text().splitlines()]
     assert all(np.isfinite(v) for row in losses for k, v in row.items() if k != "step")
@@ -232,7 +243,8 @@ def test_training_with_the_identity_ensemble_and_the_monitor(crops, tmp_path):
     assert [r["step"] for r in records] == [0, 2] and records[0]["backend"] == "dlib"
     assert all(0 <= r["top1"] <= 1 and r["pairs"] == 64 for r in records)
     with pytest.raises(ValueError, match="dlib"):
-        run(load_config("smoke", steps=1, id_losses=["dlib"]), tmp_path / "dlib", "cpu", faces, marks)
+        run(load_config("smoke", {"loop.steps": 1, "identity_loss.recognisers": ["dlib"]}), tmp_path / "dlib", "cpu",
+            faces, marks)
 
 
 def test_the_export_holds_the_generators_weight_average(crops, tmp_path):
@@ -241,7 +253,8 @@ def test_the_export_holds_the_generators_weight_average(crops, tmp_path):
     from methods.mobilefsgan.train import run
 
     faces, marks = crops
-    exported = load_file(str(run(load_config("smoke", steps=2, ema_decay=0.5), tmp_path, "cpu", faces, marks)))
+    cfg = load_config("smoke", {"loop.steps": 2, "average.decay": 0.5})
+    exported = load_file(str(run(cfg, tmp_path, "cpu", faces, marks)))
     state = load_file(str(tmp_path / "checkpoint.safetensors"))
     averaged = {k[len("model/G_average/"):]: v for k, v in state.items() if k.startswith("model/G_average/")}
     assert averaged.keys() == exported.keys() and all(torch.equal(exported[k], v) for k, v in averaged.items())
@@ -305,7 +318,7 @@ needs_weights = pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped Mob
 def test_shipped_weights_load_strict_and_match_the_card():
     assert hashlib.sha256(SHIPPED.read_bytes()).hexdigest() == MobileFSGAN.card.checkpoint_sha256
     net, cfg = load_generator(SHIPPED)
-    assert cfg["size"] == MobileFSGAN.card.input_size
+    assert cfg["size"] == MobileFSGAN.card.input_size  # the recipe's training crop side
     assert sum(p.numel() for p in net.parameters()) == MobileFSGAN.card.parameters
     card = (Path(__file__).parents[1] / "methods" / "mobilefsgan" / "MODEL_CARD.md").read_text()
     assert MobileFSGAN.card.checkpoint_sha256 in card
@@ -361,4 +374,4 @@ def test_the_shipped_weights_fit_the_recipe_that_continues_them():
     from methods.mobilefsgan.train import initial_weights
 
     cfg = load_config("cpu-portraits")
-    EncoderDecoder(cfg.width, 128).load_state_dict(initial_weights(cfg, SHIPPED)["G"])  # strict
+    EncoderDecoder(cfg.arch.width, 128).load_state_dict(initial_weights(cfg, SHIPPED)["G"])  # strict

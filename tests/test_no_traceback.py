@@ -88,6 +88,8 @@ CASES = [
     ("train classic --config cpu --out {out} --time-limit -5", "--time-limit: must be a finite number above 0"),
     ("train no-such-method --config cpu --out {out}", "no-such-method"),
     ("train faceshifter --config cpu --out {out} --set steps", "--set expects KEY=VALUE"),
+    ("train faceshifter --config cpu --out {out} --set data=portraits", "--set data=portraits: the value is not JSON"),
+    ("train faceshifter --config cpu --out {out} --set loop.stepz=3", "unknown config key 'loop.stepz'"),
     ("train faceshifter --config cpu --out {out} --init-from {missing}", "missing: no such weights file"),
     ("train mobilefsgan --config cpu --out {out} --init-from {text}", "passwd: not a readable safetensors file"),
     ("train faceshifter --config tiny --out {out} --init-from {faceshifter}",

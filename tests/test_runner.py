@@ -11,7 +11,7 @@ import torch
 
 from fsbench import assets, registry, results
 from fsbench.runner import RunConfig, SwapCache, run
-from fsbench.train.loop import native_bf16_cpu
+from fsbench.api import native_bf16_cpu
 from methods.baselines.paste_source import PasteSource
 
 FACES = {

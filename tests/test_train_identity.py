@@ -12,9 +12,10 @@ import torch
 from fsbench.data import portraits
 from fsbench.train import data, monitor
 from fsbench.train.data import FaceCrops, HeldOutIdentityError, check_training_identities
+from fsbench.train.config import LoopConfig
 from fsbench.train.dist import Dist
 from fsbench.train.identity import IdentityEnsemble, augment
-from fsbench.train.loop import LoopConfig, Trainer
+from fsbench.train.loop import Trainer
 
 
 def _leaky_manifest(identity: str) -> portraits.Manifest:
@@ -109,24 +110,29 @@ class _Counter(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
 
 
-def test_loop_writes_monitor_records_at_start_and_every_n(tmp_path: Path) -> None:
+class _Monitor:
+    """Scores the run's swap function as a :class:`fsbench.train.monitor.Monitor` does, with made-up records."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, swap) -> dict:
+        self.calls += 1
+        return {"top1": 0.5, "id_cos": 0.1 * self.calls, "copy_target_id_cos": 0.05, "pairs": 2}
+
+
+def test_loop_writes_monitor_records_at_start_and_every_n(tmp_path: Path, step_run) -> None:
     net = _Counter()
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    calls = []
-
-    def step(i: int) -> dict[str, float]:
-        return {"loss": float(i)}
-
-    def score() -> dict:
-        calls.append(1)
-        return {"top1": 0.5, "id_cos": 0.1 * len(calls), "copy_target_id_cos": 0.05, "pairs": 2}
+    run = step_run({"net": net}, {"opt": opt}, lambda i: {"loss": float(i)})
+    scorer = _Monitor()
 
     def trainer(steps: int) -> Trainer:
-        return Trainer(LoopConfig(tmp_path, steps, monitor_every=2, checkpoint_every=1), Dist(0, 1, torch.device("cpu")),
-                       {"net": net}, {"opt": opt})
+        return Trainer(run, LoopConfig(steps, checkpoint_every=1), Dist(0, 1, torch.device("cpu")), tmp_path,
+                       monitor_every=2)
 
-    trainer(3).run(step, None, score)
-    trainer(4).run(step, None, score)  # resumes at 3: a record where this call starts, then step 4
+    trainer(3).train(scorer)
+    trainer(4).train(scorer)  # resumes at 3: a record where this call starts, then step 4
     steps = [r["step"] for r in monitor.read_records(tmp_path / monitor.RECORD_FILE)]
     assert steps == [0, 2, 3, 4]
     out = monitor.plot(tmp_path, tmp_path / "curve.png")
@@ -183,22 +189,24 @@ def test_trend_of_a_lower_is_better_curve(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_bf16_training_warns_where_the_cpu_would_emulate_it(tmp_path: Path, monkeypatch, capsys, native) -> None:
+def test_bf16_training_warns_where_the_cpu_would_emulate_it(tmp_path: Path, monkeypatch, capsys, native,
+                                                            step_run) -> None:
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
     net = _Counter()
-    Trainer(LoopConfig(tmp_path, 1, precision="bf16"), Dist(0, 1, torch.device("cpu")), {"net": net},
-            {"opt": torch.optim.SGD(net.parameters(), lr=0.1)}).run(lambda i: {"loss": 0.0})
+    run = step_run({"net": net}, {"opt": torch.optim.SGD(net.parameters(), lr=0.1)}, lambda i: {"loss": 0.0})
+    Trainer(run, LoopConfig(1, precision="bf16"), Dist(0, 1, torch.device("cpu")), tmp_path).train()
     assert ("emulated" in capsys.readouterr().out) is not native
 
 
 @pytest.mark.parametrize("native", [True, False])
-def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(tmp_path: Path, monkeypatch, capsys, native) -> None:
+def test_auto_precision_takes_bf16_only_where_the_cpu_has_it(tmp_path: Path, monkeypatch, capsys, native,
+                                                             step_run) -> None:
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
     net = _Counter()
     seen: list[bool] = []
-    Trainer(LoopConfig(tmp_path, 1, precision="auto"), Dist(0, 1, torch.device("cpu")), {"net": net},
-            {"opt": torch.optim.SGD(net.parameters(), lr=0.1)}).run(
-        lambda i: seen.append(torch.is_autocast_enabled("cpu")) or {"loss": 0.0})
+    run = step_run({"net": net}, {"opt": torch.optim.SGD(net.parameters(), lr=0.1)},
+                   lambda i: seen.append(torch.is_autocast_enabled("cpu")) or {"loss": 0.0})
+    Trainer(run, LoopConfig(1, precision="auto"), Dist(0, 1, torch.device("cpu")), tmp_path).train()
     assert seen == [native]
     out = capsys.readouterr().out
     assert f"precision auto: {'bf16' if native else 'fp32'} steps" in out and "emulated" not in out

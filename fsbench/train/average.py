@@ -7,6 +7,8 @@ swapping paper uses one). Parameters are averaged in fp32; buffers (batch-norm s
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -14,7 +16,8 @@ from fsbench.train.checkpoint import unwrap
 
 
 class WeightAverage:
-    """``average`` ← decay · ``average`` + (1 − decay) · live, after every training step (``fsbench.api.Trainer``)."""
+    """``average`` ← decay · ``average`` + (1 − decay) · live, after every training step
+    (:class:`fsbench.train.loop.Trainer`)."""
 
     def __init__(self, live: torch.nn.Module, decay: float) -> None:
         if not 0 < decay < 1:
@@ -33,3 +36,23 @@ class WeightAverage:
             a.lerp_(p, 1 - self.decay)
         for a, b in zip(self.average.buffers(), self.live.buffers()):
             a.copy_(b)
+
+
+def exported(live: torch.nn.Module, average: WeightAverage | None) -> torch.nn.Module:
+    """The network a run exports and its monitor scores: the weight average where there is one, else the live
+    network (outside its DDP wrapper)."""
+    return average.average if average else unwrap(live)
+
+
+@contextmanager
+def evaluated(live: torch.nn.Module, average: WeightAverage | None) -> Iterator[torch.nn.Module]:
+    """:func:`exported` in eval mode and without gradients for the block (its mode restored after): how a run swaps
+    for its monitor and sample grids, on one rank, not through DDP (whose forward synchronises the ranks)."""
+    net = exported(live, average)
+    training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            yield net
+    finally:
+        net.train(training)

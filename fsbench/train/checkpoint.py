@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -70,22 +71,6 @@ def module_names(path: Path) -> set[str]:
         return {key.split("/")[1] for key in f.keys() if key.startswith("model/")}
 
 
-def exported_metadata(path: Path, *keys: str) -> dict[str, str]:
-    """The metadata of an exported weights file, which must hold ``keys``; a ValueError names the file otherwise."""
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: no such weights file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
-    missing = [key for key in keys if key not in meta]
-    if missing:
-        raise ValueError(f"{path}: not an exported weights file of this method (its metadata has no "
-                         f"{', '.join(missing)})")
-    return meta
-
-
 def export_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str] | None = None) -> Path:
     """The shipped inference weights of one network (safetensors)."""
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap(module).state_dict().items()}
@@ -96,28 +81,10 @@ def export_weights(path: Path, module: torch.nn.Module, metadata: dict[str, str]
     return path
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of an exported weights file (safetensors, no pickle); a ValueError names the file otherwise."""
-    from safetensors.torch import load_file
-
-    if not Path(path).is_file():
-        raise ValueError(f"{path}: no such weights file")
-    try:
-        return load_file(str(path))
-    except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
-
-
-def prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The entries of ``state`` under ``prefix.``, with the prefix removed (one network of a combined file)."""
-    return {key[len(prefix) + 1:]: value for key, value in state.items() if key.startswith(prefix + ".")}
-
-
-def load_weights(path: Path, module: torch.nn.Module) -> torch.nn.Module:
-    """Load safetensors weights with strict key checking; the error names the file."""
-    state = read_weights(path)
-    missing, unexpected = unwrap(module).load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit {type(unwrap(module)).__name__} "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
-    return module
+def require_architecture(path: Path, recorded: Any, wanted: Any, ignore: tuple[str, ...] = ()) -> None:
+    """A ValueError naming ``path`` and every field of the architecture ``recorded`` in an exported weights file
+    that differs from the recipe's ``wanted`` (fields in ``ignore``, of networks the file does not hold, aside)."""
+    differ = [f"{f.name} {getattr(recorded, f.name)} (config: {getattr(wanted, f.name)})" for f in fields(wanted)
+              if f.name not in ignore and getattr(recorded, f.name) != getattr(wanted, f.name)]
+    if differ:
+        raise ValueError(f"{path}: its networks do not fit the configuration: {', '.join(differ)}")

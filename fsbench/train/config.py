@@ -1,35 +1,141 @@
-"""Training configurations: a named preset or a JSON file of fields, with ``fsbench train --set`` overrides."""
+"""Training configurations: a method's recipe nests the scaffold's parts (loop, identity loss, weight average,
+monitor) beside its own fields and its architecture.
+
+A recipe is a named preset or a JSON file of its fields (nested objects for the nested parts); ``fsbench train
+--set KEY=JSON`` overrides one field, a nested one by its dotted path (``loop.steps=2000``,
+``identity_loss.recognisers=["sface","facenet"]``, ``arch.width=0.25``).
+"""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields, is_dataclass
+import typing
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 T = TypeVar("T")
 
+PRECISIONS = ("fp32", "bf16", "auto")
 
-def resolve_config(cls: type[T], presets: Mapping[str, Any], name: str, overrides: Mapping[str, Any]) -> T:
-    """``cls`` built from ``presets[name]`` (an instance or a dict of fields) or from the JSON file ``name``, then
-    ``overrides``. Unknown names and keys are errors that list the known ones; JSON lists become tuples where the
-    field's default is a tuple (e.g. Adam betas)."""
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """How the trainer runs a recipe: steps, batch per rank, seed (see :func:`fsbench.train.loop.step_rng`), how
+    often it checkpoints, logs losses and draws a sample grid, and the precision of its steps (``bf16``: under
+    bfloat16 autocast, weights, optimiser state and checkpoints staying fp32; ``auto``: bf16 where the device has
+    native bf16 kernels, else fp32)."""
+
+    steps: int = 500_000
+    batch: int = 8
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 10
+    sample_every: int = 500
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"training precision must be fp32, bf16 or auto, got {self.precision!r}")
+
+
+@dataclass(frozen=True)
+class IdentityLossConfig:
+    """The identity loss (:class:`fsbench.train.identity.IdentityEnsemble`): its recognisers (never dlib; ():
+    the generator's identity encoder alone, as the papers) and whether each sees a random augmentation."""
+
+    recognisers: tuple[str, ...] = ()
+    augment: bool = False
+
+    def resolved(self, encoder: str) -> tuple[str, ...]:
+        """The loss's recognisers, given the generator's identity encoder."""
+        return self.recognisers or (encoder,)
+
+
+@dataclass(frozen=True)
+class AverageConfig:
+    """An exponential moving average of the generators' weights (:mod:`fsbench.train.average`; not in the papers):
+    the monitor scores it and the export holds it. ``decay`` 0: none, the live weights are exported."""
+
+    decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Validation swaps scored with dlib every ``every`` steps into ``monitor.jsonl``
+    (:class:`fsbench.train.monitor.Monitor`); 0: none."""
+
+    every: int = 0
+
+
+def _set(values: dict[str, Any], key: str, value: Any, cls: type) -> None:
+    *parents, last = key.split(".")
+    node = values
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            raise _unknown(cls, [key])
+        node = node[part]
+    node[last] = value
+
+
+def keys(cls: type) -> list[str]:
+    """Every settable key of a recipe class, nested ones by their dotted path."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in fields(cls):
+        sub = hints[f.name]
+        out += [f"{f.name}.{k}" for k in keys(sub)] if is_dataclass(sub) else [f.name]
+    return out
+
+
+def _unknown(root: type, names: list[str]) -> ValueError:
+    listed = ", ".join(f"'{n}'" for n in names)
+    return ValueError(f"unknown config key{'s' if len(names) > 1 else ''} {listed} for {root.__name__} "
+                      f"(known: {', '.join(keys(root))})")
+
+
+def build(cls: type[T], values: Mapping[str, Any], root: type | None = None, prefix: str = "") -> T:
+    """``cls`` from nested plain values; unknown keys are errors that list the known ones (of ``root``, the recipe,
+    by dotted paths), and JSON lists become tuples where the field's default is a tuple."""
+    root = root or cls
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise _unknown(root, [prefix + k for k in unknown])
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for key, value in values.items():
+        if is_dataclass(hints[key]):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"config key '{prefix + key}' of {root.__name__} takes an object of "
+                                 f"{hints[key].__name__} fields, got {value!r}")
+            value = build(hints[key], value, root, f"{prefix}{key}.")
+        elif isinstance(value, list) and isinstance(known[key].default, tuple):
+            value = tuple(value)
+        out[key] = value
+    try:
+        return cls(**out)
+    except TypeError as err:
+        raise ValueError(f"{root.__name__}: {err}") from None
+
+
+def _preset_values(cls: type, presets: Mapping[str, Any], name: str) -> dict[str, Any]:
     if name in presets:
-        preset = presets[name]
-        values = asdict(preset) if is_dataclass(preset) else dict(preset)
-    elif Path(name).is_file():
+        return asdict(presets[name])
+    if Path(name).is_file():
         try:
             values = json.loads(Path(name).read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{name}: not a JSON object of {cls.__name__} fields ({err})") from err
-    else:
-        raise ValueError(f"unknown config '{name}' for {cls.__name__} (known: {', '.join(presets)}, or a JSON file)")
-    values.update(overrides)
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)} for {cls.__name__} "
-                         f"(known: {', '.join(sorted(known))})")
-    for key, value in values.items():
-        if isinstance(value, list) and isinstance(known[key].default, tuple):
-            values[key] = tuple(value)
-    return cls(**values)
+        if not isinstance(values, dict):
+            raise ValueError(f"{name}: not a JSON object of {cls.__name__} fields")
+        return asdict(build(cls, values))
+    raise ValueError(f"unknown config '{name}' for {cls.__name__} (known: {', '.join(presets)}, or a JSON file)")
+
+
+def resolve_config(cls: type[T], presets: Mapping[str, T], name: str, overrides: Mapping[str, Any]) -> T:
+    """``cls`` from ``presets[name]`` or from the JSON file ``name`` (fields not in it keep their defaults), then
+    ``overrides`` (dotted keys for nested fields). Unknown names and keys are errors that list the known ones."""
+    values = _preset_values(cls, presets, name)
+    for key, value in overrides.items():
+        _set(values, key, value, cls)
+    return build(cls, values)

@@ -4,8 +4,9 @@ differentiable augmentation.
 A loss on one recogniser's embedding of the exact output pixels can be lowered by patterns that move that one
 network and nothing else: the loss falls while the swaps come no closer to the source. Here every recogniser sees
 its own random view of the swap: a small shift, scale and rotation (``affine_grid``), a blur, a colour jitter and
-sometimes a downsampling, before it re-aligns the crop to its own input size; the target is the embedding of the un-augmented source. dlib's ResNet,
-the benchmark's evaluation recogniser, is refused: a method trained on it would be scored by its own loss.
+sometimes a downsampling, before it re-aligns the crop to its own input size; the target is the embedding of the
+un-augmented source. dlib's ResNet, the benchmark's evaluation recogniser, is refused: a method trained on it would
+be scored by its own loss.
 
 Randomness comes from torch's global generator, which the training loop seeds per step (resumable runs).
 """
@@ -17,6 +18,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+
+from fsbench.api import identity_encoder
+from fsbench.train.config import IdentityLossConfig
 
 EVALUATION_ONLY = ("dlib",)  # recognisers that score the benchmark: never a training signal
 
@@ -90,15 +94,6 @@ def augment(x: torch.Tensor) -> torch.Tensor:
     return photometric(_affine(x))
 
 
-def identity_encoder(name: str = "sface", device: str | torch.device = "cpu"):
-    """A frozen, differentiable identity network for training losses: ``.embed(crops, template)`` returns
-    L2-normalised embeddings with gradients to ``crops``. ``sface`` and ``facenet`` are embedded;
-    ``arcface-ir-se50`` and ``cosface-sphere20`` need the user's file (fsbench assets add)."""
-    from fsbench import registry  # the metric backends are registered there, loaded on first use
-
-    return registry.metrics.get(name)(device=device)
-
-
 class IdentityEnsemble:
     """Frozen differentiable recognisers (:func:`identity_encoder` names) used together as a loss.
 
@@ -142,6 +137,13 @@ class IdentityEnsemble:
     def loss(self, crops: torch.Tensor, source: Sequence[torch.Tensor], template: str) -> torch.Tensor:
         """Per sample: 1 − cos averaged over the recognisers (FaceShifter's identity loss, ensembled)."""
         return 1 - self.cosines(crops, source, template).mean(1)
+
+    @classmethod
+    def of(cls, cfg: IdentityLossConfig, encoder_name: str, encoder: Any, device: str | torch.device
+           ) -> IdentityEnsemble:
+        """A recipe's identity loss, sharing the generator's identity encoder (``encoder_name``) where it is one of
+        the loss's recognisers."""
+        return cls(cfg.resolved(encoder_name), cfg.augment, device, encoders={encoder_name: encoder})
 
     def describe(self) -> dict[str, Any]:
         """What a checkpoint and a method card record about the identity loss."""

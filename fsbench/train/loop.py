@@ -1,52 +1,74 @@
-"""A resumable training loop: deterministic per step, checkpoints that survive a kill, JSONL loss logs.
+"""The trainer: drives a :class:`GANRun` step by step, deterministic per step, with checkpoints that survive a kill
+and JSONL loss logs.
 
-Every step seeds torch with ``seed + step`` and methods draw their batches as a function of the step, so a run
-resumed from a checkpoint takes exactly the steps an uninterrupted run would have taken.
+One seed rule (:func:`step_rng`): every random draw of a step (its batch, its edits, torch's generator) comes from
+(seed, step, rank, stream), so a run resumed from a checkpoint takes exactly the steps an uninterrupted run would
+have taken, and ranks draw different batches.
 """
 from __future__ import annotations
 
 import json
 import signal
 import time
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
+import numpy as np
 import torch
 
+from fsbench.api import native_bf16_cpu
 from fsbench.train import checkpoint
 from fsbench.train.average import WeightAverage
 from fsbench.train.checkpoint import unwrap
+from fsbench.train.config import LoopConfig
 from fsbench.train.dist import Dist
 
-StepFn = Callable[[int], dict[str, float]]
-SampleFn = Callable[[int, Path], None]
-MonitorFn = Callable[[], dict]  # scores the current networks (fsbench.train.monitor.Monitor.score)
+# the streams of one step (step_rng's last number): torch's generator and the batch (its images, edits and
+# occluders); SAMPLE_STREAM (at step 0) gives the fixed batch of the sample grids
+TORCH_STREAM, BATCH_STREAM, SAMPLE_STREAM = 0, 1, 2
 
 
-@dataclass
-class LoopConfig:
-    out: Path
-    steps: int
-    seed: int = 0
-    checkpoint_every: int = 200
-    log_every: int = 10
-    sample_every: int = 500
-    monitor_every: int = 0  # 0: no monitor; else records in out/monitor.jsonl where a call starts and every N
-    time_limit_s: float | None = None  # stop (with a checkpoint) after this long
-    # "bf16": each step runs under torch.autocast in bfloat16 (weights, optimiser state and checkpoints stay fp32);
-    # "auto": bf16 where the device has native bf16 kernels, else fp32 (see bf16_steps)
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "bf16", "auto"):
-            raise ValueError(f"training precision must be fp32, bf16 or auto, got {self.precision!r}")
+def step_rng(seed: int, step: int, rank: int = 0, stream: int = BATCH_STREAM) -> np.random.Generator:
+    """The generator of one stream of one step of one rank: the seed rule of every training run."""
+    return np.random.default_rng([seed, step, rank, stream])
 
 
-def native_bf16_cpu(device: torch.device) -> bool:
-    """Whether ``device`` is a CPU whose oneDNN has native bf16 kernels (on other CPUs bf16 is emulated, many times
-    slower than fp32); training's and inference's ``auto`` precision both ask this."""
-    return device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+def sample_rng(seed: int) -> np.random.Generator:
+    """The generator of the sample grids' fixed batch (the same at every step, on rank 0)."""
+    return step_rng(seed, 0, 0, SAMPLE_STREAM)
+
+
+class GANRun(ABC):
+    """What the trainer drives: the networks it checkpoints (``modules``, generators and discriminators by name),
+    their ``optimizers``, the weight ``averages`` of some of them (module name → :class:`WeightAverage`, updated
+    after every step and checkpointed as ``<name>_average``), one training ``step``, the ``swap`` the monitor
+    scores and a ``sample`` grid."""
+
+    modules: dict[str, torch.nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    averages: dict[str, WeightAverage]
+
+    @abstractmethod
+    def step(self, step: int) -> dict[str, float]:
+        """One training step (batches drawn with :func:`step_rng`); returns the losses to log."""
+
+    @abstractmethod
+    def swap(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Swaps of crops in [0, 1] by the network the export holds (:func:`fsbench.train.average.evaluated`)."""
+
+    @abstractmethod
+    def sample(self, step: int, path: Path) -> None:
+        """A PNG grid of the fixed batch of :func:`sample_rng` and its swaps."""
+
+
+def save_grid(rows: list[torch.Tensor], path: Path) -> None:
+    """Rows of ``B×3×H×W`` images in [-1, 1] as one PNG (a :meth:`GANRun.sample` grid)."""
+    import cv2
+
+    grid = torch.cat([torch.cat(list(r.detach().float().clamp(-1, 1).cpu()), dim=2) for r in rows], dim=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), ((grid.permute(1, 2, 0).numpy()[..., ::-1] + 1) * 127.5).round().astype(np.uint8))
 
 
 def bf16_steps(precision: str, device: torch.device) -> bool:
@@ -67,98 +89,113 @@ def emulated_bf16(precision: str, device: torch.device) -> bool:
 
 
 class Trainer:
-    """Runs ``step_fn`` from the last checkpoint; ``averages`` (name → :class:`WeightAverage`) are updated after every
-    step and checkpointed beside ``modules``. ``initial`` (module name → state dict) starts a run whose folder holds
-    no checkpoint from those weights, with fresh optimisers (``fsbench train --init-from``)."""
+    """Runs a :class:`GANRun` in the run folder ``out`` from its last checkpoint to ``loop.steps``.
 
-    def __init__(self, cfg: LoopConfig, d: Dist, modules: dict[str, torch.nn.Module],
-                 optimizers: dict[str, torch.optim.Optimizer],
-                 averages: dict[str, WeightAverage] | None = None,
-                 initial: dict[str, dict[str, torch.Tensor]] | None = None) -> None:
-        self.cfg, self.d, self.modules, self.optimizers = cfg, d, modules, optimizers
-        self.averages, self.initial = averages or {}, initial or {}
-        self.ckpt = cfg.out / "checkpoint.safetensors"
+    ``initial`` (module name → state dict) starts a run whose folder holds no checkpoint from those weights, with
+    fresh optimisers (``fsbench train --init-from``). ``monitor_every`` > 0 scores the run's swaps with the monitor
+    given to :meth:`train` where the call starts and every ``monitor_every`` steps; ``time_limit_s`` ends the call
+    with a checkpoint."""
+
+    def __init__(self, gan: GANRun, loop: LoopConfig, d: Dist, out: Path, *, monitor_every: int = 0,
+                 time_limit_s: float | None = None, initial: dict[str, dict[str, torch.Tensor]] | None = None
+                 ) -> None:
+        self.gan, self.loop, self.d, self.out = gan, loop, d, out
+        self.monitor_every, self.time_limit_s, self.initial = monitor_every, time_limit_s, initial or {}
+        self.ckpt = out / "checkpoint.safetensors"
         self.step = 0
         self.elapsed = 0.0  # training seconds over every call that trained this run, recorded in the checkpoint
         self._stop = False
 
     @property
     def interrupted(self) -> bool:
-        """Whether the last run stopped on SIGTERM/SIGINT (callers with several phases stop there too)."""
+        """Whether the last call stopped on SIGTERM/SIGINT (callers with several phases stop there too)."""
         return self._stop
 
+    def _networks(self) -> dict[str, torch.nn.Module]:
+        averaged = {f"{name}_average": a.average for name, a in self.gan.averages.items()}
+        return {**self.gan.modules, **averaged}
+
     def resume(self) -> int:
+        """Load the last checkpoint (or the initial weights of a fresh run); returns the step reached."""
         saved = checkpoint.module_names(self.ckpt) if self.ckpt.is_file() else set()
         if saved:
-            averaged = {name: a.average for name, a in self.averages.items() if name in saved}
-            self.step, extra = checkpoint.load(self.ckpt, {**self.modules, **averaged}, self.optimizers)
+            networks = {name: net for name, net in self._networks().items() if name in saved}
+            self.step, extra = checkpoint.load(self.ckpt, networks, self.gan.optimizers)
             self.elapsed = float(extra.get("elapsed_s", 0.0))
             if self.initial and self.d.main:
                 print(f"{self.ckpt}: resuming at step {self.step} (initial weights start a fresh run only)")
         else:
             for name, state in self.initial.items():
-                unwrap(self.modules[name]).load_state_dict(state)
-        for name, average in self.averages.items():
-            if name not in saved:  # a fresh run, or a state saved before averaging began
+                unwrap(self.gan.modules[name]).load_state_dict(state)
+        for name, average in self.gan.averages.items():
+            if f"{name}_average" not in saved:  # a fresh run, or a state saved before averaging began
                 average.reset()
         return self.step
 
     def save(self) -> None:
         if self.d.main:
-            averaged = {name: a.average for name, a in self.averages.items()}
-            checkpoint.save(self.ckpt, {**self.modules, **averaged}, self.optimizers, self.step,
-                            {"elapsed_s": self.elapsed})
+            checkpoint.save(self.ckpt, self._networks(), self.gan.optimizers, self.step, {"elapsed_s": self.elapsed})
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ANN001 — signal handler signature
         self._stop = True
 
-    def _monitor(self, monitor_fn: MonitorFn | None, at_start: bool = False) -> None:
+    def _monitor(self, monitor: Any, at_start: bool = False) -> None:
         from fsbench.train.monitor import RECORD_FILE, append_record, read_records
 
-        if monitor_fn is None or not self.cfg.monitor_every or not self.d.main:
+        if monitor is None or not self.monitor_every or not self.d.main:
             return
-        path = self.cfg.out / RECORD_FILE
+        path = self.out / RECORD_FILE
         if at_start and path.is_file() and any(r["step"] == self.step for r in read_records(path)):
             return
-        if at_start or self.step % self.cfg.monitor_every == 0:
-            append_record(path, self.step, monitor_fn())
+        if at_start or self.step % self.monitor_every == 0:
+            append_record(path, self.step, monitor.score(self.gan.swap))
 
-    def run(self, step_fn: StepFn, sample_fn: SampleFn | None = None, monitor_fn: MonitorFn | None = None) -> int:
-        """Train from the last checkpoint to ``cfg.steps``; returns the step reached. ``monitor_fn`` (main rank
-        only) is scored where this call starts and every ``monitor_every`` steps."""
-        self.resume()
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-        log = self.cfg.out / "losses.jsonl"
-        self.cfg.out.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        elapsed_before = self.elapsed
-        bf16 = bf16_steps(self.cfg.precision, self.d.device)
-        if self.d.main and emulated_bf16(self.cfg.precision, self.d.device):
+    def _precision(self) -> bool:
+        bf16 = bf16_steps(self.loop.precision, self.d.device)
+        if self.d.main and emulated_bf16(self.loop.precision, self.d.device):
             print("warning: precision bf16 on a CPU without native bf16 kernels is emulated and runs many times "
                   "slower than fp32 here; train with precision fp32 (or auto) on this machine")
-        elif self.d.main and self.cfg.precision == "auto":
+        elif self.d.main and self.loop.precision == "auto":
             print(f"precision auto: {'bf16' if bf16 else 'fp32'} steps on this {self.d.device.type}")
-        self._monitor(monitor_fn, at_start=True)
+        return bf16
+
+    def _log(self, losses: dict[str, float], step_s: float) -> None:
+        if self.d.main and (self.step % self.loop.log_every == 0 or self.step == 1):
+            with open(self.out / "losses.jsonl", "a") as f:
+                f.write(json.dumps({"step": self.step, "seconds": round(self.elapsed, 2),
+                                    "step_s": round(step_s, 3), **losses}) + "\n")
+
+    def _one_step(self, bf16: bool, elapsed_before: float, started: float) -> None:
+        loop = self.loop
+        seed = step_rng(loop.seed, self.step, self.d.rank, TORCH_STREAM).integers(2**63)
+        torch.manual_seed(int(seed))
+        t0 = time.perf_counter()
+        with torch.autocast(self.d.device.type, torch.bfloat16, enabled=bf16):
+            losses = self.gan.step(self.step)
+        for average in self.gan.averages.values():
+            average.update()
+        self.step += 1
+        self.elapsed = elapsed_before + (time.perf_counter() - started)
+        self._log(losses, time.perf_counter() - t0)
+        if self.step % loop.checkpoint_every == 0:
+            self.save()
+        if self.d.main and self.step % loop.sample_every == 0:
+            self.gan.sample(self.step, self.out / "samples" / f"step{self.step:07d}.png")
+
+    def train(self, monitor: Any = None) -> int:
+        """Train from the last checkpoint to ``loop.steps``; returns the step reached. ``monitor`` (a
+        :class:`fsbench.train.monitor.Monitor`, main rank only) scores :meth:`GANRun.swap`."""
+        self.resume()
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        self.out.mkdir(parents=True, exist_ok=True)
+        started, elapsed_before = time.perf_counter(), self.elapsed
+        bf16 = self._precision()
+        self._monitor(monitor, at_start=True)
         try:
-            while self.step < self.cfg.steps and not self._stop:
-                torch.manual_seed(self.cfg.seed + self.step)
-                t0 = time.perf_counter()
-                with torch.autocast(self.d.device.type, torch.bfloat16, enabled=bf16):
-                    losses = step_fn(self.step)
-                for average in self.averages.values():
-                    average.update()
-                self.step += 1
-                self.elapsed = elapsed_before + (time.perf_counter() - started)
-                if self.d.main and (self.step % self.cfg.log_every == 0 or self.step == 1):
-                    with open(log, "a") as f:
-                        f.write(json.dumps({"step": self.step, "seconds": round(self.elapsed, 2),
-                                            "step_s": round(time.perf_counter() - t0, 3), **losses}) + "\n")
-                if self.step % self.cfg.checkpoint_every == 0:
-                    self.save()
-                if sample_fn is not None and self.d.main and self.step % self.cfg.sample_every == 0:
-                    sample_fn(self.step, self.cfg.out / "samples" / f"step{self.step:07d}.png")
-                self._monitor(monitor_fn)
-                if self.cfg.time_limit_s and time.perf_counter() - started > self.cfg.time_limit_s:
+            while self.step < self.loop.steps and not self._stop:
+                self._one_step(bf16, elapsed_before, started)
+                self._monitor(monitor)
+                if self.time_limit_s and time.perf_counter() - started > self.time_limit_s:
                     break
         finally:
             self.save()

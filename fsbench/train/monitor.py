@@ -183,7 +183,7 @@ def plot(run_dir: Path, out: Path) -> Path:
 
     files = sorted(run_dir.rglob(RECORD_FILE))
     if not files:
-        raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor_every > 0)")
+        raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor.every > 0)")
     runs = {path: read_records(path) for path in files}
     panels = [c for c in CURVES.values() if any(c.key in r for recs in runs.values() for r in recs)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsbench.train.checkpoint import export_weights, load_weights
+from fsbench.train.checkpoint import export_weights
+from fsbench.weights import load_weights
 from fsbench.train.data import FaceCrops
 from fsbench.train.identity import photometric
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.faceshifter.configs import FaceShifterConfig
+from methods.faceshifter.configs import Architecture
 
 ENCODER_PLAN = (32, 64, 128, 256, 512, 1024, 1024)  # 7 stride-2 convolutions
 GENERATOR_PLAN = ((1024, 1024), (1024, 1024), (1024, 1024), (1024, 512), (512, 256), (256, 128), (128, 64), (64, 3))
@@ -57,10 +57,10 @@ def unet_levels(down: nn.ModuleList, up: nn.ModuleList, x: torch.Tensor) -> list
 class AttributeEncoder(nn.Module):
     """U-Net giving the 8 attribute maps, coarsest first."""
 
-    def __init__(self, cfg: FaceShifterConfig) -> None:
+    def __init__(self, arch: Architecture) -> None:
         super().__init__()
         # decoder: from the bottleneck up to size/2
-        self.down, self.up = unet_layers(3, [cfg.channels(c) for c in ENCODER_PLAN])
+        self.down, self.up = unet_layers(3, [arch.channels(c) for c in ENCODER_PLAN])
 
     def channels(self) -> list[int]:
         """Channels of z_att^1 … z_att^8."""
@@ -141,11 +141,11 @@ class AADResBlk(nn.Module):
 
 
 class AADGenerator(nn.Module):
-    def __init__(self, cfg: FaceShifterConfig, att_channels: list[int]) -> None:
+    def __init__(self, arch: Architecture, att_channels: list[int]) -> None:
         super().__init__()
-        plan = [(cfg.channels(a), 3 if b == 3 else cfg.channels(b)) for a, b in GENERATOR_PLAN]
-        self.init = nn.ConvTranspose2d(cfg.id_dim, plan[0][0], cfg.size // 128)
-        self.blocks = nn.ModuleList(AADResBlk(cin, cout, att, cfg.id_dim)
+        plan = [(arch.channels(a), 3 if b == 3 else arch.channels(b)) for a, b in GENERATOR_PLAN]
+        self.init = nn.ConvTranspose2d(arch.id_dim, plan[0][0], arch.size // 128)
+        self.blocks = nn.ModuleList(AADResBlk(cin, cout, att, arch.id_dim)
                                     for (cin, cout), att in zip(plan, att_channels))
 
     def forward(self, z_att: list[torch.Tensor], z_id: torch.Tensor) -> torch.Tensor:
@@ -160,10 +160,10 @@ class AADGenerator(nn.Module):
 class AEINet(nn.Module):
     """Ŷ_s,t = AEI(z_id(X_s), X_t); images in [-1, 1]."""
 
-    def __init__(self, cfg: FaceShifterConfig) -> None:
+    def __init__(self, arch: Architecture) -> None:
         super().__init__()
-        self.encoder = AttributeEncoder(cfg)
-        self.generator = AADGenerator(cfg, self.encoder.channels())
+        self.encoder = AttributeEncoder(arch)
+        self.generator = AADGenerator(arch, self.encoder.channels())
 
     def forward(self, target: torch.Tensor, z_id: torch.Tensor, output_attributes: bool = False
                 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor] | None]:

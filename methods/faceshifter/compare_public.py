@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from methods.faceshifter.configs import get_config
-from methods.faceshifter.method import FaceShifterNet, FastFaceShifter
+from methods.faceshifter.method import FastFaceShifter
+from methods.faceshifter.net import FaceShifterNet
 
 
 def public_state(ours: FaceShifterNet) -> dict[str, torch.Tensor]:
@@ -58,7 +59,7 @@ def public_state(ours: FaceShifterNet) -> dict[str, torch.Tensor]:
 
 def _random_paper_net() -> FaceShifterNet:
     torch.manual_seed(0)
-    net = FaceShifterNet(get_config("paper"))
+    net = FaceShifterNet(get_config("paper").arch)
     with torch.no_grad():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from fsbench.api import interleaved_ms
 
     ours = _random_paper_net()
-    dim = ours.cfg.id_dim
+    dim = ours.arch.id_dim
     public = public_module.AEI_Net(c_id=dim).eval()
     public.load_state_dict(public_state(ours), strict=True)
     torch.manual_seed(1)

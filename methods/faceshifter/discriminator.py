@@ -5,13 +5,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from methods.faceshifter.configs import FaceShifterConfig
+from methods.faceshifter.configs import Architecture
+
+SCALES = 3  # the image and its 2× and 4× average-pooled versions
 
 
-def _patch_d(cfg: FaceShifterConfig) -> nn.Sequential:
-    nf = cfg.channels(64)
+def _patch_d(arch: Architecture) -> nn.Sequential:
+    nf = arch.channels(64)
     layers: list[nn.Module] = [nn.Conv2d(3, nf, 4, 2, 1), nn.LeakyReLU(0.2)]
-    for _ in range(1, cfg.d_layers):
+    for _ in range(1, arch.d_layers):
         layers += [nn.Conv2d(nf, 2 * nf, 4, 2, 1), nn.BatchNorm2d(2 * nf), nn.LeakyReLU(0.2)]
         nf *= 2
     layers += [nn.Conv2d(nf, nf, 4, 1, 1), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2), nn.Conv2d(nf, 1, 4, 1, 1)]
@@ -19,11 +21,11 @@ def _patch_d(cfg: FaceShifterConfig) -> nn.Sequential:
 
 
 class MultiScaleDiscriminator(nn.Module):
-    """``d_scales`` PatchGANs on the image and its 2×, 4×, … average-pooled versions; returns one logit map each."""
+    """``SCALES`` PatchGANs on the image and its 2× and 4× average-pooled versions; returns one logit map each."""
 
-    def __init__(self, cfg: FaceShifterConfig) -> None:
+    def __init__(self, arch: Architecture) -> None:
         super().__init__()
-        self.scales = nn.ModuleList(_patch_d(cfg) for _ in range(cfg.d_scales))
+        self.scales = nn.ModuleList(_patch_d(arch) for _ in range(SCALES))
 
     def forward(self, *batches: torch.Tensor) -> tuple[list[torch.Tensor], ...]:
         """One list of logit maps per batch. Batches go through separately (BatchNorm statistics of real and fake

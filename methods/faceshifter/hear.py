@@ -9,15 +9,15 @@ import torch
 import torch.nn as nn
 
 from methods.faceshifter.aei import unet_layers, unet_levels
-from methods.faceshifter.configs import FaceShifterConfig
+from methods.faceshifter.configs import Architecture
 
 HEAR_PLAN = (64, 128, 256, 512, 512)
 
 
 class HEARNet(nn.Module):
-    def __init__(self, cfg: FaceShifterConfig) -> None:
+    def __init__(self, arch: Architecture) -> None:
         super().__init__()
-        enc = [cfg.channels(c) for c in HEAR_PLAN]
+        enc = [arch.channels(c) for c in HEAR_PLAN]
         self.down, self.up = unet_layers(6, enc)
         self.out = nn.ConvTranspose2d(2 * enc[0], 3, 4, 2, 1)  # the fifth up-sampling, to RGB
 

@@ -14,38 +14,21 @@ within 8/255 of fp32 on [0, 1] images, half a level on average (tests/test_faces
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from fsbench.api import (Method, MethodCard, exported_metadata, fold_batchnorm, identity_encoder, inference_dtype,
-                         load_weights, prepack_convolutions)
-from methods.faceshifter.aei import AEINet
-from methods.faceshifter.configs import FaceShifterConfig, get_config
-from methods.faceshifter.hear import HEARNet
+                         load_weights, prepack_convolutions, recorded_architecture, recorded_config,
+                         training_recognisers)
+from methods.faceshifter.configs import Architecture, get_config
+from methods.faceshifter.net import TEMPLATE, FaceShifterNet, parameter_count
 
-TEMPLATE = "ffhq-256"
 WEIGHTS = Path(__file__).parent / "weights" / "faceshifter-cpu.safetensors"
-
-
-class FaceShifterNet(nn.Module):
-    """AEI-Net and HEAR-Net in one module: the layout of the shipped safetensors file (``aei.*``, ``hear.*``)."""
-
-    def __init__(self, cfg: FaceShifterConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.aei, self.hear = AEINet(cfg), HEARNet(cfg)
-
-    def forward(self, target: torch.Tensor, z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
-        """Ŷ_s,t refined by HEAR-Net; ``target`` in [-1, 1]."""
-        both = self.aei.generator(self.aei.encoder(target), torch.cat([z_src, z_tgt]))
-        y_st, y_tt = both.chunk(2)
-        return self.hear(y_st, target - y_tt)
 
 
 # The prepacked channels-last path pays off for wide networks and costs for narrow ones, whose few channels make
@@ -67,7 +50,7 @@ class FastFaceShifter(nn.Module):
         super().__init__()
         self.dtype = dtype
         on_cpu = next(net.parameters()).device.type == "cpu"
-        self.prepacked = on_cpu and net.cfg.width >= PREPACK_MIN_WIDTH if prepacked is None else prepacked
+        self.prepacked = on_cpu and net.arch.width >= PREPACK_MIN_WIDTH if prepacked is None else prepacked
         folded = fold_batchnorm(net).to(dtype)  # the U-Nets' conv → BN → LeakyReLU layers (aei.unet_layers)
         self.net = prepack_convolutions(folded) if self.prepacked else folded
 
@@ -80,75 +63,58 @@ class FastFaceShifter(nn.Module):
         return self.net(target, z_src.to(self.dtype), z_tgt.to(self.dtype)).float().contiguous()
 
 
-def weights_config(path: Path) -> FaceShifterConfig:
-    """The training configuration recorded in a weights file's metadata."""
-    fields = json.loads(exported_metadata(path, "config")["config"])
-    try:
-        fields["betas"] = tuple(fields["betas"])
-        fields["id_losses"] = tuple(fields.get("id_losses", ()))
-        return FaceShifterConfig(**fields)
-    except (KeyError, TypeError) as err:
-        raise ValueError(f"{path}: its recorded configuration is not FaceShifter's ({err})") from None
-
-
-def parameter_count(cfg: FaceShifterConfig) -> int:
-    """AEI-Net + HEAR-Net parameters, counted on the meta device (nothing allocated)."""
-    with torch.device("meta"):
-        return sum(p.numel() for p in FaceShifterNet(cfg).parameters())
-
-
 def _card(path: Path) -> MethodCard:
-    """The card of the weights in ``path`` (the paper's configuration and no checkpoint if there is no file)."""
+    """The card of the weights in ``path`` (the paper's architecture and no checkpoint if there is no file)."""
     exists = path.is_file()
-    cfg = weights_config(path) if exists else FaceShifterConfig()
+    arch = recorded_architecture(Architecture, path) if exists else Architecture()
+    recognisers = training_recognisers(arch.id_encoder, exported_metadata(path)) if exists else (arch.id_encoder,)
     return MethodCard(
-        name="faceshifter", version="3", input_size=cfg.size, template=TEMPLATE, licence="MIT",
+        name="faceshifter", version="3", input_size=arch.size, template=TEMPLATE, licence="MIT",
         checkpoint=path.name if exists else None,
         checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest() if exists else None,
-        parameters=parameter_count(cfg),
+        parameters=parameter_count(arch),
         paper="Li et al., FaceShifter: Towards High Fidelity and Occlusion Aware Face Swapping, CVPR 2020",
-        notes={"config": cfg.to_dict(), "identity_encoder": cfg.id_encoder,
-               "inference": "BN folded, bf16 where native (else fp32)",
-               "training_recognisers": list(cfg.recognisers),
-               "model_card": "methods/faceshifter/MODEL_CARD.md"})
+        notes={"config": recorded_config(path) if exists else {"arch": asdict(arch)},
+               "identity_encoder": arch.id_encoder, "inference": "BN folded, bf16 where native (else fp32)",
+               "training_recognisers": list(recognisers), "model_card": "methods/faceshifter/MODEL_CARD.md"})
 
 
 class FaceShifter(Method):
     card = _card(WEIGHTS)
 
     def __init__(self, device: str | torch.device = "cpu", weights: Path | None = None,
-                 random_config: FaceShifterConfig | None = None, precision: str = "auto") -> None:
-        """``weights``: a FaceShifter safetensors file (default: the shipped one). ``random_config``: instead,
-        random weights in that configuration (see :meth:`untrained`). ``precision``: ``fp32``, ``bf16`` or
+                 random_arch: Architecture | None = None, precision: str = "auto") -> None:
+        """``weights``: a FaceShifter safetensors file (default: the shipped one). ``random_arch``: instead,
+        random weights in that architecture (see :meth:`untrained`). ``precision``: ``fp32``, ``bf16`` or
         ``auto`` (bf16 where the CPU has native bf16 kernels, else fp32) for :class:`FastFaceShifter`."""
         super().__init__(device)
-        if random_config is not None:
+        if random_arch is not None:
             torch.manual_seed(0)
-            self.cfg, net = random_config, FaceShifterNet(random_config)
+            self.arch, net = random_arch, FaceShifterNet(random_arch)
         else:
             path = Path(weights) if weights else WEIGHTS
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no FaceShifter weights; train them with "
                                         "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
-            self.cfg = weights_config(path)
-            net = load_weights(path, FaceShifterNet(self.cfg))
+            self.arch = recorded_architecture(Architecture, path)
+            net = load_weights(path, FaceShifterNet(self.arch))
             if weights:
                 self.card = _card(path)
         self.net = net.to(self.device).eval()
         self.fast = FastFaceShifter(self.net, inference_dtype(precision, self.device))
-        self.encoder = identity_encoder(self.cfg.id_encoder, self.device)
+        self.encoder = identity_encoder(self.arch.id_encoder, self.device)
 
     @classmethod
     def untrained(cls, config: str, device: str | torch.device = "cpu") -> FaceShifter:
         cfg = get_config(config)
-        method = cls(device, random_config=cfg)
-        method.card = replace(cls.card, name=f"faceshifter[{config}, random weights]", input_size=cfg.size,
-                              checkpoint=None, checkpoint_sha256=None, parameters=parameter_count(cfg),
-                              notes={"config": cfg.to_dict(), "weights": "random (untrained)"})
+        method = cls(device, random_arch=cfg.arch)
+        method.card = replace(cls.card, name=f"faceshifter[{config}, random weights]", input_size=cfg.arch.size,
+                              checkpoint=None, checkpoint_sha256=None, parameters=parameter_count(cfg.arch),
+                              notes={"config": asdict(cfg), "weights": "random (untrained)"})
         return method
 
     def _fit(self, crops: torch.Tensor) -> torch.Tensor:
-        size = self.cfg.size
+        size = self.arch.size
         crops = crops.to(self.device, torch.float32)
         if crops.shape[-1] != size:
             crops = F.interpolate(crops, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -175,9 +141,9 @@ class FaceShifter(Method):
         return {"aei": self.net.aei, "hear": self.net.hear}
 
     @classmethod
-    def train(cls, config: str, out: Path, device: str = "cpu", init_from: Path | None = None,
-              **overrides: Any) -> Path:
+    def train(cls, config: str, out: Path, device: str = "cpu", *, init_from: Path | None = None,
+              time_limit_s: float | None = None, overrides: Mapping[str, Any] | None = None) -> Path:
         from methods.faceshifter.train import train
 
-        return train(config, out, device, init_from, **overrides)
+        return train(config, out, device, init_from=init_from, time_limit_s=time_limit_s, overrides=overrides)
 

@@ -20,14 +20,16 @@ from safetensors import safe_open
 from torch.utils.flop_counter import FlopCounterMode
 
 from fsbench.api import interleaved_ms
-from methods.faceshifter.configs import CONFIGS, get_config
-from methods.faceshifter.method import PREPACK_MIN_WIDTH, TEMPLATE, FaceShifter, FaceShifterNet, FastFaceShifter
+from methods.faceshifter.configs import CONFIGS, Architecture, get_config
+from methods.faceshifter.method import PREPACK_MIN_WIDTH, FaceShifter, FastFaceShifter
+from methods.faceshifter.net import TEMPLATE, FaceShifterNet
 
 
 def sizes(widths: list[float]) -> None:
     """Counted and traced on the meta device: nothing is allocated or run. ``widths``: also ``cpu-portraits`` at
     each of these widths (rows ``cpu-portraits@W``), the sizes a wider CPU-resolution network would have."""
-    configs = {**CONFIGS, **{f"cpu-portraits@{w:g}": get_config("cpu-portraits", width=w) for w in widths}}
+    configs = {name: cfg.arch for name, cfg in CONFIGS.items()}
+    configs.update({f"cpu-portraits@{w:g}": get_config("cpu-portraits", {"arch.width": w}).arch for w in widths})
     print(f"{'config':<18} {'net':<5} {'parameters':>12} {'MB fp32':>9} {'MiB fp32':>9} {'GFLOPs/image':>13}")
     for name, cfg in configs.items():
         with torch.device("meta"):
@@ -85,7 +87,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def selfswap(weights: str | None) -> None:
     method = FaceShifter(weights=weights)
-    crops = test_still_crops(method.cfg.size)
+    crops = test_still_crops(method.arch.size)
     out = torch.cat([method.swap(c[None], c[None]) for c in crops])
     values = psnr(out, crops)
     print(f"self-swap PSNR on {len(crops)} mini test stills (ffhq-256 crops at {crops.shape[-1]} px): "
@@ -95,15 +97,16 @@ def selfswap(weights: str | None) -> None:
 def swap_identity(weights: str | None, aei_checkpoint: str | None, count: int) -> None:
     """SFace cosines of swaps of random training-identity pairs: whether the identity moves in the training
     encoder's own space (the protocols report the evaluation recogniser, dlib, on test identities)."""
-    from fsbench.api import mini_train_crops
+    from fsbench.train.data import mini_train_crops
     from fsbench.train import checkpoint
+    from fsbench.train import step_rng
     from methods.faceshifter.train import BalancedPairs
 
     method = FaceShifter(weights=weights)
     if aei_checkpoint:  # AEI-Net alone, from a training checkpoint of the weights' configuration
         checkpoint.load(Path(aei_checkpoint), {"aei": method.net.aei}, {})
-    crops = mini_train_crops(TEMPLATE, method.cfg.size)
-    src, tgt, _ = BalancedPairs(crops)(999, 0, count, 0.0)
+    crops = mini_train_crops(TEMPLATE, method.arch.size)
+    src, tgt, _ = BalancedPairs(crops)(step_rng(999, 0), count, 0.0)
     with torch.no_grad():
         z_s, z_t = method.encoder.embed(src, TEMPLATE), method.encoder.embed(tgt, TEMPLATE)
         y = ((method.net.aei(tgt * 2 - 1, z_s)[0] + 1) / 2 if aei_checkpoint else method.swap_embedded(z_s, tgt))
@@ -119,11 +122,11 @@ def layouts() -> None:
     print(f"bf16, {torch.get_num_threads()} thread(s); the method prepacks from width {PREPACK_MIN_WIDTH}")
     for size, width in ((128, 1 / 8), (128, 1 / 4), (128, 1 / 2), (128, 1.0), (256, 1 / 8), (256, 1 / 2)):
         torch.manual_seed(0)
-        net = FaceShifterNet(get_config("cpu", size=size, width=width)).eval()
+        net = FaceShifterNet(Architecture(size=size, width=width)).eval()
         paths = {packed: FastFaceShifter(net, torch.bfloat16, prepacked=packed) for packed in (False, True)}
         for batch in (1, 8):
             x = torch.rand(batch, 3, size, size) * 2 - 1
-            z = F.normalize(torch.randn(batch, net.cfg.id_dim), dim=1)
+            z = F.normalize(torch.randn(batch, net.arch.id_dim), dim=1)
             times = interleaved_ms({packed: (lambda f=f: f(x, z, z)) for packed, f in paths.items()}, 5, 1)
             plain, packed = (float(np.median(times[k])) / batch for k in (False, True))
             print(f"  {size}px width {width:<6.3f} batch {batch}: plain {plain:7.1f}  prepacked {packed:7.1f} "

@@ -59,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(args.public))
     from modules.EncoderDecoder import EncoderDecoder as Public  # the public definition, from the user's checkout
 
-    ours, cfg = load_generator(args.weights)
-    dim = ours.identity_encoder.b256_down.fc_mean.in_features
-    public = Public(cfg["width"], dim).eval()
+    ours, _ = load_generator(args.weights)
+    width, dim = ours.encoder_head.conv_image.out_channels, ours.identity_encoder.b256_down.fc_mean.in_features
+    public = Public(width, dim).eval()
     public.load_state_dict(ours.state_dict(), strict=True)
     torch.manual_seed(0)
     x = torch.rand(1, 3, args.size, args.size) * 2 - 1

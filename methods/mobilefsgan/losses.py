@@ -77,13 +77,13 @@ def _slices(features: nn.Sequential, cuts: tuple[int, ...]) -> list[nn.Module]:
 
 def perceptual_loss(backbone: str, device: str | torch.device = "cpu", vgg19_file: str = "") -> PerceptualLoss:
     """``mobilenet_v2`` (embedded) or ``vgg19`` (the user's torchvision ``vgg19-dcbb9e9d.pth``)."""
-    from fsbench.api import perceptual_network
+    from fsbench.train import perceptual_network
 
     if backbone == "mobilenet_v2":
         return PerceptualLoss(_slices(perceptual_network(device).features, _MOBILENET_CUTS),
                               "perceptual-MobileNetV2").to(device)
     if backbone == "vgg19":
-        from fsbench.api import load_vgg19_features
+        from fsbench.train import load_vgg19_features
 
         return PerceptualLoss(_slices(load_vgg19_features(vgg19_file), _VGG_CUTS), "perceptual-VGG19").to(device)
     raise ValueError(f"unknown perceptual backbone '{backbone}' (mobilenet_v2, vgg19)")

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
-from fsbench.api import Method, MethodCard, exported_metadata, inference_dtype, load_weights
-from methods.mobilefsgan.configs import Config, load_config, training_recognisers
+from fsbench.api import (Method, MethodCard, exported_metadata, inference_dtype, load_weights, recorded_architecture,
+                         recorded_config, training_recognisers)
+from methods.mobilefsgan.configs import Architecture, load_config
 from methods.mobilefsgan.export import export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
 from methods.mobilefsgan.identity import DIMS, IdentityNet, TEMPLATE
@@ -20,12 +20,12 @@ CHECKPOINT = "mobilefsgan-cpu.safetensors"
 
 
 def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
-    """The generator a weights file was trained as (width and embedding size from its metadata), in eval mode."""
+    """The generator a weights file was trained as (width and embedding size from its metadata), in eval mode, and
+    the recipe it records."""
     meta = exported_metadata(path, "config", "embedding")
-    cfg = json.loads(meta["config"])
-    net = EncoderDecoder(cfg["width"], int(meta["embedding"]))
+    net = EncoderDecoder(recorded_architecture(Architecture, path).width, int(meta["embedding"]))
     load_weights(path, net)
-    return net.eval(), cfg
+    return net.eval(), recorded_config(path)
 
 
 def _trained_on(cfg: dict[str, Any]) -> str:
@@ -38,14 +38,15 @@ def _trained_on(cfg: dict[str, Any]) -> str:
 def _card(path: Path, sha256: str) -> MethodCard:
     """The card of the weights in ``path`` (whose sha256 the caller gives: the shipped one is pinned here rather
     than hashed at every import); notes from the file's training configuration, empty if there is no file."""
-    cfg = json.loads(exported_metadata(path, "config")["config"]) if path.is_file() else {}
+    meta = exported_metadata(path, "config") if path.is_file() else {}
+    cfg = recorded_config(path) if meta else {}
+    identity = recorded_architecture(Architecture, path).identity if meta else Architecture().identity
     return MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=path.name,
                       checkpoint_sha256=sha256, parameters=2_075_413,
                       licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
                       paper="MobileFSGAN (HoiM/MobileFSGAN); generator at N=64 with the SFace 128-d embedding",
-                      notes={"identity": cfg.get("identity", "sface"), "output": "full-size head",
-                             "trained": _trained_on(cfg),
-                             "training_recognisers": list(training_recognisers(cfg) if cfg else ()),
+                      notes={"identity": identity, "output": "full-size head", "trained": _trained_on(cfg),
+                             "training_recognisers": list(training_recognisers(identity, meta) if meta else ()),
                              "inference": "BN folded, channels-last, bf16 where native (else fp32)"})
 
 
@@ -53,22 +54,22 @@ class MobileFSGAN(Method):
     card = _card(WEIGHTS_DIR / CHECKPOINT, "467b568326c303a2261e39f760e0c603206da2fe8eaf604e5841724e4c5f5f1b")
 
     def __init__(self, device: str | torch.device = "cpu", weights: str | Path | None = None,
-                 precision: str = "auto", random_config: Config | None = None) -> None:
+                 precision: str = "auto", random_arch: Architecture | None = None) -> None:
         """``precision``: ``fp32`` (BN-folded, channels-last), ``bf16`` (the same in bfloat16) or ``auto``
-        (bf16 where oneDNN has native bf16 kernels on this CPU, else fp32; CUDA runs fp32). ``random_config``:
-        random weights in that configuration instead of a weights file (see :meth:`untrained`)."""
+        (bf16 where oneDNN has native bf16 kernels on this CPU, else fp32; CUDA runs fp32). ``random_arch``:
+        random weights in that architecture instead of a weights file (see :meth:`untrained`)."""
         super().__init__(device)
-        if random_config is not None:
+        if random_arch is not None:
             torch.manual_seed(0)
-            identity = random_config.identity
-            self.generator = EncoderDecoder(random_config.width, DIMS[identity]).eval()
+            identity = random_arch.identity
+            self.generator = EncoderDecoder(random_arch.width, DIMS[identity]).eval()
         else:
             path = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: MobileFSGAN weights missing (train them with "
                                         f"`fsbench train mobilefsgan --config cpu --out DIR`)")
-            self.generator, cfg = load_generator(path)
-            identity = cfg["identity"]
+            self.generator, _ = load_generator(path)
+            identity = recorded_architecture(Architecture, path).identity
             if weights:
                 self.card = _card(path, hashlib.sha256(path.read_bytes()).hexdigest())
         self.identity = IdentityNet(identity, self.device)
@@ -78,11 +79,11 @@ class MobileFSGAN(Method):
     @classmethod
     def untrained(cls, config: str, device: str | torch.device = "cpu") -> MobileFSGAN:
         cfg = load_config(config)
-        method = cls(device, random_config=cfg)
+        method = cls(device, random_arch=cfg.arch)
         method.card = replace(cls.card, name=f"mobilefsgan[{config}, random weights]", input_size=cfg.size,
                               checkpoint=None, checkpoint_sha256=None,
                               parameters=sum(p.numel() for p in method.generator.parameters()),
-                              notes={**cls.card.notes, "config": cfg.to_dict(), "weights": "random (untrained)"})
+                              notes={**cls.card.notes, "config": asdict(cfg), "weights": "random (untrained)"})
         return method
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -106,8 +107,8 @@ class MobileFSGAN(Method):
         return self.swap_embedded(self.embed_identity(source), target)
 
     @classmethod
-    def train(cls, config: str, out: Path, device: str = "cpu", init_from: Path | None = None,
-              **overrides: Any) -> Path:
+    def train(cls, config: str, out: Path, device: str = "cpu", *, init_from: Path | None = None,
+              time_limit_s: float | None = None, overrides: Mapping[str, Any] | None = None) -> Path:
         from methods.mobilefsgan.train import train
 
-        return train(config, out, device, init_from, **overrides)
+        return train(config, out, device, init_from=init_from, time_limit_s=time_limit_s, overrides=overrides)

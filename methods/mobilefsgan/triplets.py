@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from fsbench.api import IdentityDraw
+from fsbench.train import IdentityDraw
 
 Edit = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
