@@ -10,7 +10,7 @@ JPEG files (quality 90: about 5 KB a crop against 26 KB as PNG, so that a refres
     results/samples/<protocol>-v<version>/<method key>/<pair>.jpg   method key: name-vVERSION-<checkpoint sha256[:12]>
 
 Where the swap cache is gone (a fresh clone whose results are current) the chosen pairs are swapped again through
-the runner's own path (``CropStore``, ``swap_pairs``, ``SwapCache``) into the same cache: the same crops as the
+the runner's own path (``CropStore``, :mod:`fsbench.swapcache`) into the same cache: the same crops as the
 run's (the shipped networks' swaps of one pair alone and within a batch differ by at most 1e-4 of a grey level,
 so the rounded PNG in the cache is the one the run scored). ``fsbench leaderboard
 build`` draws ``<protocol>_samples.jpg``: one row per pair, columns source, target, then each leaderboard row's swap.
@@ -35,7 +35,7 @@ from fsbench import registry
 from fsbench.faces.align import template_to_template
 from fsbench.protocols.base import Pair
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
-from fsbench.runner import RunConfig, SwapCache, method_key, probe_precision, swap_cache_folder, swap_pairs
+from fsbench.swapcache import SwapCache, method_key, probe_precision, swap_cache_folder, swap_pairs
 
 ROWS = 6  # pairs per sheet
 SIDE = 128  # px of a stored sample crop and of a sheet cell
@@ -107,8 +107,7 @@ def store(method: str, protocol: str, runs: Path, results: Path, seed: int = 0) 
     cache = SwapCache(swap_cache_folder(runs, card.to_dict(), proto.name, proto.version),
                       probe_precision(instance, pairs, crops))
     failures: dict[str, str] = {}
-    swap_pairs(instance, pairs, crops, cache, RunConfig(method, protocol, out=runs, seed=seed, progress=False),
-               failures)
+    swap_pairs(instance, pairs, crops, cache, failures, seed=seed, progress=False)
     key = method_key(card.to_dict())
     for old in folder.glob(f"{card.name}-v*"):  # samples of another version or checkpoint of this method
         if old.name != key and re.fullmatch(rf"{re.escape(card.name)}-v[^-]+-[0-9a-z]+", old.name):

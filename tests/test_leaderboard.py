@@ -112,7 +112,7 @@ def test_pairs_are_chosen_by_a_seeded_rule_with_distinct_identities():
 
 def test_samples_come_from_the_swap_cache_and_the_sheet_is_checked(tmp_path, stored):
     from fsbench import registry
-    from fsbench.runner import swap_cache_folder
+    from fsbench.swapcache import swap_cache_folder
 
     # a sample is the run's cached swap: plant a marked swap in the cache and store again
     pairs = json.loads((stored / "mini-stills-v1" / "pairs.json").read_text())

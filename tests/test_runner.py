@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fsbench import assets, registry, results
-from fsbench.runner import RunConfig, SwapCache, run
+from fsbench.runner import RunConfig, run
+from fsbench.swapcache import SwapCache
 from fsbench.train.loop import native_bf16_cpu
 from methods.baselines.paste_source import PasteSource
 

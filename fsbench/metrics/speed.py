@@ -15,53 +15,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from fsbench.api import Method
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.nets import prepack
+from fsbench.precision import ComputeDtypes
 from fsbench.results import device_name
 from fsbench.scoring import DEFAULT_BACKENDS, backend_features
 from fsbench.timing import matmul_gflops, time_ms
 
 
-_DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16", torch.float64: "fp64"}
-_COMPUTE_OPS = {torch.ops.aten.convolution.default, torch.ops.aten.mm.default, torch.ops.aten.addmm.default,
-                torch.ops.aten.bmm.default, torch.ops.aten.baddbmm.default, *prepack.COMPUTE_OPS}
-
-
-class _ComputeDtypes(TorchDispatchMode):
-    """Records the dtypes the convolutions and matmuls run in: the precision a network actually ran in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dtypes: set[str] = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in _COMPUTE_OPS and isinstance(args[0], torch.Tensor):
-            self.dtypes.add(_DTYPE_NAMES.get(args[0].dtype, str(args[0].dtype).removeprefix("torch.")))
-        return func(*args, **(kwargs or {}))
-
-    @property
-    def precision(self) -> str:
-        """``bf16``, ``fp32``, ``bf16+fp32`` when mixed; ``none`` when no torch convolution or matmul ran."""
-        return "+".join(sorted(self.dtypes)) or "none"
-
-
-def swap_precision(method: Method, source: torch.Tensor, target: torch.Tensor) -> str:
-    """The precision one ``swap`` of ``source`` onto ``target`` runs its convolutions and matmuls in (see
-    :class:`_ComputeDtypes`): what a run records, since a method's ``auto`` precision depends on the machine."""
-    dtypes = _ComputeDtypes()
-    with dtypes, torch.no_grad():
-        method.swap(source, target)
-    return dtypes.precision
-
-
 def count_flops(method: Method, identity: Any, target: torch.Tensor) -> tuple[int, str]:
     """FLOPs of one ``swap_embedded`` call and the precision its convolutions and matmuls ran in."""
     counter = FlopCounterMode(display=False, custom_mapping=prepack.FLOP_FORMULAS)
-    dtypes = _ComputeDtypes()
+    dtypes = ComputeDtypes()
     with counter, dtypes, torch.no_grad():
         method.swap_embedded(identity, target)
     return counter.get_total_flops(), dtypes.precision

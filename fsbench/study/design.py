@@ -151,8 +151,8 @@ class Run:
         return self.result["method"]["name"]
 
     def swap_image(self, results_dir: Path, pair: str) -> Path:
-        """Where the runner cached this method's swap of ``pair`` (see fsbench.runner.SwapCache)."""
-        from fsbench.runner import swap_cache_folder
+        """Where the runner cached this method's swap of ``pair`` (see fsbench.swapcache.SwapCache)."""
+        from fsbench.swapcache import swap_cache_folder
 
         proto = self.result["protocol"]
         return swap_cache_folder(results_dir, self.result["method"], proto["name"], proto["version"]) / f"{pair}.png"
