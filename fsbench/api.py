@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fsbench.errors import UsageError
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.mobilefacenet import load_mobilefacenet
@@ -95,7 +96,7 @@ class Method(ABC):
         """The method's network in a named (or JSON-file) training configuration with random weights, for
         ``fsbench bench --config`` (speed, size, FLOPs of a configuration no checkpoint exists for). Never for
         protocol runs: its swaps are noise. Methods without training configurations keep this default."""
-        raise NotImplementedError(f"method '{cls.card.name}' has no training configurations to bench")
+        raise UsageError(f"method '{cls.card.name}' has no training configurations to bench")
 
     @classmethod
     def train(cls, config: str, out: Path, device: str = "cpu", **overrides: Any) -> Path:
@@ -103,7 +104,19 @@ class Method(ABC):
 
         Returns the path of the exported weights. Methods without training code keep this default.
         """
-        raise NotImplementedError(f"method '{cls.card.name}' has no training code")
+        raise UsageError(f"method '{cls.card.name}' has no training code")
+
+    @classmethod
+    def card_for(cls, weights: Path) -> MethodCard:
+        """The card of this method loaded from the weights file ``weights``: what the file itself records (its
+        configuration, input size, training recognisers). :func:`fsbench.registry.create_method` then names the
+        file and its sha256 on it. Methods whose files record nothing keep this default, the class's card."""
+        return cls.card
+
+    def export_onnx(self, path: Path) -> Path:
+        """Write the swap network to ``path`` as ONNX (``fsbench export``) and return the path. Methods without a
+        deployable graph keep this default."""
+        raise UsageError(f"method '{self.card.name}' cannot be exported to ONNX")
 
 
 def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
@@ -112,7 +125,7 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         return torch.bfloat16 if native_bf16_cpu(device) else torch.float32
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+        raise UsageError(f"precision must be auto, fp32 or bf16, got '{precision}'")
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 

@@ -24,8 +24,10 @@ from typing import Iterable, Literal
 
 from tqdm import tqdm
 
+from fsbench.errors import FsbenchError
 
-class AssetError(RuntimeError):
+
+class AssetError(FsbenchError, RuntimeError):
     """An asset is missing, unreachable or does not match its pinned hash; the message names the fix."""
 
 

@@ -371,7 +371,7 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
     import shutil
 
     from fsbench import registry
-    from fsbench.metrics.speed import bench
+    from fsbench.bench import bench
     from fsbench.protocols import EMBEDDED
     from fsbench.runner import RunConfig, run
 

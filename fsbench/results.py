@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
+from fsbench.errors import UsageError
+
 if TYPE_CHECKING:
     from fsbench.metrics.base import Backend
     from fsbench.protocols.base import Pair, Protocol, ProtocolData
@@ -20,7 +22,7 @@ SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "protocol", "method", "backends", "dataset", "samples", "aggregates", "environment")
 
 
-class ResultsError(ValueError):
+class ResultsError(UsageError):
     """A results file is unreadable, invalid, or incomparable; the message names the file."""
 
 

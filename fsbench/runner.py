@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fsbench.errors import UsageError
 from fsbench import registry, results
 from fsbench.api import Method, MethodCard
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
@@ -93,7 +94,7 @@ def _protocol(cfg: RunConfig) -> tuple[Protocol, ProtocolData, list[Pair]]:
     try:
         protocol = registry.protocols.get(cfg.protocol)(**cfg.protocol_options)
     except TypeError as err:
-        raise ValueError(f"protocol '{cfg.protocol}' does not take options {cfg.protocol_options}: {err}") from err
+        raise UsageError(f"protocol '{cfg.protocol}' does not take options {cfg.protocol_options}: {err}") from err
     data = protocol.build(cfg.data_root, cfg.seed)
     return protocol, data, data.pairs[:cfg.limit] if cfg.limit else data.pairs
 
@@ -113,7 +114,7 @@ def _backends(cfg: RunConfig, protocol: Protocol, card: MethodCard, device: str,
     backends = {f: registry.metrics.get(name)(device=device) for f, name in chosen.items()}
     for family, backend in backends.items():
         if backend.info.family != family:
-            raise ValueError(f"backend '{backend.info.name}' measures {backend.info.family}, not {family}")
+            raise UsageError(f"backend '{backend.info.name}' measures {backend.info.family}, not {family}")
     return backends
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from fsbench.errors import UsageError
 from fsbench.api import Method
 from fsbench.faces.crops import CropStore, to_tensor, to_uint8
 from fsbench.precision import ComputeDtypes
@@ -48,7 +49,7 @@ class SwapCache:
         if recorded is None:
             marker.write_text(precision + "\n")
         elif recorded != precision:
-            raise ValueError(f"{folder}: its cached swaps were made in {recorded}, this run's method runs in "
+            raise UsageError(f"{folder}: its cached swaps were made in {recorded}, this run's method runs in "
                              f"{precision}; delete the folder or use another --out")
 
     def path(self, pair: Pair) -> Path:

@@ -95,6 +95,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from fsbench.errors import FsbenchError, UsageError
+
 MANIFEST_PATH = Path(__file__).with_name("mini.json")
 SCHEMA_VERSION = 1  # the highest manifest version this loader understands
 SPLITS = ("train", "test")
@@ -115,8 +117,15 @@ NON_FACE_CATEGORIES = ("painting", "drawing", "mask", "landscape", "video", "occ
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """The manifest is malformed or inconsistent; the message names the file and the problem."""
+
+
+class UnknownItemError(FsbenchError, KeyError):
+    """An item id the manifest does not have; the message suggests close ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; show the message as written
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -205,7 +214,7 @@ class Manifest:
 
             close = difflib.get_close_matches(item_id, list(self._by_id), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"no item '{item_id}' in {self.path}{hint}") from None
+            raise UnknownItemError(f"no item '{item_id}' in {self.path}{hint}") from None
 
     def describe(self) -> dict[str, Any]:
         """What a result records about the data it ran on."""
@@ -215,7 +224,7 @@ class Manifest:
 
 def _check_choice(what: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
-        raise ValueError(f"unknown {what} '{value}'; expected one of {', '.join(allowed)}")
+        raise UsageError(f"unknown {what} '{value}'; expected one of {', '.join(allowed)}")
 
 
 def manifest_sha256(path: str | Path | None = None) -> str:

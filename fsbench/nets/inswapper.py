@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fsbench.errors import UsageError
+
 
 def load_inswapper(path: str | Path) -> Any:
     """The parsed ONNX model; ``ValueError`` naming the file when its inputs are not inswapper's."""
@@ -17,5 +19,5 @@ def load_inswapper(path: str | Path) -> Any:
     shapes = {i.name: [d.dim_value or d.dim_param for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
     ranks = sorted(len(s) for s in shapes.values())
     if ranks != [2, 4] or not any(len(s) == 2 and s[-1] == 512 for s in shapes.values()):
-        raise ValueError(f"{path}: inputs {shapes}; inswapper_128 takes an N×3×128×128 target and an N×512 source")
+        raise UsageError(f"{path}: inputs {shapes}; inswapper_128 takes an N×3×128×128 target and an N×512 source")
     return model

@@ -132,11 +132,13 @@ class FaceShifter(Method):
                                         "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
             self.cfg = weights_config(path)
             net = load_weights(path, FaceShifterNet(self.cfg))
-            if weights:
-                self.card = _card(path)
         self.net = net.to(self.device).eval()
         self.fast = FastFaceShifter(self.net, inference_dtype(precision, self.device))
         self.encoder = identity_encoder(self.cfg.id_encoder, self.device)
+
+    @classmethod
+    def card_for(cls, weights: Path) -> MethodCard:
+        return _card(weights)
 
     @classmethod
     def untrained(cls, config: str, device: str | torch.device = "cpu") -> FaceShifter:

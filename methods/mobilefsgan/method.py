@@ -1,7 +1,6 @@
 """MobileFSGAN as an fsbench method: SFace source embedding, generator on the target crop, full-size head."""
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -35,9 +34,9 @@ def _trained_on(cfg: dict[str, Any]) -> str:
     return "mini training identities" if data is None else f"the image folder {data}"
 
 
-def _card(path: Path, sha256: str) -> MethodCard:
-    """The card of the weights in ``path`` (whose sha256 the caller gives: the shipped one is pinned here rather
-    than hashed at every import); notes from the file's training configuration, empty if there is no file."""
+def _card(path: Path, sha256: str | None = None) -> MethodCard:
+    """The card of the weights in ``path`` (the shipped file's sha256 is pinned by the caller rather than hashed at
+    every import); notes from the file's training configuration, empty if there is no file."""
     cfg = json.loads(exported_metadata(path, "config")["config"]) if path.is_file() else {}
     return MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=path.name,
                       checkpoint_sha256=sha256, parameters=2_075_413,
@@ -69,11 +68,13 @@ class MobileFSGAN(Method):
                                         f"`fsbench train mobilefsgan --config cpu --out DIR`)")
             self.generator, cfg = load_generator(path)
             identity = cfg["identity"]
-            if weights:
-                self.card = _card(path, hashlib.sha256(path.read_bytes()).hexdigest())
         self.identity = IdentityNet(identity, self.device)
         self.dtype = inference_dtype(precision, self.device)
         self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+
+    @classmethod
+    def card_for(cls, weights: Path) -> MethodCard:
+        return _card(weights)
 
     @classmethod
     def untrained(cls, config: str, device: str | torch.device = "cpu") -> MobileFSGAN:

@@ -1,4 +1,4 @@
-"""Writes ``portraits.json``: ``python -m fsbench.data.portraits_build [--out PATH]``.
+"""Writes ``portraits.json``: ``fsbench data build-portraits [--out PATH]``.
 
 Deterministic given the pinned source archives, the detector and the two embedded recognisers:
 
@@ -17,7 +17,6 @@ Deterministic given the pinned source archives, the detector and the two embedde
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import random
@@ -35,7 +34,7 @@ from fsbench.data.portraits import (LOW_RES_PX, MANIFEST_PATH, SCHEMA_VERSION, S
 PLACEHOLDER_COPIES = 10
 MIN_FACE_PX = 32
 # Distances are L2 between L2-normalised dlib descriptors, similarities SFace cosines. Measured on the sources
-# (``python -m fsbench.data.portraits_build``): no two different files come closer than SFace 0.549 with dlib 0.325
+# (``fsbench data build-portraits``): no two different files come closer than SFace 0.549 with dlib 0.325
 # (two different NBA players, checked by eye); both recognisers confuse young men photographed alike, so a merge
 # needs both to agree.
 SAME_PHOTO_DLIB, SAME_PHOTO_SFACE = 0.2, 0.85
@@ -218,17 +217,12 @@ def render(manifest: dict) -> str:
     return body + "\n}\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsbench.data.portraits_build", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=MANIFEST_PATH)
-    args = parser.parse_args(argv)
+def write_manifest(out: Path | None = None) -> dict:
+    """Build the manifest, write it to ``out`` (default: the shipped one) and validate what was written; returns
+    the counts."""
+    out = out or MANIFEST_PATH
     torch.set_num_threads(max(1, torch.get_num_threads()))
     manifest = build()
-    args.out.write_text(render(manifest))
-    load_manifest(args.out)  # what was written must validate
-    print(json.dumps(manifest["counts"], indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    out.write_text(render(manifest))
+    load_manifest(out)  # what was written must validate
+    return manifest["counts"]

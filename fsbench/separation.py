@@ -1,6 +1,6 @@
 """How well each identity backend separates same-person from different-person pairs of real faces.
 
-``python -m fsbench.metrics.separation [--backends sface,dlib,facenet] [--threads N]`` runs on the mini data
+``fsbench separation [--backends sface,dlib,facenet] [--threads N]`` runs on the mini data
 set (both splits): every still, and 3 evenly spaced frames of every video clip. Same-person pairs are the pairs of
 one identity from different sessions (a real second look, not a near-duplicate); different-person pairs are
 all pairs of two identities. Faces are detected and aligned as the protocols score them (the evaluation
@@ -11,13 +11,13 @@ set saturates AUC), and the embedding throughput (faces/s).
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from typing import Any
 
 import numpy as np
 import torch
+
 
 DEFAULT_BACKENDS = ("sface", "dlib", "facenet")
 FAR = 0.01
@@ -104,17 +104,3 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {name:<10} {r['auc']:7.4f} {r['tar_at_far']:10.3f} {r['eer']:7.3f} {r['d_prime']:8.2f} "
                      f"{r['faces_per_s']:9.1f}  (batch {r['batch_size']})")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m fsbench.metrics.separation", description=__doc__.splitlines()[0])
-    p.add_argument("--backends", default=",".join(DEFAULT_BACKENDS), help="comma-separated identity backends")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(format_report(separation(tuple(b for b in args.backends.split(",") if b))))
-
-
-if __name__ == "__main__":
-    main()
