@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsbench.errors import UsageError
+from fsbench.errors import FsbenchError, UsageError
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.mobilefacenet import load_mobilefacenet
@@ -33,7 +33,7 @@ from fsbench.train.loop import LoopConfig, Trainer, native_bf16_cpu
 from fsbench.train.monitor import Monitor
 from fsbench.train.pose_prior import pose_loss, pose_prior
 
-__all__ = ["Dist", "FaceCrops", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
+__all__ = ["Dist", "FaceCrops", "FsbenchError", "UsageError", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
            "TEMPLATES", "Trainer", "WeightAverage", "asset_path", "export_weights", "exported_metadata", "face_mask",
            "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype",
            "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights",

@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fsbench.api import (Method, MethodCard, exported_metadata, fold_batchnorm, identity_encoder, inference_dtype,
-                         load_weights, prepack_convolutions)
+from fsbench.api import (Method, MethodCard, UsageError, exported_metadata, fold_batchnorm, identity_encoder,
+                         inference_dtype, load_weights, prepack_convolutions)
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import FaceShifterConfig, get_config
 from methods.faceshifter.hear import HEARNet
@@ -88,7 +88,7 @@ def weights_config(path: Path) -> FaceShifterConfig:
         fields["id_losses"] = tuple(fields.get("id_losses", ()))
         return FaceShifterConfig(**fields)
     except (KeyError, TypeError) as err:
-        raise ValueError(f"{path}: its recorded configuration is not FaceShifter's ({err})") from None
+        raise UsageError(f"{path}: its recorded configuration is not FaceShifter's ({err})") from None
 
 
 def parameter_count(cfg: FaceShifterConfig) -> int:
@@ -128,7 +128,7 @@ class FaceShifter(Method):
         else:
             path = Path(weights) if weights else WEIGHTS
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: no FaceShifter weights; train them with "
+                raise UsageError(f"{path}: no FaceShifter weights; train them with "
                                         "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
             self.cfg = weights_config(path)
             net = load_weights(path, FaceShifterNet(self.cfg))

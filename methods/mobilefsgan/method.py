@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fsbench.api import Method, MethodCard, exported_metadata, inference_dtype, load_weights
+from fsbench.api import Method, MethodCard, UsageError, exported_metadata, inference_dtype, load_weights
 from methods.mobilefsgan.configs import Config, load_config, training_recognisers
 from methods.mobilefsgan.export import export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
@@ -64,8 +64,8 @@ class MobileFSGAN(Method):
         else:
             path = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: MobileFSGAN weights missing (train them with "
-                                        f"`fsbench train mobilefsgan --config cpu --out DIR`)")
+                raise UsageError(f"{path}: MobileFSGAN weights missing (train them with "
+                                 f"`fsbench train mobilefsgan --config cpu --out DIR`)")
             self.generator, cfg = load_generator(path)
             identity = cfg["identity"]
         self.identity = IdentityNet(identity, self.device)
