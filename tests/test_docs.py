@@ -128,3 +128,12 @@ def test_session_means_a_study_or_onnxruntime_session() -> None:
             if _SESSION.search(rest):
                 offenders.append(f"{path}:{n}: {line.strip()[:100]}")
     assert offenders == []
+
+
+def test_code_cites_no_issue_numbers() -> None:
+    """Comments and docstrings explain the code as it is; its history lives in git."""
+    issue = re.compile(r"\bissues? #?\d+", re.IGNORECASE)
+    offenders = [f"{path}:{n}: {line.strip()[:100]}" for path in _tracked_text_files() if path.endswith(".py")
+                 for n, line in enumerate((ROOT / path).read_text(encoding="utf-8").splitlines(), 1)
+                 if issue.search(line)]
+    assert offenders == []
