@@ -258,12 +258,12 @@ REFERENCE = [
     Asset("simswap-256", "reference", "swapper SimSwap 256 (FaceFusion's export)", "non-commercial (SimSwap)",
           "simswap_256.onnx", loader="fsbench.nets.onnx_swappers:load_simswap_256"),
     Asset("crossface-simswap", "reference", "ArcFace R50 embedding -> SimSwap's ArcFace space (FaceFusion)",
-          "see FaceFusion's model release", "crossface_simswap.onnx",
+          "OpenRAIL-MS (FaceFusion CrossFace)", "crossface_simswap.onnx",
           loader="fsbench.nets.onnx_swappers:load_embedding_converter"),
     *[Asset(f"ghost-{n}-256", "reference", f"swapper GHOST {n} 256 (FaceFusion's export)", "Apache-2.0 (GHOST)",
             f"ghost_{n}_256.onnx", loader="fsbench.nets.onnx_swappers:load_ghost_256") for n in (1, 2, 3)],
     Asset("crossface-ghost", "reference", "ArcFace R50 embedding -> GHOST's ArcFace space (FaceFusion)",
-          "see FaceFusion's model release", "crossface_ghost.onnx",
+          "OpenRAIL-MS (FaceFusion CrossFace)", "crossface_ghost.onnx",
           loader="fsbench.nets.onnx_swappers:load_embedding_converter"),
 ]
 
