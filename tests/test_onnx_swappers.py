@@ -219,7 +219,7 @@ def test_card_records_every_file_and_flags_unpublished_hashes(synthetic, capsys)
     assert "e4a3f08c753cb72d04e10aa0f7dbe3deebbf39567d4ead6dce08e98aa49e16af" in PUBLISHED_SHA256["inswapper"]
 
 
-def test_run_and_swap_end_to_end(synthetic, tmp_path, capsys):
+def test_run_bench_and_swap_end_to_end(synthetic, tmp_path, capsys):
     out = tmp_path / "runs"
     assert main(["run", "--method", "inswapper", "--protocol", "mini-stills", "--limit", "2", "--quiet",
                  "--out", str(out)]) == 0
@@ -232,6 +232,9 @@ def test_run_and_swap_end_to_end(synthetic, tmp_path, capsys):
 
     lines = _user_files(Board("mini-stills", 1, {}, rows=[(path, result)]))
     assert any(assets.sha256("inswapper") in line and "a hash no publisher lists" in line for line in lines)
+    assert main(["bench", "--method", "inswapper", "--runs", "1", "--warmup", "0", "--batch-sizes", "1", "3"]) == 0
+    parameters = sum(int(np.prod(i.dims)) for i in onnx.load(str(synthetic / "inswapper_128.onnx")).graph.initializer)
+    assert f"parameters        {parameters:,}" in capsys.readouterr().out
     photo = tmp_path / "swapped.png"
     source, target = assets.path("media/face_recognition/obama.jpg"), assets.path("media/skimage/astronaut.png")
     assert main(["swap", "--method", "inswapper", "--source", str(source), "--target", str(target),
