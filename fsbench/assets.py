@@ -496,8 +496,9 @@ def require(names: Iterable[str], who: str) -> dict[str, Path]:
     if missing:
         files = [a.filename for a in missing]
         listed = ", ".join(files[:-1]) + " and " + files[-1] if len(files) > 1 else files[0]
+        commands = ", ".join(f"`{a.fix_command}`" for a in missing)
         raise AssetError(f"{who} needs your {listed} (files no package carries); add "
-                         f"{'them' if len(files) > 1 else 'it'} with " + ", ".join(f"`{a.fix_command}`" for a in missing))
+                         f"{'them' if len(files) > 1 else 'it'} with {commands}")
     return {n: path(n) for n in names}
 
 

@@ -167,19 +167,19 @@ def test_normalisation_round_trip(synthetic, tmp_path, name, monkeypatch):
 
 
 def test_channel_order_round_trip(synthetic, monkeypatch):
-    """A BGR declaration feeds and reads channels reversed: the round trip still gives the target back."""
-    spec = replace(SWAPPERS["simswap-256"], channels="BGR", mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.4))
+    """A BGR declaration feeds the crop with its channels reversed and reads the output likewise: a graph that
+    returns its input gives the target back."""
+    spec = replace(SWAPPERS["simswap-256"], channels="BGR", mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.4),
+                   output="normalised")
     monkeypatch.setattr(onnx_method.SimSwap256, "spec", spec)
     method = onnx_method.SimSwap256()
     fed = {}
-    method.swapper = lambda feeds: fed.setdefault("target", feeds["target"])  # the graph returns its input
+    method.swapper = lambda feeds: fed.setdefault("target", feeds["target"])
     target = _crops(1, 256, seed=3)
     out = method.swap_embedded(torch.zeros(1, 512), target)
-    bgr = target.flip(1)
-    np.testing.assert_allclose(fed["target"], ((bgr - torch.tensor(spec.mean).view(1, 3, 1, 1))
-                                               / torch.tensor(spec.std).view(1, 3, 1, 1)).numpy(), atol=1e-6)
-    torch.testing.assert_close(out, ((bgr - torch.tensor(spec.mean).view(1, 3, 1, 1))
-                                     / torch.tensor(spec.std).view(1, 3, 1, 1)).flip(1).clamp(0, 1))
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    np.testing.assert_allclose(fed["target"], ((target.flip(1) - mean) / std).numpy(), atol=1e-6)
+    torch.testing.assert_close(out, target, atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("name", ["inswapper", "simswap-256"])
@@ -205,7 +205,7 @@ def test_each_source_is_embedded_once(synthetic, monkeypatch):
     assert calls == [2]
 
 
-def test_card_records_every_file_and_flags_unpublished_hashes(synthetic, capsys):
+def test_card_records_every_file_and_flags_unpublished_hashes(synthetic, capsys, monkeypatch):
     method = registry.create_method("inswapper")
     card = method.card
     files = card.notes["user_files"]
@@ -217,6 +217,10 @@ def test_card_records_every_file_and_flags_unpublished_hashes(synthetic, capsys)
     assert card.checkpoint_sha256 == onnx_method.files_digest({n: e["sha256"] for n, e in files.items()})
     assert "is not a file whose sha256 is published" in capsys.readouterr().err
     assert "e4a3f08c753cb72d04e10aa0f7dbe3deebbf39567d4ead6dce08e98aa49e16af" in PUBLISHED_SHA256["inswapper"]
+    monkeypatch.setitem(PUBLISHED_SHA256, "inswapper", {assets.sha256("inswapper"): "a publisher's list"})
+    card = registry.create_method("inswapper").card
+    assert card.notes["user_files"]["inswapper"]["published"] == "a publisher's list"
+    assert card.notes["unpublished_hashes"] == ["w600k_r50.onnx"]
 
 
 def test_run_bench_and_swap_end_to_end(synthetic, tmp_path, capsys):
