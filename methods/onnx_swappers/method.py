@@ -11,7 +11,6 @@ import hashlib
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
