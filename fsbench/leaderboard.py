@@ -399,17 +399,20 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
     chosen = methods or [m for m in registry.methods.names()
                          if not registry.methods.get(m).card.notes.get("user_files")]  # yours: only when named
     for method in chosen:
+        card = registry.methods.get(method).card
+        if card.notes.get("user_files"):  # named after your files once they are loaded: other files, other results
+            card = registry.create_method(method).card
         for protocol in EMBEDDED:
             version = registry.protocols.get(protocol).version
-            name = f"{method}__{protocol}-v{version}__seed0.json"
+            name = f"{card.name}__{protocol}-v{version}__seed0.json"
             if not (folder / name).is_file() or outdated(results.load(folder / name)["method"]):
                 path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
                 if path is None:  # a rank > 0 under torchrun
                     continue
                 shutil.copy(path, folder / name)
-            if not samples.has_samples(registry.methods.get(method).card.to_dict(), protocol, version, folder):
+            if not samples.has_samples(card.to_dict(), protocol, version, folder):
                 samples.store(method, protocol, runs, folder)
-        bench_file = folder / "bench" / f"{method}.json"
+        bench_file = folder / "bench" / f"{card.name}.json"
         recorded = json.loads(bench_file.read_text()).get("card") if bench_file.is_file() else None
         if recorded is None or outdated(recorded):
             report = bench(registry.methods.get(method)(device="cpu"))

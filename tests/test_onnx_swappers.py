@@ -206,6 +206,7 @@ def test_each_source_is_embedded_once(synthetic, monkeypatch):
 
 
 def test_card_records_every_file_and_flags_unpublished_hashes(synthetic, capsys, monkeypatch):
+    monkeypatch.setattr(onnx_method, "_WARNED", set())
     method = registry.create_method("inswapper")
     card = method.card
     files = card.notes["user_files"]

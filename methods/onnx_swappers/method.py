@@ -18,6 +18,7 @@ import torch
 from fsbench.api import Method, MethodCard, asset_sha256, realign, require_assets
 from methods.onnx_swappers.declarations import PUBLISHED_SHA256, SWAPPERS, Swapper
 
+_WARNED: set[tuple[str, str]] = set()  # (method, file) already warned of an unpublished hash
 _IDENTITY_CACHE = 4096  # source embeddings kept between swap calls (a protocol reuses each source many times)
 
 
@@ -112,8 +113,10 @@ class OnnxSwapper(Method):
         self.emap = last if spec.embedding == "emap" else None
         self.card = loaded_card(spec, paths, parameters)
         for name in self.card.notes["unpublished_hashes"]:
-            print(f"warning: {name} is not a file whose sha256 is published; {self.card.name}'s results say so",
-                  file=sys.stderr)
+            if (self.card.name, name) not in _WARNED:  # once per process: a refresh loads a method several times
+                _WARNED.add((self.card.name, name))
+                print(f"warning: {name} is not a file whose sha256 is published; {self.card.name}'s results say so",
+                      file=sys.stderr)
         self.mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
         self.std = torch.tensor(spec.std).view(1, 3, 1, 1)
         self._identities: dict[bytes, torch.Tensor] = {}
