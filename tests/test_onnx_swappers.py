@@ -245,3 +245,22 @@ def test_run_bench_and_swap_end_to_end(synthetic, tmp_path, capsys):
     assert main(["swap", "--method", "inswapper", "--source", str(source), "--target", str(target),
                  "--out", str(photo), "--quiet"]) == 0
     assert photo.is_file() and "written" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_refresh_names_results_after_the_files(synthetic, tmp_path, monkeypatch):
+    """`leaderboard refresh --methods inswapper` on mini-stills: the results, samples and bench files carry the
+    loaded files' name, and the page lists the files with their sha256."""
+    import fsbench.protocols
+    from fsbench import leaderboard
+
+    monkeypatch.setattr(fsbench.protocols, "EMBEDDED", ("mini-stills",))
+    root = tmp_path / "leaderboards"
+    (root / "results").mkdir(parents=True)
+    assert leaderboard.refresh(root=root, runs=tmp_path / "runs", methods=["inswapper"], progress=False) == []
+    name = registry.create_method("inswapper").card.name
+    version = registry.protocols.get("mini-stills").version
+    assert (root / "results" / f"{name}__mini-stills-v{version}__seed0.json").is_file()
+    assert (root / "results" / "bench" / f"{name}.json").is_file()
+    page = (root / "mini-stills.md").read_text()
+    assert f"- {name}: inswapper_128.onnx sha256 `{assets.sha256('inswapper')}`" in page
