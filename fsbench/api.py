@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fsbench.errors import FsbenchError, UsageError
+from fsbench.faces.align import realign
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.mobilefacenet import load_mobilefacenet
@@ -33,13 +34,13 @@ from fsbench.train.loop import LoopConfig, Trainer, native_bf16_cpu
 from fsbench.train.monitor import Monitor
 from fsbench.train.pose_prior import pose_loss, pose_prior
 
-__all__ = ["Dist", "FaceCrops", "FsbenchError", "UsageError", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
-           "TEMPLATES", "Trainer", "WeightAverage", "asset_path", "export_weights", "exported_metadata", "face_mask",
-           "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder", "inference_dtype",
-           "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_vgg19_features", "load_weights",
-           "matmul_gflops", "mini_train_crops", "perceptual_network", "portraits_train_crops", "pose_loss",
-           "pose_prior", "prepack_convolutions", "resolve_config", "setup_distributed", "training_crops", "unwrap",
-           "wrap_distributed"]
+__all__ = ["Dist", "FaceCrops", "FsbenchError", "IdentityDraw", "IdentityEnsemble", "LoopConfig", "Method", "MethodCard", "Monitor",
+           "TEMPLATES", "Trainer", "UsageError", "WeightAverage", "asset_path", "asset_sha256", "export_weights", "exported_metadata",
+           "face_mask", "fold_batchnorm", "folder_crops", "hinge_d_loss", "hinge_g_loss", "identity_encoder",
+           "inference_dtype", "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_vgg19_features",
+           "load_weights", "matmul_gflops", "mini_train_crops", "perceptual_network", "portraits_train_crops",
+           "pose_loss", "pose_prior", "prepack_convolutions", "realign", "require_assets", "resolve_config",
+           "setup_distributed", "training_crops", "unwrap", "wrap_distributed"]
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,21 @@ def asset_path(name: str) -> Path:
     from fsbench import assets
 
     return assets.path(name)
+
+
+def require_assets(names: list[str], who: str) -> dict[str, Path]:
+    """The local files of the reference assets ``names`` (files you supply); one error naming every missing file
+    and the ``fsbench assets add`` command for each."""
+    from fsbench import assets
+
+    return assets.require(names, who)
+
+
+def asset_sha256(name: str) -> str:
+    """The sha256 of an asset's file: pinned for embedded files, recorded by ``fsbench assets add`` for yours."""
+    from fsbench import assets
+
+    return assets.sha256(name)
 
 
 def perceptual_network(device: str | torch.device = "cpu") -> torch.nn.Module:

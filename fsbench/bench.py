@@ -55,6 +55,8 @@ def bench(method: Method, batch_sizes: tuple[int, ...] = (1, 8), warmup: int = 3
     modules = method.modules()
     params = sum(p.numel() for m in modules.values() for p in m.parameters())
     weight_bytes = sum(t.numel() * t.element_size() for m in modules.values() for t in m.state_dict().values())
+    if not modules and method.card.parameters:  # networks outside torch (ONNX graphs): the card's fp32 count
+        params, weight_bytes = method.card.parameters, 4 * method.card.parameters
     report: dict[str, Any] = {"method": method.card.name, "version": method.card.version, "input_size": size,
                               "card": method.card.to_dict(),
                               "parameters": params, "weights_mb": weight_bytes / 1e6,

@@ -36,7 +36,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<22} {info.family:<13} {info.kind:<10} {info.label:<28} assets: {', '.join(info.assets)}")
         elif args.what == "methods":
             card = reg.get(name).card
-            print(f"{name:<24} v{card.version:<5} {card.template}@{card.input_size:<5} {card.paper}")
+            needs = "  [needs your file]" if card.notes.get("user_files") else ""
+            print(f"{name:<24} v{card.version:<5} {f'{card.template}@{card.input_size}':<19} {card.paper}{needs}")
         elif args.what == "protocols":
             proto = reg.get(name)
             print(f"{name:<24} v{proto.version:<4} {proto.description}")

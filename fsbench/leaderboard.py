@@ -146,6 +146,7 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
                          f"{r.get('precision', '—')} | {r['counts']['pairs_scored']}/{r['counts']['pairs']} | "
                          + " | ".join(_cell(r["aggregates"][m]) for m in metrics)
                          + f" | [json](results/{path.name}) |")
+        lines += _user_files(board)
         absent = {m: r["aggregates"][m]["absent"] for _, r in board.rows for m in metrics
                   if r["aggregates"][m].get("absent")}
         if absent:
@@ -157,6 +158,21 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
         lines += ["", "## Rejected results files", ""]
         lines += [f"- `{p.name}`: {why}" for p, why in board.rejected]
     return "\n".join(lines) + "\n"
+
+
+def _user_files(board: Board) -> list[str]:
+    """Lines naming the files of each row whose weights the user supplied (a method card's ``user_files``), with
+    their sha256: such a row's checkpoint is the digest of these files, so other files make another row."""
+    rows = [(r["method"]["name"], r["method"]["notes"]["user_files"]) for _, r in board.rows
+            if isinstance(r["method"].get("notes", {}).get("user_files"), dict)]
+    if not rows:
+        return []
+    lines = ["", "Weights supplied by the user (`fsbench assets add`), per row:"]
+    for name, files in rows:
+        lines.append(f"- {name}: " + "; ".join(
+            f"{f['file']} sha256 `{f['sha256']}` ({f['published'] or 'a hash no publisher lists'})"
+            for f in files.values()))
+    return lines
 
 
 def plot_files(board: Board) -> list[str]:
@@ -360,8 +376,9 @@ def render_speed_plot(root: Path) -> None:
 
 def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: list[str] | None = None,
             clean: bool = False, progress: bool = True) -> list[str]:
-    """Re-run the embedded protocols and ``bench`` for every registered method, store the sample crops of the
-    comparison sheets (``fsbench.samples``), then build.
+    """Re-run the embedded protocols and ``bench`` for every registered method (a method that runs files you supply,
+    only when ``methods`` names it), store the sample crops of the comparison sheets (``fsbench.samples``), then
+    build.
 
     Resumable: swaps are cached under ``runs`` and a (method, protocol) whose results file is already in
     ``results/`` is not run again (only its missing sample crops are stored), so an interrupted refresh
@@ -379,18 +396,23 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
     if clean and folder.exists():
         shutil.rmtree(folder)
     (folder / "bench").mkdir(parents=True, exist_ok=True)
-    for method in methods or registry.methods.names():
+    chosen = methods or [m for m in registry.methods.names()
+                         if not registry.methods.get(m).card.notes.get("user_files")]  # yours: only when named
+    for method in chosen:
+        card = registry.methods.get(method).card
+        if card.notes.get("user_files"):  # named after your files once they are loaded: other files, other results
+            card = registry.create_method(method).card
         for protocol in EMBEDDED:
             version = registry.protocols.get(protocol).version
-            name = f"{method}__{protocol}-v{version}__seed0.json"
+            name = f"{card.name}__{protocol}-v{version}__seed0.json"
             if not (folder / name).is_file() or outdated(results.load(folder / name)["method"]):
                 path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
                 if path is None:  # a rank > 0 under torchrun
                     continue
                 shutil.copy(path, folder / name)
-            if not samples.has_samples(registry.methods.get(method).card.to_dict(), protocol, version, folder):
+            if not samples.has_samples(card.to_dict(), protocol, version, folder):
                 samples.store(method, protocol, runs, folder)
-        bench_file = folder / "bench" / f"{method}.json"
+        bench_file = folder / "bench" / f"{card.name}.json"
         recorded = json.loads(bench_file.read_text()).get("card") if bench_file.is_file() else None
         if recorded is None or outdated(recorded):
             report = bench(registry.methods.get(method)(device="cpu"))
