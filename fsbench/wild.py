@@ -186,8 +186,8 @@ def render_page(drawn: samples.Sheet) -> str:
              f"![source, target and each method's swap pasted back, {len(drawn.cells)} pairs]({SHEET})", "",
              f"Each method swaps the source's face into the full target picture as `fsbench swap` does (detect, "
              f"align with the method's template and size, swap, paste back through the template's soft mask); a "
-             f"cell is the square around the target's face, {CONTEXT} times the face box, resized to {SIDE} px "
-             f"(JPEG). The pairs are a fixed list in `fsbench/wild.py`: stills and video frames of the mini test "
+             f"cell is the square around the target's face, {CONTEXT} times the face box's longer side, resized "
+             f"to {SIDE} px (JPEG). The pairs are a fixed list in `fsbench/wild.py`: stills and video frames of the mini test "
              f"identities, none of them a training identity; grey: no sample.", ""]
     lines += [f"{i}. {caption}" for i, caption in enumerate(drawn.captions, 1)]
     return "\n".join(lines) + "\n"
