@@ -290,7 +290,7 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--check", action="store_true", help="fail if the committed leaderboards are not current")
     r = lsub.add_parser("refresh", help="re-run the embedded protocols and bench for every method, then build")
     r.add_argument("--methods", nargs="*", help="only these methods")
-    r.add_argument("--clean", action="store_true", help="delete leaderboards/results first (rebuild from nothing)")
+    r.add_argument("--clean", action="store_true", help="delete leaderboards/results (with --wild-only: the wild sheet's cells) first")
     r.add_argument("--wild-only", action="store_true",
                    help="only swap the missing cells of the ordinary-photo sheet (wild_samples.jpg), then build")
     r.add_argument("--quiet", action="store_true")

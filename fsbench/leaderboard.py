@@ -396,7 +396,8 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
             clean: bool = False, progress: bool = True, wild_only: bool = False) -> list[str]:
     """Re-run the embedded protocols and ``bench`` for every registered method, store the sample crops of the
     comparison sheets (``fsbench.samples``) and the cells of the wild sheet (``fsbench.wild``), then build;
-    ``wild_only`` stores only the wild sheet's missing cells (no protocol run, no bench).
+    ``wild_only`` stores only the wild sheet's missing cells (no protocol run, no bench; ``clean`` then deletes
+    only those cells).
 
     Resumable: swaps are cached under ``runs`` and a (method, protocol) whose results file is already in
     ``results/`` is not run again (only its missing sample crops are stored), so an interrupted refresh
@@ -411,8 +412,8 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
     from fsbench.runner import RunConfig, run
 
     folder = root / "results"
-    if clean and folder.exists():
-        shutil.rmtree(folder)
+    if clean and (wiped := wild.folder_of(folder) if wild_only else folder).exists():
+        shutil.rmtree(wiped)
     (folder / "bench").mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     for method in methods or registry.methods.names():

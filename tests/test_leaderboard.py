@@ -251,5 +251,10 @@ def test_refresh_wild_only_runs_no_protocol_and_no_bench(tmp_path, monkeypatch):
     monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append(cfg.method) or (None, None))
     monkeypatch.setattr("fsbench.bench.bench", lambda method: ran.append("bench"))
     monkeypatch.setattr("fsbench.wild.store", lambda method, results: stored.append(method) or {})
-    leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["copy-target"], progress=False, wild_only=True)
+    _write(tmp_path, "a.json", _result("copy-target", 0.80))
+    (tmp_path / "results" / "samples" / "wild").mkdir(parents=True)
+    leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["copy-target"], progress=False, clean=True,
+                        wild_only=True)
     assert ran == [] and stored == ["copy-target"]
+    assert (tmp_path / "results" / "a.json").is_file()  # --clean --wild-only keeps the protocol results
+    assert not (tmp_path / "results" / "samples" / "wild").exists()
