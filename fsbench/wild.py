@@ -17,6 +17,8 @@ split are what the shipped methods trained on) and a video frame outside the man
     results/samples/wild/real/<pair>_source.jpg     and <pair>_target.jpg: the source and target views
     results/samples/wild/<method key>/<pair>.jpg    the target view with that method's swap pasted back
 
+A change to ``PAIRS`` makes the next refresh replace every stored cell (``build --check`` reports it meanwhile); a
+change to ``SIDE`` or ``CONTEXT`` needs ``fsbench leaderboard refresh --wild-only --clean``.
 ``fsbench leaderboard build`` draws ``wild_samples.jpg`` from those files alone (no swapping), with the digest
 in its JPEG comment as the protocol sheets carry theirs, so ``build --check`` works on a fresh clone.
 """
