@@ -175,7 +175,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from fsbench import leaderboard
 
     if args.action == "refresh":
-        problems = leaderboard.refresh(methods=args.methods or None, clean=args.clean, progress=not args.quiet)
+        problems = leaderboard.refresh(methods=args.methods or None, clean=args.clean, progress=not args.quiet,
+                                       wild_only=args.wild_only)
     else:
         problems = leaderboard.build(check=args.check)
     for problem in problems:
@@ -290,7 +291,9 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--check", action="store_true", help="fail if the committed leaderboards are not current")
     r = lsub.add_parser("refresh", help="re-run the embedded protocols and bench for every method, then build")
     r.add_argument("--methods", nargs="*", help="only these methods")
-    r.add_argument("--clean", action="store_true", help="delete leaderboards/results first (rebuild from nothing)")
+    r.add_argument("--clean", action="store_true", help="delete leaderboards/results (with --wild-only: the wild sheet's cells) first")
+    r.add_argument("--wild-only", action="store_true",
+                   help="only swap the missing cells of the ordinary-photo sheet (wild_samples.jpg), then build")
     r.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_leaderboard)
 

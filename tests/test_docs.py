@@ -74,14 +74,13 @@ def test_model_card_is_a_card(card: Path) -> None:
     assert sha256[:12] in rows[-1][0]
 
 
-@pytest.mark.parametrize("card", CARDS, ids=lambda p: p.parent.name)
-def test_model_card_figures_are_the_leaderboards(card: Path) -> None:
-    """Every figure in a card's results tables (rows naming a method; a `protocol` column, else portraits) is the
-    leaderboard's cell for that method, protocol and metric, and the leaderboard row is of the card's checkpoint."""
+def _check_figures(text: str, need_protocol: bool = False) -> int:
+    """Assert that every figure in the tables of ``text`` that name a method (and, with ``need_protocol``, a
+    protocol; else portraits) is the leaderboard's cell for that method, protocol and metric; returns how many."""
     boards = {p: _leaderboard_rows(p) for p in ("portraits", "mini-stills", "mini-video")}
     checked = 0
-    for header, rows in _tables(card.read_text()):
-        if "method" not in header:
+    for header, rows in _tables(text):
+        if "method" not in header or (need_protocol and "protocol" not in header):
             continue
         for row in rows:
             cells = dict(zip(header, row))
@@ -91,8 +90,21 @@ def test_model_card_figures_are_the_leaderboards(card: Path) -> None:
                 if metric in board and metric not in ("method", "checkpoint", "precision", "pairs", "results"):
                     assert board[metric].startswith(value), (cells["method"], metric, value, board[metric])
                     checked += 1
+    return checked
+
+
+def test_readme_figures_are_the_leaderboards() -> None:
+    """The README's expectations table quotes the leaderboards' cells."""
+    assert _check_figures((ROOT / "README.md").read_text(), need_protocol=True) >= 20
+
+
+@pytest.mark.parametrize("card", CARDS, ids=lambda p: p.parent.name)
+def test_model_card_figures_are_the_leaderboards(card: Path) -> None:
+    """Every figure in a card's results tables (rows naming a method; a `protocol` column, else portraits) is the
+    leaderboard's cell for that method, protocol and metric, and the leaderboard row is of the card's checkpoint."""
+    checked = _check_figures(card.read_text())
     assert checked >= 20
-    own = boards["portraits"][card.parent.name]["checkpoint"].strip("`")
+    own = _leaderboard_rows("portraits")[card.parent.name]["checkpoint"].strip("`")
     assert own and own in card.read_text()
 
 
