@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from fsbench.errors import FsbenchError, UsageError
+from fsbench.faces.align import realign
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.mobilefacenet import load_mobilefacenet
@@ -24,10 +26,11 @@ from fsbench.timing import interleaved_ms, matmul_gflops
 from fsbench.weights import (exported_metadata, load_weights, prefixed, read_weights, recorded_architecture,
                              recorded_config, training_recognisers)
 
-__all__ = ["Method", "MethodCard", "TEMPLATES", "asset_path", "exported_metadata", "face_mask", "fold_batchnorm",
-           "identity_encoder", "inference_dtype", "interleaved_ms", "landmarks68", "load_mobilefacenet",
-           "load_weights", "matmul_gflops", "native_bf16_cpu", "prefixed", "prepack_convolutions", "read_weights",
-           "recorded_architecture", "recorded_config", "training_recognisers"]
+__all__ = ["FsbenchError", "Method", "MethodCard", "TEMPLATES", "UsageError", "asset_path", "asset_sha256",
+           "exported_metadata", "face_mask", "fold_batchnorm", "identity_encoder", "inference_dtype",
+           "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_weights", "matmul_gflops", "native_bf16_cpu",
+           "prefixed", "prepack_convolutions", "read_weights", "realign", "recorded_architecture", "recorded_config",
+           "require_assets", "training_recognisers"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Method(ABC):
         """The method's network in a named (or JSON-file) training configuration with random weights, for
         ``fsbench bench --config`` (speed, size, FLOPs of a configuration no checkpoint exists for). Never for
         protocol runs: its swaps are noise. Methods without training configurations keep this default."""
-        raise NotImplementedError(f"method '{cls.card.name}' has no training configurations to bench")
+        raise UsageError(f"method '{cls.card.name}' has no training configurations to bench")
 
     @classmethod
     def train(cls, config: str, out: Path, device: str = "cpu", *, init_from: Path | None = None,
@@ -95,7 +98,19 @@ class Method(ABC):
 
         Returns the path of the exported weights. Methods without training code keep this default.
         """
-        raise NotImplementedError(f"method '{cls.card.name}' has no training code")
+        raise UsageError(f"method '{cls.card.name}' has no training code")
+
+    @classmethod
+    def card_for(cls, weights: Path) -> MethodCard:
+        """The card of this method loaded from the weights file ``weights``: what the file itself records (its
+        configuration, input size, training recognisers). :func:`fsbench.registry.create_method` then names the
+        file and its sha256 on it. Methods whose files record nothing keep this default, the class's card."""
+        return cls.card
+
+    def export_onnx(self, path: Path) -> Path:
+        """Write the swap network to ``path`` as ONNX (``fsbench export``) and return the path. Methods without a
+        deployable graph keep this default."""
+        raise UsageError(f"method '{self.card.name}' cannot be exported to ONNX")
 
 
 def native_bf16_cpu(device: torch.device) -> bool:
@@ -110,7 +125,7 @@ def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         return torch.bfloat16 if native_bf16_cpu(device) else torch.float32
     if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+        raise UsageError(f"precision must be auto, fp32 or bf16, got '{precision}'")
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
@@ -171,6 +186,21 @@ def asset_path(name: str) -> Path:
     from fsbench import assets
 
     return assets.path(name)
+
+
+def require_assets(names: list[str], who: str) -> dict[str, Path]:
+    """The local files of the reference assets ``names`` (files you supply); one error naming every missing file
+    and the ``fsbench assets add`` command for each."""
+    from fsbench import assets
+
+    return assets.require(names, who)
+
+
+def asset_sha256(name: str) -> str:
+    """The sha256 of an asset's file: pinned for embedded files, recorded by ``fsbench assets add`` for yours."""
+    from fsbench import assets
+
+    return assets.sha256(name)
 
 
 def identity_encoder(name: str = "sface", device: str | torch.device = "cpu") -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fsbench.errors import UsageError
+
 
 def _int(text: str) -> int:
     try:
@@ -60,3 +62,14 @@ def device(text: str) -> str:
     if available is None or not available():
         raise argparse.ArgumentTypeError(f"'{text}' is not available on this machine; use cpu")
     return text
+
+
+def key_values(values: list[str], flag: str, example: str) -> dict[str, str]:
+    """``KEY=VALUE`` options (``--backend``, ``--protocol-option``, ``--set``) as a dict, refusing any other form."""
+    out = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep:
+            raise UsageError(f"{flag} expects KEY=VALUE (e.g. {example}), got '{value}'")
+        out[key] = val
+    return out

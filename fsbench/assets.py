@@ -24,8 +24,10 @@ from typing import Iterable, Literal
 
 from tqdm import tqdm
 
+from fsbench.errors import FsbenchError
 
-class AssetError(RuntimeError):
+
+class AssetError(FsbenchError, RuntimeError):
     """An asset is missing, unreachable or does not match its pinned hash; the message names the fix."""
 
 
@@ -248,8 +250,23 @@ REFERENCE = [
           loader="fsbench.nets.inception:load_fid_inception"),
     Asset("vgg19", "reference", "MobileFSGAN VGG loss at paper scale (torchvision VGG19)", "BSD-3",
           "vgg19-dcbb9e9d.pth", sha256="dcbb9e9d", loader="fsbench.nets.vgg:load_vgg19_features"),
-    Asset("inswapper", "reference", "peer method (insightface inswapper_128)", "non-commercial (upstream)",
-          "inswapper_128.onnx", loader="fsbench.nets.inswapper:load_inswapper"),
+    # the public ONNX swappers (methods/onnx_swappers) and the identity files they need; their known hashes are in
+    # the method declarations: a file with another hash is accepted, and its results say so
+    Asset("inswapper", "reference", "swapper inswapper_128 (insightface)", "non-commercial research (insightface)",
+          "inswapper_128.onnx", loader="fsbench.nets.onnx_swappers:load_inswapper_128"),
+    Asset("arcface-w600k-r50", "reference", "identity encoder of the ONNX swappers (insightface ArcFace R50, "
+          "WebFace600K, buffalo_l pack)", "non-commercial research (insightface)", "w600k_r50.onnx",
+          loader="fsbench.metrics.identity:load_insightface_recognition"),
+    Asset("simswap-256", "reference", "swapper SimSwap 256 (FaceFusion's export)", "non-commercial (SimSwap)",
+          "simswap_256.onnx", loader="fsbench.nets.onnx_swappers:load_simswap_256"),
+    Asset("crossface-simswap", "reference", "ArcFace R50 embedding -> SimSwap's ArcFace space (FaceFusion)",
+          "OpenRAIL-MS (FaceFusion CrossFace)", "crossface_simswap.onnx",
+          loader="fsbench.nets.onnx_swappers:load_embedding_converter"),
+    *[Asset(f"ghost-{n}-256", "reference", f"swapper GHOST {n} 256 (FaceFusion's export)", "Apache-2.0 (GHOST)",
+            f"ghost_{n}_256.onnx", loader="fsbench.nets.onnx_swappers:load_ghost_256") for n in (1, 2, 3)],
+    Asset("crossface-ghost", "reference", "ArcFace R50 embedding -> GHOST's ArcFace space (FaceFusion)",
+          "OpenRAIL-MS (FaceFusion CrossFace)", "crossface_ghost.onnx",
+          loader="fsbench.nets.onnx_swappers:load_embedding_converter"),
 ]
 
 ASSETS: dict[str, Asset] = {a.name: a for a in [*EMBEDDED_WEIGHTS, *EMBEDDED_MEDIA, *EMBEDDED_DATA, *REFERENCE]}
@@ -470,6 +487,21 @@ def add(name: str, path: str | Path) -> dict:
     tmp.write_text(json.dumps(index, indent=2, sort_keys=True))
     os.replace(tmp, _reference_index())
     return index[name]
+
+
+def require(names: Iterable[str], who: str) -> dict[str, Path]:
+    """The paths of the reference files ``who`` needs; when some were never added, one AssetError names each of
+    them with the command that adds it."""
+    names = list(names)
+    index = _read_reference_index()
+    missing = [get(n) for n in names if n not in index]
+    if missing:
+        files = [a.filename for a in missing]
+        listed = ", ".join(files[:-1]) + " and " + files[-1] if len(files) > 1 else files[0]
+        commands = ", ".join(f"`{a.fix_command}`" for a in missing)
+        raise AssetError(f"{who} needs your {listed} (files no package carries); add "
+                         f"{'them' if len(files) > 1 else 'it'} with {commands}")
+    return {n: path(n) for n in names}
 
 
 def _load_strictly(asset: Asset, path: Path):

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from fsbench import argtypes, assets, registry
+from fsbench.errors import FsbenchError, UsageError
 from fsbench.export import add_export_parser
-from fsbench.faces.errors import FaceError
 from fsbench.protocols import EMBEDDED
 from fsbench.study.cli import add_study_parser
 
@@ -36,7 +36,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<22} {info.family:<13} {info.kind:<10} {info.label:<28} assets: {', '.join(info.assets)}")
         elif args.what == "methods":
             card = reg.get(name).card
-            print(f"{name:<24} v{card.version:<5} {card.template}@{card.input_size:<5} {card.paper}")
+            needs = "  [needs your file]" if card.notes.get("user_files") else ""
+            print(f"{name:<24} v{card.version:<5} {f'{card.template}@{card.input_size}':<19} {card.paper}{needs}")
         elif args.what == "protocols":
             proto = reg.get(name)
             print(f"{name:<24} v{proto.version:<4} {proto.description}")
@@ -72,16 +73,6 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return 1 if bad or (args.names and "missing" in report.values()) else 0
 
 
-def _key_values(values: list[str], flag: str, example: str) -> dict[str, str]:
-    out = {}
-    for value in values:
-        key, sep, val = value.partition("=")
-        if not sep:
-            raise ValueError(f"{flag} expects KEY=VALUE (e.g. {example}), got '{value}'")
-        out[key] = val
-    return out
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from fsbench import results
     from fsbench.runner import RunConfig, run
@@ -91,8 +82,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), weights=args.weights,
                         data_root=args.data_root, limit=args.limit, device=args.device, seed=args.seed,
                         batch_size=args.batch_size,
-                        backends=_key_values(args.backend, "--backend", "identity=cosface-sphere20"),
-                        protocol_options=_key_values(args.protocol_option, "--protocol-option", "compression=c23"),
+                        backends=argtypes.key_values(args.backend, "--backend", "identity=cosface-sphere20"),
+                        protocol_options=argtypes.key_values(args.protocol_option, "--protocol-option", "compression=c23"),
                         progress=not args.quiet)
         path, result = run(cfg)
         if result is None:  # a rank > 0 under torchrun: rank 0 reports
@@ -105,7 +96,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
-    from fsbench.metrics.speed import bench, bench_metrics, format_metrics_report, format_report
+    from fsbench.bench import bench, bench_metrics, format_metrics_report, format_report
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -116,7 +107,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             Path(args.json).write_text(json.dumps(report, indent=1))
         return 0
     if not args.method:
-        raise ValueError("fsbench bench needs --method NAME (or --metrics for the evaluation stack)")
+        raise UsageError("fsbench bench needs --method NAME (or --metrics for the evaluation stack)")
     cls = registry.methods.get(args.method)
     method = cls.untrained(args.config, args.device) if args.config else cls(device=args.device)
     report = bench(method, batch_sizes=tuple(args.batch_sizes), warmup=args.warmup, runs=args.runs)
@@ -124,6 +115,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"report: {args.json}")
+    return 0
+
+
+def _cmd_separation(args: argparse.Namespace) -> int:
+    import torch
+
+    from fsbench.separation import DEFAULT_BACKENDS, format_report, separation
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    backends = tuple(b for b in args.backends.split(",") if b) if args.backends else DEFAULT_BACKENDS
+    print(format_report(separation(backends)))
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from fsbench.portraits_build import write_manifest
+
+    print(json.dumps(write_manifest(args.out), indent=1))
     return 0
 
 
@@ -156,12 +166,12 @@ def _json_value(key: str, value: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError:
-        raise ValueError(f"--set {key}={value}: the value is not JSON (strings in double quotes: "
+        raise UsageError(f"--set {key}={value}: the value is not JSON (strings in double quotes: "
                          f"{key}='\"{value}\"')") from None
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    overrides = {k: _json_value(k, v) for k, v in _key_values(args.set, "--set", "loop.steps=2000").items()}
+    overrides = {k: _json_value(k, v) for k, v in argtypes.key_values(args.set, "--set", "loop.steps=2000").items()}
     weights = registry.methods.get(args.method).train(
         args.config, Path(args.out), device=args.device, init_from=Path(args.init_from) if args.init_from else None,
         time_limit_s=args.time_limit * 60 if args.time_limit else None, overrides=overrides)
@@ -173,7 +183,8 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
     from fsbench import leaderboard
 
     if args.action == "refresh":
-        problems = leaderboard.refresh(methods=args.methods or None, clean=args.clean, progress=not args.quiet)
+        problems = leaderboard.refresh(methods=args.methods or None, clean=args.clean, progress=not args.quiet,
+                                       wild_only=args.wild_only)
     else:
         problems = leaderboard.build(check=args.check)
     for problem in problems:
@@ -207,14 +218,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fsbench", description="Benchmark suite for face swapping")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_list_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered methods, metrics, protocols, datasets or assets")
     p.add_argument("what", choices=["methods", "metrics", "protocols", "datasets", "assets"])
     p.set_defaults(func=_cmd_list)
 
+
+def _add_assets_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("assets", help="pinned external files: list, fetch, add, verify")
     asub = p.add_subparsers(dest="action", required=True)
     asub.add_parser("list", help="every asset and whether it is present")
@@ -227,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("names", nargs="*")
     p.set_defaults(func=_cmd_assets, what="assets")
 
+
+def _add_run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a method on a protocol (default: the embedded protocols)")
     p.add_argument("--method", required=True)
     p.add_argument("--weights", type=Path, help="a weights file of the method (default: its shipped weights)")
@@ -244,12 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
 
+
+def _add_compare_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="per-metric differences B - A with 95%% bootstrap intervals")
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--force", action="store_true", help="compare even if protocol versions or backends differ")
     p.set_defaults(func=_cmd_compare)
 
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="speed and size of a method's swap network (identity precompute excluded)")
     p.add_argument("--method")
     p.add_argument("--metrics", action="store_true", help="throughput of the embedded evaluation stack instead")
@@ -263,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the report to this file")
     p.set_defaults(func=_cmd_bench)
 
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a method with its training code (resumes from --out)")
     p.add_argument("method")
     p.add_argument("--config", required=True, help="a configuration name of the method, or a JSON file")
@@ -277,16 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config value; nested ones by their dotted path (loop.steps=2000)")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("leaderboard", help="leaderboards/ from the results files: build, check, refresh")
     lsub = p.add_subparsers(dest="action", required=True)
     b = lsub.add_parser("build", help="render leaderboards/<protocol>.md/.csv and plots from leaderboards/results")
     b.add_argument("--check", action="store_true", help="fail if the committed leaderboards are not current")
     r = lsub.add_parser("refresh", help="re-run the embedded protocols and bench for every method, then build")
     r.add_argument("--methods", nargs="*", help="only these methods")
-    r.add_argument("--clean", action="store_true", help="delete leaderboards/results first (rebuild from nothing)")
+    r.add_argument("--clean", action="store_true", help="delete leaderboards/results (with --wild-only: the wild sheet's cells) first")
+    r.add_argument("--wild-only", action="store_true",
+                   help="only swap the missing cells of the ordinary-photo sheet (wild_samples.jpg), then build")
     r.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_leaderboard)
 
+
+def _add_swap_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("swap", help="swap the source's face into a photo or every frame of a video")
     p.add_argument("--method", required=True)
     p.add_argument("--weights", type=Path, help="a weights file of the method (default: its shipped weights)")
@@ -300,14 +324,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_swap)
 
-    add_study_parser(sub)
-    add_export_parser(sub)
+
+def _add_separation_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("separation", help="how well each identity backend separates same- from different-person "
+                                          "pairs on the mini data (AUC, TAR@FAR 1%%, EER)")
+    p.add_argument("--backends", help="comma-separated identity backends (default: sface,dlib,facenet)")
+    p.add_argument("--threads", type=argtypes.positive_int, help="torch CPU threads (default: torch's own)")
+    p.set_defaults(func=_cmd_separation)
+
+
+def _add_data_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="build the embedded data sets' manifests")
+    dsub = p.add_subparsers(dest="action", required=True)
+    b = dsub.add_parser("build-portraits", help="rewrite fsbench/data/portraits.json from the portrait packages")
+    b.add_argument("--out", type=Path, help="manifest to write (default: the shipped one)")
+    p.set_defaults(func=_cmd_data)
+
+
+# every `fsbench` subcommand, each registered by a function of its own module that adds its parser to ``sub``
+COMMANDS = (_add_list_parser, _add_assets_parser, _add_run_parser, _add_compare_parser, _add_bench_parser,
+            _add_train_parser, _add_leaderboard_parser, _add_swap_parser, add_study_parser, add_export_parser,
+            _add_separation_parser, _add_data_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fsbench", description="Benchmark suite for face swapping")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_parser in COMMANDS:
+        add_parser(sub)
     return parser
 
 
-# What a user's input can cause: a missing or wrong file, an unknown name, a data set or results file that is not
-# what it should be (ResultsError, DataRootError, StudyError, ManifestError and PairsFileError are ValueErrors).
-USER_ERRORS = (assets.AssetError, registry.UnknownNameError, FaceError, OSError, ValueError, NotImplementedError)
+def _user_error(err: Exception) -> bool:
+    """Whether ``err`` is the user's to fix: an :class:`FsbenchError` (a wrong file, name, option, data set or
+    results file), or an operating-system error about a named file (a path that is missing, not writable, a
+    folder where a file is expected)."""
+    return isinstance(err, FsbenchError) or (isinstance(err, OSError) and err.filename is not None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,17 +372,15 @@ def main(argv: list[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         return args.func(args)
-    except USER_ERRORS as err:
-        if os.environ.get("FSBENCH_DEBUG"):
-            raise
-        print(f"fsbench: error: {_one_line(err)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("fsbench: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - see the docstring
         if os.environ.get("FSBENCH_DEBUG"):
             raise
+        if _user_error(err):
+            print(f"fsbench: error: {_one_line(err)}", file=sys.stderr)
+            return 2
         print(f"fsbench: internal error: {type(err).__name__}: {_one_line(err)} (a bug in fsbench; rerun with "
               f"FSBENCH_DEBUG=1 for the traceback and report it)", file=sys.stderr)
         return 1

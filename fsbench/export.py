@@ -1,13 +1,14 @@
 """`fsbench export --method NAME --format onnx --out FILE`: a method's swap network as a deployable file.
 
-The harness knows no method by name: a method that can be exported defines ``export_onnx(path) -> Path``; any
-other gets a clear error. The written file is checked by running it once with onnxruntime.
+The harness knows no method by name: a method that can be exported overrides ``Method.export_onnx(path) -> Path``;
+any other gets a clear error. The written file is checked by running it once with onnxruntime.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from fsbench.errors import UsageError
 from fsbench import argtypes
 
 FORMATS = ("onnx",)
@@ -17,12 +18,9 @@ def export(method_name: str, fmt: str, out: Path, device: str = "cpu") -> Path:
     from fsbench import registry
 
     if fmt not in FORMATS:
-        raise ValueError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")
+        raise UsageError(f"unknown export format '{fmt}' (known: {', '.join(FORMATS)})")
     method = registry.methods.get(method_name)(device=device)
-    exporter = getattr(method, "export_onnx", None)
-    if exporter is None:
-        raise ValueError(f"method '{method_name}' cannot be exported to {fmt} (it defines no export_onnx)")
-    path = Path(exporter(Path(out)))
+    path = Path(method.export_onnx(Path(out)))
     _check_onnx(path)
     return path
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsbench import results, samples
+from fsbench import results, samples, wild
 from fsbench.metrics.definitions import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
@@ -146,6 +146,7 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
                          f"{r.get('precision', '—')} | {r['counts']['pairs_scored']}/{r['counts']['pairs']} | "
                          + " | ".join(_cell(r["aggregates"][m]) for m in metrics)
                          + f" | [json](results/{path.name}) |")
+        lines += _user_files(board)
         absent = {m: r["aggregates"][m]["absent"] for _, r in board.rows for m in metrics
                   if r["aggregates"][m].get("absent")}
         if absent:
@@ -157,6 +158,21 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
         lines += ["", "## Rejected results files", ""]
         lines += [f"- `{p.name}`: {why}" for p, why in board.rejected]
     return "\n".join(lines) + "\n"
+
+
+def _user_files(board: Board) -> list[str]:
+    """Lines naming the files of each row whose weights the user supplied (a method card's ``user_files``), with
+    their sha256: such a row's checkpoint is the digest of these files, so other files make another row."""
+    rows = [(r["method"]["name"], r["method"]["notes"]["user_files"]) for _, r in board.rows
+            if isinstance(r["method"].get("notes", {}).get("user_files"), dict)]
+    if not rows:
+        return []
+    lines = ["", "Weights supplied by the user (`fsbench assets add`), per row:"]
+    for name, files in rows:
+        lines.append(f"- {name}: " + "; ".join(
+            f"{f['file']} sha256 `{f['sha256']}` ({f['published'] or 'a hash no publisher lists'})"
+            for f in files.values()))
+    return lines
 
 
 def plot_files(board: Board) -> list[str]:
@@ -248,7 +264,10 @@ def build(root: Path = ROOT, check: bool = False) -> list[str]:
         expected_files[root / f"{board.protocol}.md"] = render_markdown(board, plot_files(board), sheet)
         expected_files[root / f"{board.protocol}.csv"] = render_csv(board)
         problems += [f"{board.protocol}: rejected {p.name}: {why}" for p, why in board.rejected]
-    expected_files[root / "README.md"] = render_index(boards)
+    wild_sheet = _wild_sheet(boards, root, check, stale)
+    if wild_sheet is not None:
+        expected_files[root / wild.PAGE] = wild.render_page(wild_sheet)
+    expected_files[root / "README.md"] = render_index(boards, wild_sheet is not None)
     speed = speed_board(root)
     if speed is not None:
         expected_files[root / "speed.md"], expected_files[root / "speed.csv"] = speed
@@ -267,7 +286,7 @@ def build(root: Path = ROOT, check: bool = False) -> list[str]:
 HEADLINE_METRICS = ("id_top1_frame", "id_cosine", "pose_error", "expression_error", "fd")
 
 
-def render_index(boards: dict[str, Board]) -> str:
+def render_index(boards: dict[str, Board], wild_page: bool = False) -> str:
     """``leaderboards/README.md``: the headline protocol's main figures, then every page in run order."""
     from fsbench.protocols import EMBEDDED
 
@@ -285,6 +304,9 @@ def render_index(boards: dict[str, Board]) -> str:
                   for _, r in board.rows]
         lines.append("")
     lines += ["## Pages", ""] + [f"- [{p}]({p}.md)" for p in order]
+    if wild_page:
+        lines.append(f"- [ordinary photos]({wild.PAGE}): every method on photos and video frames of the test "
+                     "people, pasted back as `fsbench swap` does (not scored)")
     lines += ["- [speed](speed.md)", "- [figures the papers reported](reported.md) (not measured here)", ""]
     return "\n".join(lines)
 
@@ -306,11 +328,39 @@ def _sheet(board: Board, root: Path, check: bool, stale: list[str]) -> tuple[str
     if sheet is None:
         return None
     path = root / f"{board.protocol}_samples.jpg"
+    _draw_or_check(sheet, path, check, stale)
+    return path.name, sheet
+
+
+def _draw_or_check(sheet: samples.Sheet, path: Path, check: bool, stale: list[str]) -> None:
     if not check:
         sheet.draw(path)
     elif samples.recorded_digest(path) != sheet.digest():
-        stale.append(f"{path.relative_to(root.parent)} is missing or not what the sample crops produce")
-    return path.name, sheet
+        stale.append(f"{path.relative_to(path.parent.parent)} is missing or not what the sample crops produce")
+
+
+def _wild_sheet(boards: dict[str, Board], root: Path, check: bool, stale: list[str]) -> samples.Sheet | None:
+    """Draw (or, with ``check``, compare) ``wild_samples.jpg`` (``fsbench.wild``) with a column per method that
+    has a leaderboard row; appends to ``stale`` a missing or stale sheet, stored pairs other than the declared
+    ones and each current row of a registered method without wild samples."""
+    from fsbench import registry
+    from fsbench.swapcache import method_key
+
+    folder = root / "results"
+    cards = sorted({method_key(r["method"]): r["method"] for board in boards.values()
+                    for _, r in board.rows}.values(), key=lambda card: card["name"])
+    hint = "run `fsbench leaderboard refresh --wild-only"
+    stored = wild.stored_rows(folder)
+    if stored is not None and stored != wild.declared_rows():
+        stale.append(f"{wild.folder_of(folder).relative_to(root.parent)}: other pairs than fsbench/wild.py "
+                     f"declares: {hint}`")
+    for card in cards:
+        if card["name"] in registry.methods.names() and not outdated(card) and not wild.has_samples(card, folder):
+            stale.append(f"{wild.SHEET}: no wild samples of {card['name']}: {hint} --methods {card['name']}`")
+    sheet = wild.sheet(cards, folder)
+    if sheet is not None:
+        _draw_or_check(sheet, root / wild.SHEET, check, stale)
+    return sheet
 
 
 def speed_board(root: Path) -> tuple[str, str] | None:
@@ -359,9 +409,11 @@ def render_speed_plot(root: Path) -> None:
 
 
 def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: list[str] | None = None,
-            clean: bool = False, progress: bool = True) -> list[str]:
-    """Re-run the embedded protocols and ``bench`` for every registered method, store the sample crops of the
-    comparison sheets (``fsbench.samples``), then build.
+            clean: bool = False, progress: bool = True, wild_only: bool = False) -> list[str]:
+    """Re-run the embedded protocols and ``bench`` for every registered method (a method that runs files you supply,
+    only when ``methods`` names it), store the sample crops of the comparison sheets (``fsbench.samples``) and the
+    cells of the wild sheet (``fsbench.wild``), then build; ``wild_only`` stores only the wild sheet's missing cells
+    (no protocol run, no bench; ``clean`` then deletes only those cells).
 
     Resumable: swaps are cached under ``runs`` and a (method, protocol) whose results file is already in
     ``results/`` is not run again (only its missing sample crops are stored), so an interrupted refresh
@@ -371,28 +423,36 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
     import shutil
 
     from fsbench import registry
-    from fsbench.metrics.speed import bench
+    from fsbench.bench import bench
     from fsbench.protocols import EMBEDDED
     from fsbench.runner import RunConfig, run
 
     folder = root / "results"
-    if clean and folder.exists():
-        shutil.rmtree(folder)
+    if clean and (wiped := wild.folder_of(folder) if wild_only else folder).exists():
+        shutil.rmtree(wiped)
     (folder / "bench").mkdir(parents=True, exist_ok=True)
-    for method in methods or registry.methods.names():
-        for protocol in EMBEDDED:
+    problems: list[str] = []
+    chosen = methods or [m for m in registry.methods.names()
+                         if not registry.methods.get(m).card.notes.get("user_files")]  # yours: only when named
+    for method in chosen:
+        card = registry.methods.get(method).card
+        if card.notes.get("user_files"):  # named after your files once they are loaded: other files, other results
+            card = registry.create_method(method).card
+        if not wild.has_samples(card.to_dict(), folder) or wild.stored_rows(folder) != wild.declared_rows():
+            problems += [f"{wild.SHEET}: {method} on {pair}: {why}" for pair, why in wild.store(method, folder).items()]
+        for protocol in () if wild_only else EMBEDDED:
             version = registry.protocols.get(protocol).version
-            name = f"{method}__{protocol}-v{version}__seed0.json"
+            name = f"{card.name}__{protocol}-v{version}__seed0.json"
             if not (folder / name).is_file() or outdated(results.load(folder / name)["method"]):
                 path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
                 if path is None:  # a rank > 0 under torchrun
                     continue
                 shutil.copy(path, folder / name)
-            if not samples.has_samples(registry.methods.get(method).card.to_dict(), protocol, version, folder):
+            if not samples.has_samples(card.to_dict(), protocol, version, folder):
                 samples.store(method, protocol, runs, folder)
-        bench_file = folder / "bench" / f"{method}.json"
+        bench_file = folder / "bench" / f"{card.name}.json"
         recorded = json.loads(bench_file.read_text()).get("card") if bench_file.is_file() else None
-        if recorded is None or outdated(recorded):
+        if not wild_only and (recorded is None or outdated(recorded)):
             report = bench(registry.methods.get(method)(device="cpu"))
             bench_file.write_text(json.dumps(report, indent=1) + "\n")
-    return build(root)
+    return problems + build(root)

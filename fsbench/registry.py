@@ -15,10 +15,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from fsbench.errors import FsbenchError, UsageError
+
 T = TypeVar("T")
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(FsbenchError, KeyError):
     """An unknown name; the message lists close matches."""
 
     def __str__(self) -> str:  # KeyError quotes its argument; show the message as written
@@ -110,21 +112,22 @@ datasets: Registry = Registry("dataset", group="fsbench.datasets", builtins="fsb
 def create_method(name: str, device: str = "cpu", weights: Path | None = None) -> Any:
     """An instance of method ``name`` on ``device``: with its shipped weights, or with the ``weights`` file given.
 
-    A method takes a weights file through a ``weights`` keyword of its constructor. Whatever the plugin's card
-    says, an instance loaded from a file other than the shipped one gets a card naming that file and its sha256,
-    and the name ``NAME@SHA12`` (its results, swap cache and table rows never mix with the shipped weights').
+    A method takes a weights file through a ``weights`` keyword of its constructor. This is the one place that
+    turns a weights file into a card: an instance loaded from a file other than the shipped one gets the card
+    ``Method.card_for(file)`` gives, naming that file and its sha256, and the name ``NAME@SHA12`` (its results,
+    swap cache and table rows never mix with the shipped weights').
     """
     cls = methods.get(name)
     if weights is None:
         return cls(device=device)
     if "weights" not in inspect.signature(cls.__init__).parameters:
-        raise ValueError(f"method '{name}' takes no weights file")
+        raise UsageError(f"method '{name}' takes no weights file")
     path = Path(weights)
     if not path.is_file():
-        raise ValueError(f"{path}: no such weights file")
+        raise UsageError(f"{path}: no such weights file")
     method = cls(device=device, weights=path)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     if sha != cls.card.checkpoint_sha256:
-        method.card = replace(method.card, name=f"{cls.card.name}@{sha[:12]}", checkpoint=str(path.resolve()),
-                              checkpoint_sha256=sha)
+        method.card = replace(cls.card_for(path), name=f"{cls.card.name}@{sha[:12]}",
+                              checkpoint=str(path.resolve()), checkpoint_sha256=sha)
     return method

@@ -5,17 +5,24 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
+
+from fsbench.errors import UsageError
+
+if TYPE_CHECKING:
+    from fsbench.metrics.base import Backend
+    from fsbench.protocols.base import Pair, Protocol, ProtocolData
 
 SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema", "protocol", "method", "backends", "dataset", "samples", "aggregates", "environment")
 
 
-class ResultsError(ValueError):
+class ResultsError(UsageError):
     """A results file is unreadable, invalid, or incomparable; the message names the file."""
 
 
@@ -136,6 +143,63 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
         backend = backends.get(spec.family, {})
         out[name] = {**agg, "backend": backend.get("name"), "label": backend.get("label"), "unit": spec.unit}
     return out
+
+
+@dataclass
+class Measured:
+    """What scoring a run's swaps gave: the pairs scored (in order), their per-metric values, the set-level
+    figures (Fréchet distances) and the protocol's reference figures (e.g. same-person cosine)."""
+
+    scored: list[Pair]
+    per_sample: list[dict[str, float | None]]
+    set_level: dict[str, float | None]
+    reference: dict[str, Any]
+
+
+def backend_record(backend: Backend) -> dict[str, Any]:
+    info = backend.info
+    return {"name": info.name, "kind": info.kind, "label": info.label, "description": info.description,
+            "weights_sha256": backend.weight_sha256()}
+
+
+def file_name(method: str, protocol: str, version: int, seed: int) -> str:
+    """The results file of ``method`` on a protocol version with ``seed``; a rerun replaces it."""
+    return f"{method}__{protocol}-v{version}__seed{seed}.json"
+
+
+def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[str, Any], precision: str,
+           backends: dict[str, Backend], measured: Measured, gallery_ids: set[str], failures: dict[str, str],
+           item_failures: dict[str, str], variant: dict[str, Any], timings: dict[str, Any], device: str,
+           seed: int) -> dict[str, Any]:
+    """The results record of one run (schema :data:`SCHEMA_VERSION`): provenance, aggregates, per-pair values.
+
+    ``gallery_ids`` are the gallery items whose faces were found; ``variant`` holds the run's choices beyond the
+    protocol's own (options, limit, storage), ``failures`` the pairs that were not scored and why."""
+    records = {family: backend_record(b) for family, b in backends.items()}
+    gallery = [g for g in data.gallery if g.id in gallery_ids]
+    scored = measured.scored
+    return {
+        "schema": SCHEMA_VERSION,
+        "created": now(),
+        "protocol": {"name": protocol.name, "version": protocol.version, "description": protocol.description,
+                     "variant": {**data.variant, **variant}},
+        "method": card,
+        "precision": precision,
+        "backends": records,
+        "dataset": data.dataset,
+        "counts": {"pairs": n_pairs, "pairs_scored": len(scored), "failures": len(failures), "gallery": len(gallery)},
+        "aggregates": aggregates(protocol.metrics, measured.per_sample, measured.set_level, len(scored), records,
+                                 len({g.identity for g in gallery}), seed),
+        "reference": measured.reference,
+        "samples": [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
+                    for p, row in zip(scored, measured.per_sample)],
+        "failures": [{"pair": pid, "reason": why} for pid, why in sorted({**data.failures, **failures}.items())],
+        "item_failures": [{"item": iid, "reason": why} for iid, why in sorted(item_failures.items())],
+        "timings": timings,
+        "environment": environment(device),
+        "git_commit": git_commit(),
+        "seed": seed,
+    }
 
 
 def now() -> str:

@@ -10,7 +10,7 @@ JPEG files (quality 90: about 5 KB a crop against 26 KB as PNG, so that a refres
     results/samples/<protocol>-v<version>/<method key>/<pair>.jpg   method key: name-vVERSION-<checkpoint sha256[:12]>
 
 Where the swap cache is gone (a fresh clone whose results are current) the chosen pairs are swapped again through
-the runner's own path (``CropStore``, ``swap_pairs``, ``SwapCache``) into the same cache: the same crops as the
+the runner's own path (``CropStore``, :mod:`fsbench.swapcache`) into the same cache: the same crops as the
 run's (the shipped networks' swaps of one pair alone and within a batch differ by at most 1e-4 of a grey level,
 so the rounded PNG in the cache is the one the run scored). ``fsbench leaderboard
 build`` draws ``<protocol>_samples.jpg``: one row per pair, columns source, target, then each leaderboard row's swap.
@@ -35,7 +35,7 @@ from fsbench import registry
 from fsbench.faces.align import template_to_template
 from fsbench.protocols.base import Pair
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
-from fsbench.runner import RunConfig, SwapCache, method_key, probe_precision, swap_cache_folder, swap_pairs
+from fsbench.swapcache import SwapCache, method_key, probe_precision, swap_cache_folder, swap_pairs
 
 ROWS = 6  # pairs per sheet
 SIDE = 128  # px of a stored sample crop and of a sheet cell
@@ -75,7 +75,7 @@ def to_sample(crop: np.ndarray, template: str) -> np.ndarray:
     return cv2.resize(crop, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
 
 
-def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
+def write_jpeg(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgb).save(path, quality=QUALITY)
 
@@ -107,17 +107,21 @@ def store(method: str, protocol: str, runs: Path, results: Path, seed: int = 0) 
     cache = SwapCache(swap_cache_folder(runs, card.to_dict(), proto.name, proto.version),
                       probe_precision(instance, pairs, crops))
     failures: dict[str, str] = {}
-    swap_pairs(instance, pairs, crops, cache, RunConfig(method, protocol, out=runs, seed=seed, progress=False),
-               failures)
+    swap_pairs(instance, pairs, crops, cache, failures, seed=seed, progress=False)
     key = method_key(card.to_dict())
-    for old in folder.glob(f"{card.name}-v*"):  # samples of another version or checkpoint of this method
-        if old.name != key and re.fullmatch(rf"{re.escape(card.name)}-v[^-]+-[0-9a-z]+", old.name):
-            shutil.rmtree(old)
+    drop_other_versions(folder, card.name, key)
     for pair in pairs:
         for role, item in (("source", pair.source), ("target", pair.target)):
-            _write_jpeg(folder / "real" / f"{pair.id}_{role}.jpg", to_sample(crops.eval_crop(item), EVAL_TEMPLATE))
+            write_jpeg(folder / "real" / f"{pair.id}_{role}.jpg", to_sample(crops.eval_crop(item), EVAL_TEMPLATE))
         if pair.id not in failures:
-            _write_jpeg(folder / key / f"{pair.id}.jpg", to_sample(cache.get(pair), card.template))
+            write_jpeg(folder / key / f"{pair.id}.jpg", to_sample(cache.get(pair), card.template))
+
+
+def drop_other_versions(folder: Path, name: str, key: str) -> None:
+    """Delete the sample folders in ``folder`` of another version or checkpoint of method ``name`` than ``key``."""
+    for old in folder.glob(f"{name}-v*"):
+        if old.name != key and re.fullmatch(rf"{re.escape(name)}-v[^-]+-[0-9a-z]+", old.name):
+            shutil.rmtree(old)
 
 
 def has_samples(method_card: dict[str, Any], protocol: str, version: int, results: Path) -> bool:
@@ -131,11 +135,17 @@ class Sheet:
     labels: list[str]
     cells: list[list[Path | None]]  # rows × columns; None: no sample (a grey cell)
     captions: list[str]  # one per row: target and source item ids
+    side: int = SIDE  # px of a cell
 
     @classmethod
     def of(cls, protocol: str, version: int, cards: list[dict[str, Any]], results: Path) -> Sheet | None:
         """The sheet of a leaderboard's rows (method cards in table order), or None without stored pairs."""
-        folder = protocol_folder(results, protocol, version)
+        return cls.in_folder(protocol_folder(results, protocol, version), cards)
+
+    @classmethod
+    def in_folder(cls, folder: Path, cards: list[dict[str, Any]], side: int = SIDE) -> Sheet | None:
+        """The sheet of the sample files in ``folder`` laid out as described in the module docstring (pairs.json,
+        real/, one folder per method key), with the methods of ``cards`` as columns; None without pairs.json."""
         manifest = folder / "pairs.json"
         if not manifest.is_file():
             return None
@@ -146,25 +156,26 @@ class Sheet:
             files += [folder / method_key(card) / f"{row['pair']}.jpg" for card in cards]
             cells.append([f if f.is_file() else None for f in files])
         return cls(["source", "target", *[c["name"] for c in cards]], cells,
-                   [f"target {row['target']} ← source {row['source']}" for row in rows])
+                   [f"target {row['target']} ← source {row['source']}" for row in rows], side)
 
     def digest(self) -> str:
         """sha256 of the labels, the layout and every cell file's bytes."""
         files = [[hashlib.sha256(f.read_bytes()).hexdigest() if f else None for f in row] for row in self.cells]
-        return hashlib.sha256(json.dumps([self.labels, SIDE, HEADER, files]).encode()).hexdigest()
+        return hashlib.sha256(json.dumps([self.labels, self.side, HEADER, files]).encode()).hexdigest()
 
     def draw(self, path: Path) -> None:
         """Write the sheet as a JPEG whose comment records its digest (no timestamps)."""
-        width, height = SIDE * len(self.labels), HEADER + SIDE * len(self.cells)
+        side = self.side
+        width, height = side * len(self.labels), HEADER + side * len(self.cells)
         sheet = Image.new("RGB", (width, height), (255, 255, 255))
         pen = ImageDraw.Draw(sheet)
         font = ImageFont.load_default()
         for col, label in enumerate(self.labels):
-            pen.text((col * SIDE + SIDE / 2, HEADER / 2), label, fill=(0, 0, 0), font=font, anchor="mm")
+            pen.text((col * side + side / 2, HEADER / 2), label, fill=(0, 0, 0), font=font, anchor="mm")
         for r, row in enumerate(self.cells):
             for c, file in enumerate(row):
-                cell = Image.open(file).convert("RGB") if file else Image.new("RGB", (SIDE, SIDE), (GREY,) * 3)
-                sheet.paste(cell, (c * SIDE, HEADER + r * SIDE))
+                cell = Image.open(file).convert("RGB") if file else Image.new("RGB", (side, side), (GREY,) * 3)
+                sheet.paste(cell, (c * side, HEADER + r * side))
         sheet.save(path, quality=QUALITY, comment=COMMENT + self.digest())
 
 

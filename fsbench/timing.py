@@ -1,6 +1,6 @@
 """Wall-clock timers and the machine's matmul yardstick, shared by the benches and the methods' comparisons.
 
-Kept apart from :mod:`fsbench.metrics.speed` so that :mod:`fsbench.api` can offer them to plugins without
+Kept apart from :mod:`fsbench.bench` so that :mod:`fsbench.api` can offer them to plugins without
 importing the bench (which imports the runner's crops and scoring).
 """
 from __future__ import annotations

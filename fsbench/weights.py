@@ -9,6 +9,8 @@ from typing import Any, Mapping, TypeVar
 import torch
 from safetensors import safe_open
 
+from fsbench.errors import UsageError
+
 T = TypeVar("T")
 
 
@@ -17,25 +19,25 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     if not Path(path).is_file():
-        raise ValueError(f"{path}: no such weights file")
+        raise UsageError(f"{path}: no such weights file")
     try:
         return load_file(str(path))
     except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+        raise UsageError(f"{path}: not a readable safetensors file ({err})") from err
 
 
 def exported_metadata(path: Path, *keys: str) -> dict[str, str]:
     """The metadata of an exported weights file, which must hold ``keys``; a ValueError names the file otherwise."""
     if not Path(path).is_file():
-        raise ValueError(f"{path}: no such weights file")
+        raise UsageError(f"{path}: no such weights file")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as err:  # safetensors raises its own error types for corrupt headers
-        raise ValueError(f"{path}: not a readable safetensors file ({err})") from err
+        raise UsageError(f"{path}: not a readable safetensors file ({err})") from err
     missing = [key for key in keys if key not in meta]
     if missing:
-        raise ValueError(f"{path}: not an exported weights file of this method (its metadata has no "
+        raise UsageError(f"{path}: not an exported weights file of this method (its metadata has no "
                          f"{', '.join(missing)})")
     return meta
 
@@ -49,7 +51,7 @@ def load_weights(path: Path, module: torch.nn.Module) -> torch.nn.Module:
     """Load safetensors weights with strict key checking; the error names the file."""
     missing, unexpected = module.load_state_dict(read_weights(path), strict=False)
     if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit {type(module).__name__} "
+        raise UsageError(f"{path}: weights do not fit {type(module).__name__} "
                          f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
     return module
 
@@ -66,9 +68,9 @@ def recorded_config(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(exported_metadata(path, "config")["config"])
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: its recorded configuration is not JSON ({err})") from None
+        raise UsageError(f"{path}: its recorded configuration is not JSON ({err})") from None
     if not isinstance(config, dict):
-        raise ValueError(f"{path}: its recorded configuration is not an object")
+        raise UsageError(f"{path}: its recorded configuration is not an object")
     return config
 
 
@@ -80,4 +82,4 @@ def recorded_architecture(cls: type[T], path: Path) -> T:
     try:
         return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: its recorded architecture does not fit {cls.__name__} ({err})") from None
+        raise UsageError(f"{path}: its recorded architecture does not fit {cls.__name__} ({err})") from None

@@ -58,7 +58,7 @@ def test_bench_config_of_a_method_without_configurations_is_a_clear_error(capsys
 
 
 def test_bench_metrics_reports_every_stage_with_its_flop_bound(tmp_path) -> None:
-    from fsbench.metrics.speed import bench_metrics, format_metrics_report
+    from fsbench.bench import bench_metrics, format_metrics_report
     from fsbench.scoring import DEFAULT_BACKENDS
 
     report = bench_metrics(faces=3)

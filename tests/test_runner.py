@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from fsbench import assets, registry, results
-from fsbench.runner import RunConfig, SwapCache, run
 from fsbench.api import native_bf16_cpu
+from fsbench.runner import RunConfig, run
+from fsbench.swapcache import SwapCache
 from methods.baselines.paste_source import PasteSource
 
 FACES = {

@@ -1,10 +1,10 @@
-"""Verification figures of fsbench.metrics.separation on hand-computable score sets."""
+"""Verification figures of fsbench.separation on hand-computable score sets."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fsbench.metrics.separation import verification
+from fsbench.separation import verification
 
 
 def test_verification_figures():

@@ -63,8 +63,10 @@ def make_study(tmp_path: Path, design_name: str = "pick", n_pairs: int = 3, per_
                methods: list[str] = METHODS) -> Study:
     pairs = [f"p{i}" for i in range(1, n_pairs + 1)]
     res = fake_results(tmp_path / "runs", pairs, methods)
-    return design.create(res, tmp_path / "study", "mini-video", methods, design_name, per_rater,
-                         crops=stub_crops, image_size=16)
+    study = design.create(res, tmp_path / "study", "mini-video", methods, design_name, per_rater,
+                          crops=stub_crops, image_size=16)
+    Storage(study).close()  # as `fsbench study create` does
+    return study
 
 
 # ---------------------------------------------------------------- design
@@ -132,7 +134,7 @@ def test_answers_are_stored_when_given_and_a_rater_resumes(tmp_path: Path) -> No
         db.answer(ann, first.unit, "identity", "beta")
         with pytest.raises(StudyError, match="unanswered"):
             db.finish(ann, first.unit)
-    with Storage(study) as other:  # another connection (another session) sees it at once
+    with Storage(study) as other:  # another connection (another rater's app) sees it at once
         again = other.join("ann")
         assert again == ann
         assert other.answers(again, first.unit) == {("identity", "beta"): 1.0}

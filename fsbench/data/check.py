@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from fsbench.errors import UsageError
 
-class DataRootError(ValueError):
+
+class DataRootError(UsageError):
     """A --data-root in which most files the protocol refers to are missing; the message gives the count and one."""
 
 

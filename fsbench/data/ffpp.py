@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from fsbench.data.check import DataRootError
+from fsbench.errors import UsageError
 from fsbench.data.check import require_present
 
 COMPRESSIONS = ("c0", "c23", "c40")
@@ -23,20 +25,20 @@ class FFPPDataset:
     def __init__(self, root: str | Path | None, compression: str = "c23", splits: str | Path | None = None,
                  split: str = "test") -> None:
         if root is None:
-            raise ValueError("the ffpp protocol reads your FaceForensics++ copy: pass --data-root DIR "
+            raise UsageError("the ffpp protocol reads your FaceForensics++ copy: pass --data-root DIR "
                              "(DIR/original_sequences/youtube/c23/videos/000.mp4 ...)")
         if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got '{compression}'")
+            raise UsageError(f"compression must be one of {', '.join(COMPRESSIONS)}, got '{compression}'")
         self.root = Path(root).expanduser().resolve()
         self.compression = compression
         self.videos_dir = self.root / "original_sequences" / "youtube" / compression / "videos"
         if not self.videos_dir.is_dir():
-            raise FileNotFoundError(f"{self.videos_dir}: not found; is {self.root} a FaceForensics++ root "
+            raise DataRootError(f"{self.videos_dir}: not found; is {self.root} a FaceForensics++ root "
                                     f"with compression {compression}?")
         self.splits, self.split = (Path(splits) if splits else None), split
         self.pairs = self._pairs_from_splits() if self.splits else self._pairs_from_manipulated()
         if not self.pairs:
-            raise ValueError(f"{self.root}: no swap pairs found (no manipulated_sequences/*/{compression}/videos/"
+            raise UsageError(f"{self.root}: no swap pairs found (no manipulated_sequences/*/{compression}/videos/"
                              f"TTT_SSS.mp4 names, and no --protocol-option splits=...)")
         ids = sorted({v for pair in self.pairs for v in pair})
         require_present(self.root, (self.video(v) for v in ids), f"{compression} videos the swap pairs refer to",
@@ -57,7 +59,7 @@ class FFPPDataset:
             entries = json.loads(path.read_text())
             pairs = [(str(a), str(b)) for a, b in entries]
         except (OSError, json.JSONDecodeError, ValueError, TypeError) as err:
-            raise ValueError(f"{path}: expected a JSON list of [id, id] pairs ({err})") from err
+            raise UsageError(f"{path}: expected a JSON list of [id, id] pairs ({err})") from err
         return sorted({p for a, b in pairs for p in ((a, b), (b, a))})
 
     def video(self, video_id: str) -> Path:

@@ -5,6 +5,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Iterator
 
+from fsbench.errors import UsageError
 from fsbench.data.check import DataRootError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -13,10 +14,10 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 class FolderDataset:
     def __init__(self, root: str | Path | None) -> None:
         if root is None:
-            raise ValueError("this protocol reads your own data: pass --data-root DIR (DIR/<identity>/<image>)")
+            raise UsageError("this protocol reads your own data: pass --data-root DIR (DIR/<identity>/<image>)")
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: not a directory (expected <identity>/<image> inside)")
+            raise DataRootError(f"{self.root}: not a directory (expected <identity>/<image> inside)")
         folders = sorted(p for p in self.root.iterdir() if p.is_dir())
         with_images = {ident for ident, _ in self.images()}
         if not with_images:

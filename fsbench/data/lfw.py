@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fsbench.data.check import DataRootError
+from fsbench.errors import UsageError
 from fsbench.data.check import require_present
 
 
@@ -22,7 +24,7 @@ class LFWPair:
     second: str
 
 
-class PairsFileError(ValueError):
+class PairsFileError(UsageError):
     """pairs.txt is malformed; the message names the file and line."""
 
 
@@ -67,14 +69,14 @@ def pairs_from_db(db: Path) -> list[LFWPair]:
 class LFWDataset:
     def __init__(self, root: str | Path | None, pairs_file: str | Path | None = None) -> None:
         if root is None:
-            raise ValueError("the lfw protocol reads your LFW copy: pass --data-root DIR (DIR/Name/Name_0001.jpg)")
+            raise UsageError("the lfw protocol reads your LFW copy: pass --data-root DIR (DIR/Name/Name_0001.jpg)")
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
-            raise FileNotFoundError(f"{self.root}: not a directory (expected LFW's Name/Name_0001.jpg layout)")
+            raise DataRootError(f"{self.root}: not a directory (expected LFW's Name/Name_0001.jpg layout)")
         candidates = [Path(pairs_file)] if pairs_file else [self.root / "pairs.txt", self.root.parent / "pairs.txt"]
         found = next((p for p in candidates if p.is_file()), None)
         if pairs_file and found is None:
-            raise FileNotFoundError(f"{pairs_file}: pairs file not found")
+            raise DataRootError(f"{pairs_file}: pairs file not found")
         if found is not None:
             self.pairs, self.pairs_source = parse_pairs(found), str(found)
         else:

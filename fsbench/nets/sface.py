@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from fsbench.errors import UsageError
+
 EMBEDDING_DIM = 128
 INPUT_SIZE = 112
 # (block, output channels, stride of its depthwise conv) for conv_2 … conv_14, as read from the graph
@@ -110,7 +112,7 @@ def _graph_tensors(path: str | Path) -> tuple[dict[str, np.ndarray], list]:
         if node.op_type == "DequantizeLinear":
             q, scale, zero_point = (tensors[name] for name in node.input)
             if not attrs.get("block_size"):
-                raise ValueError(f"{path}: node {node.name or node.output[0]} is not block-quantised; "
+                raise UsageError(f"{path}: node {node.name or node.output[0]} is not block-quantised; "
                                  "this loader expects the int8bq SFace file")
             tensors[node.output[0]] = dequantize_blocked(q, scale, zero_point, attrs.get("axis", 1),
                                                          attrs["block_size"])

@@ -8,15 +8,16 @@ from fsbench import argtypes
 
 
 def _create(args: argparse.Namespace) -> int:
-    from fsbench.cli import _key_values
     from fsbench.study import design
+    from fsbench.study.storage import Storage
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     out = Path(args.out) if args.out else Path("studies") / f"{args.protocol}-{args.design}"
     study = design.create(Path(args.results), out, args.protocol, methods, args.design, args.per_rater,
                           seed=args.seed, run_seed=args.run_seed, image_size=args.image_size,
                           data_root=args.data_root,
-                          protocol_options=_key_values(args.protocol_option, "--protocol-option", "compression=c23"))
+                          protocol_options=argtypes.key_values(args.protocol_option, "--protocol-option", "compression=c23"))
+    Storage(study).close()  # the answers database exists before the first raters arrive at once
     print(f"study {study.id}: {len(study.units)} units, {study.per_rater} per rater, design {study.design}, "
           f"methods {', '.join(study.methods)}")
     print(f"serve it: FSBENCH_STUDY_TOKEN=<organiser token> streamlit run app.py -- {out}")

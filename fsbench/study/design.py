@@ -20,6 +20,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from fsbench.errors import UsageError
 from fsbench import results
 
 SCHEMA = 1
@@ -46,7 +47,7 @@ QUESTIONS: dict[str, dict[str, str]] = {
 CropFn = Callable[[list[dict[str, Any]]], dict[str, np.ndarray]]
 
 
-class StudyError(ValueError):
+class StudyError(UsageError):
     """A study cannot be created or opened; the message says why and what to do."""
 
 
@@ -151,8 +152,8 @@ class Run:
         return self.result["method"]["name"]
 
     def swap_image(self, results_dir: Path, pair: str) -> Path:
-        """Where the runner cached this method's swap of ``pair`` (see fsbench.runner.SwapCache)."""
-        from fsbench.runner import swap_cache_folder
+        """Where the runner cached this method's swap of ``pair`` (see fsbench.swapcache.SwapCache)."""
+        from fsbench.swapcache import swap_cache_folder
 
         proto = self.result["protocol"]
         return swap_cache_folder(results_dir, self.result["method"], proto["name"], proto["version"]) / f"{pair}.png"
@@ -253,6 +254,8 @@ def create(results_dir: Path, out: Path, protocol: str, methods: list[str], desi
     """Write a study folder comparing ``methods`` on the pairs all of them swapped in ``results_dir``.
 
     ``crops`` gives the source and target crops (default: re-created from the protocol, see protocol_crops).
+    The answers database is created by :class:`fsbench.study.storage.Storage` (``fsbench study create`` opens it
+    once, so it exists before the first raters arrive at once).
     """
     if design not in QUESTIONS:
         raise StudyError(f"unknown design '{design}' (known: {', '.join(QUESTIONS)})")
@@ -298,7 +301,4 @@ def create(results_dir: Path, out: Path, protocol: str, methods: list[str], desi
     }
     results.write(out / DEFINITION, definition)
     study = Study(out, definition)
-    from fsbench.study.storage import Storage  # here, not above: storage builds on this module
-
-    Storage(study).close()  # the database exists before the first raters arrive at once
     return study

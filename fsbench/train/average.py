@@ -12,6 +12,7 @@ from typing import Iterator
 
 import torch
 
+from fsbench.errors import UsageError
 from fsbench.train.checkpoint import unwrap
 
 
@@ -21,7 +22,7 @@ class WeightAverage:
 
     def __init__(self, live: torch.nn.Module, decay: float) -> None:
         if not 0 < decay < 1:
-            raise ValueError(f"weight-average decay must lie in (0, 1), got {decay}")
+            raise UsageError(f"weight-average decay must lie in (0, 1), got {decay}")
         self.live, self.decay = unwrap(live), decay
         self.average = copy.deepcopy(self.live).eval().requires_grad_(False)
 

@@ -16,6 +16,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from fsbench.errors import UsageError
+
 
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     """The network inside a DistributedDataParallel wrapper (or the network itself)."""
@@ -87,4 +89,4 @@ def require_architecture(path: Path, recorded: Any, wanted: Any, ignore: tuple[s
     differ = [f"{f.name} {getattr(recorded, f.name)} (config: {getattr(wanted, f.name)})" for f in fields(wanted)
               if f.name not in ignore and getattr(recorded, f.name) != getattr(wanted, f.name)]
     if differ:
-        raise ValueError(f"{path}: its networks do not fit the configuration: {', '.join(differ)}")
+        raise UsageError(f"{path}: its networks do not fit the configuration: {', '.join(differ)}")

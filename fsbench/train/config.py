@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+from fsbench.errors import UsageError
+
 T = TypeVar("T")
 
 PRECISIONS = ("fp32", "bf16", "auto")
@@ -35,7 +37,7 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ValueError(f"training precision must be fp32, bf16 or auto, got {self.precision!r}")
+            raise UsageError(f"training precision must be fp32, bf16 or auto, got {self.precision!r}")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ def keys(cls: type) -> list[str]:
 
 def _unknown(root: type, names: list[str]) -> ValueError:
     listed = ", ".join(f"'{n}'" for n in names)
-    return ValueError(f"unknown config key{'s' if len(names) > 1 else ''} {listed} for {root.__name__} "
+    return UsageError(f"unknown config key{'s' if len(names) > 1 else ''} {listed} for {root.__name__} "
                       f"(known: {', '.join(keys(root))})")
 
 
@@ -106,7 +108,7 @@ def build(cls: type[T], values: Mapping[str, Any], root: type | None = None, pre
     for key, value in values.items():
         if is_dataclass(hints[key]):
             if not isinstance(value, Mapping):
-                raise ValueError(f"config key '{prefix + key}' of {root.__name__} takes an object of "
+                raise UsageError(f"config key '{prefix + key}' of {root.__name__} takes an object of "
                                  f"{hints[key].__name__} fields, got {value!r}")
             value = build(hints[key], value, root, f"{prefix}{key}.")
         elif isinstance(value, list) and isinstance(known[key].default, tuple):
@@ -115,7 +117,7 @@ def build(cls: type[T], values: Mapping[str, Any], root: type | None = None, pre
     try:
         return cls(**out)
     except TypeError as err:
-        raise ValueError(f"{root.__name__}: {err}") from None
+        raise UsageError(f"{root.__name__}: {err}") from None
 
 
 def _preset_values(cls: type, presets: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -125,11 +127,11 @@ def _preset_values(cls: type, presets: Mapping[str, Any], name: str) -> dict[str
         try:
             values = json.loads(Path(name).read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{name}: not a JSON object of {cls.__name__} fields ({err})") from err
+            raise UsageError(f"{name}: not a JSON object of {cls.__name__} fields ({err})") from err
         if not isinstance(values, dict):
-            raise ValueError(f"{name}: not a JSON object of {cls.__name__} fields")
+            raise UsageError(f"{name}: not a JSON object of {cls.__name__} fields")
         return asdict(build(cls, values))
-    raise ValueError(f"unknown config '{name}' for {cls.__name__} (known: {', '.join(presets)}, or a JSON file)")
+    raise UsageError(f"unknown config '{name}' for {cls.__name__} (known: {', '.join(presets)}, or a JSON file)")
 
 
 def resolve_config(cls: type[T], presets: Mapping[str, T], name: str, overrides: Mapping[str, Any]) -> T:

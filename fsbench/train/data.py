@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fsbench import assets
+from fsbench.errors import UsageError
 
 
 @dataclass
@@ -206,7 +207,7 @@ def folder_crops(root: Path, template: str = "ffhq-256", size: int = 256) -> Fac
             continue
     crops, labels = _align_all(images, template, size)
     if not crops:
-        raise ValueError(f"{root}: no face found in any image")
+        raise UsageError(f"{root}: no face found in any image")
     return _pack(crops, labels, template)
 
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from fsbench.api import identity_encoder
+from fsbench.errors import UsageError
 from fsbench.train.config import IdentityLossConfig
 
 EVALUATION_ONLY = ("dlib",)  # recognisers that score the benchmark: never a training signal
@@ -105,17 +106,17 @@ class IdentityEnsemble:
                  encoders: Mapping[str, Any] | None = None) -> None:
         names = tuple(names)
         if not names:
-            raise ValueError("the identity loss needs at least one recogniser")
+            raise UsageError("the identity loss needs at least one recogniser")
         refused = [n for n in names if n in EVALUATION_ONLY]
         if refused:
-            raise ValueError(f"identity loss recogniser(s) {', '.join(refused)} refused: dlib is the benchmark's "
+            raise UsageError(f"identity loss recogniser(s) {', '.join(refused)} refused: dlib is the benchmark's "
                              "evaluation recogniser and never a training signal (use sface, facenet)")
         encoders = dict(encoders or {})
         self.names, self.augment = names, augment
         self.encoders = [encoders[n] if n in encoders else identity_encoder(n, device) for n in names]
         for name, enc in zip(names, self.encoders):
             if not hasattr(enc, "embed"):
-                raise ValueError(f"identity loss recogniser '{name}' is not differentiable (no .embed); "
+                raise UsageError(f"identity loss recogniser '{name}' is not differentiable (no .embed); "
                                  "training needs one (sface, facenet, or a torch ArcFace backend)")
             net = getattr(enc, "net", None)
             if isinstance(net, torch.nn.Module):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, to_tensor
 from fsbench.metrics.distribution import frechet_from_features
 from fsbench.metrics.pose import read_faces
@@ -150,7 +151,7 @@ def read_records(path: Path) -> list[dict]:
             rec = json.loads(line)
             by_step[int(rec["step"])] = rec
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{path}:{n}: not a monitor record ({err})") from err
+            raise UsageError(f"{path}:{n}: not a monitor record ({err})") from err
     return [by_step[s] for s in sorted(by_step)]
 
 
@@ -219,10 +220,10 @@ def trend(path: Path, target: float, since: int = 0, key: str = "id_cos") -> dic
     ``hours_to_target`` at the median seconds per step of the same span. A straight line is the optimistic reading
     of a curve that flattens."""
     if key not in CURVES:
-        raise ValueError(f"no monitor curve '{key}' (known: {', '.join(CURVES)})")
+        raise UsageError(f"no monitor curve '{key}' (known: {', '.join(CURVES)})")
     recs = [r for r in read_records(path) if r["step"] >= since and key in r]
     if len(recs) < 3:
-        raise ValueError(f"{path}: {len(recs)} record(s) with {key} at step {since} or later; a trend needs at "
+        raise UsageError(f"{path}: {len(recs)} record(s) with {key} at step {since} or later; a trend needs at "
                          "least 3")
     steps = np.array([r["step"] for r in recs], dtype=float)
     values = np.array([r[key] for r in recs], dtype=float)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from fsbench.api import UsageError
 from fsbench.train import AverageConfig, IdentityLossConfig, LoopConfig, MonitorConfig, resolve_config
 
 
@@ -24,7 +25,7 @@ class Architecture:
 
     def __post_init__(self) -> None:
         if self.size % 128:
-            raise ValueError(f"size must be a multiple of 128 (n = 8 attribute levels), got {self.size}")
+            raise UsageError(f"size must be a multiple of 128 (n = 8 attribute levels), got {self.size}")
 
     def channels(self, paper: int, floor: int = 4) -> int:
         """The paper's channel count scaled by ``width`` (at least ``floor``)."""

@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fsbench.api import (Method, MethodCard, exported_metadata, fold_batchnorm, identity_encoder, inference_dtype,
-                         load_weights, prepack_convolutions, recorded_architecture, recorded_config,
+from fsbench.api import (Method, MethodCard, UsageError, exported_metadata, fold_batchnorm, identity_encoder,
+                         inference_dtype, load_weights, prepack_convolutions, recorded_architecture, recorded_config,
                          training_recognisers)
 from methods.faceshifter.configs import Architecture, get_config
 from methods.faceshifter.net import TEMPLATE, FaceShifterNet, parameter_count
@@ -43,7 +43,7 @@ class FastFaceShifter(nn.Module):
 
     ``prepacked`` (default: on the CPU from :data:`PREPACK_MIN_WIDTH` up): every convolution's weight reordered
     once for oneDNN (:mod:`fsbench.nets.prepack`) and the maps channels-last, which keeps AAD's elementwise
-    modulations in the convolutions' layout; this halved the paper-size bf16 swap
+    modulations in the convolutions' layout; it halves the paper-size bf16 swap's time
     (methods/faceshifter/compare_public.py). Autocast is not used: it re-casts every weight on every call."""
 
     def __init__(self, net: FaceShifterNet, dtype: torch.dtype, prepacked: bool | None = None) -> None:
@@ -94,15 +94,17 @@ class FaceShifter(Method):
         else:
             path = Path(weights) if weights else WEIGHTS
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: no FaceShifter weights; train them with "
+                raise UsageError(f"{path}: no FaceShifter weights; train them with "
                                         "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
             self.arch = recorded_architecture(Architecture, path)
             net = load_weights(path, FaceShifterNet(self.arch))
-            if weights:
-                self.card = _card(path)
         self.net = net.to(self.device).eval()
         self.fast = FastFaceShifter(self.net, inference_dtype(precision, self.device))
         self.encoder = identity_encoder(self.arch.id_encoder, self.device)
+
+    @classmethod
+    def card_for(cls, weights: Path) -> MethodCard:
+        return _card(weights)
 
     @classmethod
     def untrained(cls, config: str, device: str | torch.device = "cpu") -> FaceShifter:

@@ -55,7 +55,7 @@ def losses(run: Path, last: int) -> None:
         rows = [json.loads(line) for line in log.read_text().splitlines()]
         tail = rows[-last:]
         keys = [k for k in tail[-1] if k not in ("step", "seconds", "step_s")]
-        means = ", ".join(f"{k} {np.mean([r[k] for r in tail if k in r]):.4f}" for k in keys)  # keys added later
+        means = ", ".join(f"{k} {np.mean([r[k] for r in tail if k in r]):.4f}" for k in keys)  # a key some records lack
         step_s = np.median([r["step_s"] for r in rows])
         with safe_open(str(run / phase / "checkpoint.safetensors"), framework="pt") as f:
             meta = f.metadata()

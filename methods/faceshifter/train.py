@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from fsbench.api import identity_encoder, prefixed, read_weights, recorded_architecture
+from fsbench.api import UsageError, identity_encoder, prefixed, read_weights, recorded_architecture
 from fsbench.train import (Dist, FaceCrops, GANRun, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor, Trainer,
                            WeightAverage, evaluated, export_weights, exported, hinge_d_loss, hinge_g_loss, pose_loss,
                            require_architecture, sample_rng, save_grid, setup_distributed, step_rng,
@@ -62,7 +62,7 @@ class Identity:
         name = cfg.arch.id_encoder
         self.enc = identity_encoder(name, device)
         if not hasattr(self.enc, "embed"):
-            raise ValueError(f"identity encoder '{name}' is not differentiable (no .embed); training needs one "
+            raise UsageError(f"identity encoder '{name}' is not differentiable (no .embed); training needs one "
                              "(sface, or a torch ArcFace backend)")
         self.enc.net.requires_grad_(False)
         self.loss_net = IdentityEnsemble.of(cfg.identity_loss, name, self.enc, device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fsbench.api import asset_path, identity_encoder
+from fsbench.api import UsageError, asset_path, identity_encoder
 
 TEMPLATE = "ffhq-256"
 DIMS = {"sface": 128, "mobilefacenet": 512}
@@ -17,7 +17,7 @@ class IdentityNet:
 
     def __init__(self, name: str, device: str | torch.device = "cpu") -> None:
         if name not in DIMS:
-            raise ValueError(f"unknown identity network '{name}' (known: {', '.join(DIMS)})")
+            raise UsageError(f"unknown identity network '{name}' (known: {', '.join(DIMS)})")
         self.name, self.dim = name, DIMS[name]
         if name == "sface":
             self._encoder = identity_encoder("sface", device=device)

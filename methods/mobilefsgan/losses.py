@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsbench.api import UsageError
+
 ID_MARGIN = 0.02
 # the public code's VGG-loss weights for relu1_1 … relu5_1; the MobileNetV2 substitute uses the same five weights
 # for five feature maps at strides 2, 4, 8, 16, 32
@@ -86,4 +88,4 @@ def perceptual_loss(backbone: str, device: str | torch.device = "cpu", vgg19_fil
         from fsbench.train import load_vgg19_features
 
         return PerceptualLoss(_slices(load_vgg19_features(vgg19_file), _VGG_CUTS), "perceptual-VGG19").to(device)
-    raise ValueError(f"unknown perceptual backbone '{backbone}' (mobilenet_v2, vgg19)")
+    raise UsageError(f"unknown perceptual backbone '{backbone}' (mobilenet_v2, vgg19)")

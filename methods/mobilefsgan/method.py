@@ -1,15 +1,14 @@
 """MobileFSGAN as an fsbench method: SFace source embedding, generator on the target crop, full-size head."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from fsbench.api import (Method, MethodCard, exported_metadata, inference_dtype, load_weights, recorded_architecture,
-                         recorded_config, training_recognisers)
+from fsbench.api import (Method, MethodCard, UsageError, exported_metadata, inference_dtype, load_weights,
+                         recorded_architecture, recorded_config, training_recognisers)
 from methods.mobilefsgan.configs import Architecture, load_config
 from methods.mobilefsgan.export import export_onnx, fold
 from methods.mobilefsgan.generator import EncoderDecoder
@@ -35,9 +34,9 @@ def _trained_on(cfg: dict[str, Any]) -> str:
     return "mini training identities" if data is None else f"the image folder {data}"
 
 
-def _card(path: Path, sha256: str) -> MethodCard:
-    """The card of the weights in ``path`` (whose sha256 the caller gives: the shipped one is pinned here rather
-    than hashed at every import); notes from the file's training configuration, empty if there is no file."""
+def _card(path: Path, sha256: str | None = None) -> MethodCard:
+    """The card of the weights in ``path`` (the shipped file's sha256 is pinned by the caller rather than hashed at
+    every import); notes from the file's training configuration, empty if there is no file."""
     meta = exported_metadata(path, "config") if path.is_file() else {}
     cfg = recorded_config(path) if meta else {}
     identity = recorded_architecture(Architecture, path).identity if meta else Architecture().identity
@@ -66,15 +65,17 @@ class MobileFSGAN(Method):
         else:
             path = Path(weights) if weights else WEIGHTS_DIR / CHECKPOINT
             if not path.is_file():
-                raise FileNotFoundError(f"{path}: MobileFSGAN weights missing (train them with "
-                                        f"`fsbench train mobilefsgan --config cpu --out DIR`)")
+                raise UsageError(f"{path}: MobileFSGAN weights missing (train them with "
+                                 f"`fsbench train mobilefsgan --config cpu --out DIR`)")
             self.generator, _ = load_generator(path)
             identity = recorded_architecture(Architecture, path).identity
-            if weights:
-                self.card = _card(path, hashlib.sha256(path.read_bytes()).hexdigest())
         self.identity = IdentityNet(identity, self.device)
         self.dtype = inference_dtype(precision, self.device)
         self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)
+
+    @classmethod
+    def card_for(cls, weights: Path) -> MethodCard:
+        return _card(weights)
 
     @classmethod
     def untrained(cls, config: str, device: str | torch.device = "cpu") -> MobileFSGAN:

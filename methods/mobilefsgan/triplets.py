@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from fsbench.api import UsageError
 from fsbench.train import IdentityDraw
 
 Edit = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
@@ -237,15 +238,15 @@ class Triplets:
     def __post_init__(self) -> None:
         unknown = set(self.mix) - set(KINDS)
         if unknown:
-            raise ValueError(f"unknown triplet kinds {sorted(unknown)} (known: {', '.join(KINDS)})")
+            raise UsageError(f"unknown triplet kinds {sorted(unknown)} (known: {', '.join(KINDS)})")
         self._with_lm = np.flatnonzero(~np.isnan(self.landmarks).any(axis=(1, 2)))
         ids, counts = np.unique(self.identities[self._with_lm], return_counts=True)
         self._multi = self._with_lm[np.isin(self.identities[self._with_lm], ids[counts >= 2])]
         kinds = [k for k in KINDS if self.mix.get(k, 0) > 0]
         if "frames" in kinds and len(self._multi) == 0:
-            raise ValueError("'frames' triplets need an identity with two crops that have landmarks")
+            raise UsageError("'frames' triplets need an identity with two crops that have landmarks")
         if not kinds:
-            raise ValueError("triplet mix is empty")
+            raise UsageError("triplet mix is empty")
         p = np.array([self.mix[k] for k in kinds], np.float64)
         self._kinds, self._p = kinds, p / p.sum()
         pools = {"all": np.arange(len(self.images)), "landmarks": self._with_lm, "multi": self._multi}
