@@ -180,6 +180,18 @@ def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="unknown config key 'lop.steps'.*loop.steps"):
         load_config("smoke", {"lop.steps": 3})
     assert load_config("smoke", {"loop.steps": 3, "arch.width": 4}).loop.steps == 3
+
+
+def test_a_json_recipe_nests_its_parts(tmp_path):
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps({"size": 64, "arch": {"width": 4}, "loop": {"steps": 3},
+                                "identity_loss": {"recognisers": ["sface", "facenet"]}}))
+    cfg = load_config(str(path), {"loop.batch": 2})
+    assert (cfg.size, cfg.arch.width, cfg.loop.steps, cfg.loop.batch) == (64, 4, 3, 2)
+    assert cfg.identity_loss.recognisers == ("sface", "facenet") and cfg.arch.disc_width == 16  # defaults kept
+    path.write_text(json.dumps({"loop": 3}))
+    with pytest.raises(ValueError, match="'loop' of Config takes an object of LoopConfig fields"):
+        load_config(str(path))
     with pytest.raises(ValueError, match="unknown config"):
         load_config("nope")
 

@@ -110,6 +110,18 @@ class _Counter(torch.nn.Module):
         self.w = torch.nn.Parameter(torch.zeros(1))
 
 
+def test_one_seed_rule_gives_each_seed_step_and_rank_its_own_draws() -> None:
+    from fsbench.train import sample_rng, step_rng
+
+    def draw(rng) -> tuple[int, ...]:
+        return tuple(rng.integers(1 << 30, size=4).tolist())
+
+    assert draw(step_rng(0, 5, 1)) == draw(step_rng(0, 5, 1))  # a resumed run draws what it drew before
+    draws = {draw(step_rng(0, 5, 0)), draw(step_rng(0, 5, 1)), draw(step_rng(0, 6, 0)), draw(step_rng(1, 5, 0)),
+             draw(sample_rng(0))}
+    assert len(draws) == 5
+
+
 class _Monitor:
     """Scores the run's swap function as a :class:`fsbench.train.monitor.Monitor` does, with made-up records."""
 

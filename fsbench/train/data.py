@@ -1,8 +1,8 @@
 """Aligned face crops for training: the portraits training split with the mini training identities, the mini
 training identities alone, or a folder of images.
 
-Crops are detected and aligned once and cached (``$FSBENCH_HOME/crops/<key>.npz``). Batches are drawn as a
-function of (seed, step), so a resumed run sees exactly the batches an uninterrupted one would.
+Crops are detected and aligned once and cached (``$FSBENCH_HOME/crops/<key>.npz``). Methods draw their batches
+with :func:`fsbench.train.loop.step_rng`, so a resumed run sees exactly the batches an uninterrupted one would.
 
 Training on an identity the benchmark evaluates on would inflate every identity figure, so the embedded sources
 are checked against the held-out identities of both manifests (:func:`check_training_identities`) every time
@@ -34,20 +34,6 @@ class FaceCrops:
 
     def tensor(self, index: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(self.images[index]).permute(0, 3, 1, 2).float().div_(255.0)
-
-    def rng(self, seed: int, step: int) -> np.random.Generator:
-        return np.random.default_rng([seed, step])
-
-    def swap_batch(self, seed: int, step: int, batch: int, same_ratio: float
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(source, target, same) for one step: with probability ``same_ratio`` the source is the target image
-        itself (the papers' X_s = X_t samples), otherwise a random other image."""
-        rng = self.rng(seed, step)
-        target = rng.integers(0, len(self), batch)
-        source = rng.integers(0, len(self), batch)
-        same = rng.random(batch) < same_ratio
-        source = np.where(same, target, source)
-        return self.tensor(source), self.tensor(target), torch.from_numpy(same)
 
 
 class IdentityDraw:
