@@ -16,16 +16,15 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from fsbench import registry, results
+from fsbench import progress, registry, results
 from fsbench.api import Method
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor, to_uint8
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import METRICS
 from fsbench.metrics.speed import swap_precision
-from fsbench.protocols.base import Pair, ProtocolData
-from fsbench.scoring import DEFAULT_BACKENDS, same_person_cosine, score
+from fsbench.protocols.base import Pair, ProtocolData, create as create_protocol
+from fsbench.scoring import choose_backends, same_person_cosine, score
 
 
 @dataclass
@@ -162,9 +161,13 @@ def probe_precision(method: Method, pairs: list[Pair], crops: CropStore) -> str:
 def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapCache, cfg: RunConfig,
                failures: dict[str, str]) -> dict[str, float]:
     """Swap every pair not yet cached, in batches; returns timing totals."""
-    todo = [p for p in pairs if not cache.has(p) and p.id not in failures]
+    candidates = [p for p in pairs if p.id not in failures]
+    todo = [p for p in candidates if not cache.has(p)]
+    note = progress.resume_note(len(candidates) - len(todo), len(candidates))
+    if note:
+        print(note, file=sys.stderr)
     seconds = 0.0
-    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not (cfg.progress and todo), unit="pair")
+    bar = progress.bar(f"swap {method.card.name}", total=len(todo), disable=not (cfg.progress and todo), unit="pair")
     for start in range(0, len(todo), cfg.batch_size):
         batch = todo[start:start + cfg.batch_size]
         torch.manual_seed(cfg.seed + start)
@@ -189,7 +192,7 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
             _store(cache, batch, out, tgt, failures)
         bar.update(len(batch))
     bar.close()
-    return {"swap_seconds": seconds, "swapped_now": len(todo)}
+    return {"swap_seconds": seconds, "swapped_now": len(todo), "from_cache": len(candidates) - len(todo)}
 
 
 def _device_for(cfg: RunConfig, ranks: Ranks) -> str:
@@ -210,16 +213,13 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     started = time.perf_counter()
     ranks = Ranks.from_env(cfg.device)
     device = _device_for(cfg, ranks)
-    try:
-        protocol = registry.protocols.get(cfg.protocol)(**cfg.protocol_options)
-    except TypeError as err:
-        raise ValueError(f"protocol '{cfg.protocol}' does not take options {cfg.protocol_options}: {err}") from err
+    protocol = create_protocol(cfg.protocol, cfg.protocol_options, cfg.data_root)
     data: ProtocolData = protocol.build(cfg.data_root, cfg.seed)
     pairs = data.pairs[:cfg.limit] if cfg.limit else data.pairs
     method: Method = registry.create_method(cfg.method, device, cfg.weights)
     card = method.card
     families = sorted({METRICS[m].family for m in protocol.metrics})
-    chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}
+    chosen = choose_backends(cfg.backends, families)
     trained_with = card.notes.get("training_recognisers", [])
     if ranks.rank == 0 and chosen.get("identity") in trained_with:
         print(f"warning: identity backend '{chosen['identity']}' is one {card.name} trained with "
