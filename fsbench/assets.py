@@ -17,6 +17,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -560,11 +561,27 @@ def _load_strictly(asset: Asset, path: Path):
 
     module, _, attr = asset.loader.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)(path)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol precedes the refusal reported below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return getattr(importlib.import_module(module), attr)(path)
     except Exception as err:  # noqa: BLE001 - a wrong file fails in the unpickler, protobuf, scipy or torch
-        detail = " ".join(str(err).split()) or type(err).__name__
-        detail = detail.removeprefix(f"{path}: ")
-        raise AssetError(f"{path}: not {asset.filename} ({asset.purpose}): {detail[:300]}") from None
+        raise AssetError(f"{path}: not {asset.filename} ({asset.purpose}): {_load_error_detail(err, path)}") from None
+
+
+def _load_error_detail(err: Exception, path: Path, limit: int = 300) -> str:
+    """A loader's error in a few words: torch's weights-only refusal as what it means (its advice to load
+    without the restriction does not apply: fsbench never runs pickled code), anything else cut at a sentence
+    end within ``limit`` characters."""
+    detail = (" ".join(str(err).split()) or type(err).__name__).removeprefix(f"{path}: ")
+    if detail.startswith("Weights only load failed"):
+        reason = detail.partition("WeightsUnpickler error:")[2].partition(" Check the documentation")[0].strip()
+        return ("not a PyTorch file of tensors (torch.load with weights_only=True refused it"
+                + (f": {reason}" if reason else "") + "; fsbench never runs pickled code)")
+    if len(detail) <= limit:
+        return detail
+    cut = detail[:limit]
+    end = cut.rfind(". ")
+    return cut[:end + 1] if end > 0 else cut.rstrip() + " …"
 
 
 # ---------------------------------------------------------------- public API
