@@ -41,7 +41,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             proto = reg.get(name)
             print(f"{name:<24} v{proto.version:<4} {proto.description}")
         else:
-            print(name)
+            from fsbench.data import DESCRIPTIONS
+
+            print(f"{name:<12} {DESCRIPTIONS.get(name, '(registered by a plugin)')}")
     return 0
 
 

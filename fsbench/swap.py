@@ -8,6 +8,7 @@ written with OpenCV; audio is not kept. A frame in which the chosen face is not 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,8 @@ class FaceSwapper:
         card = method.card
         self.method, self.template, self.size = method, card.template, card.input_size
         face = detect_face(source, 0, source=source_name)  # the source's largest face
-        crop, _ = align_face(source, face.landmarks, self.template, self.size)
+        crop, matrix = align_face(source, face.landmarks, self.template, self.size)
+        self.source_upscale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per source px
         with torch.no_grad():
             self.identity: Any = method.embed_identity(to_tensor([crop]).to(method.device))
 
@@ -103,6 +105,11 @@ def swap_file(method: str, source: str | Path, target: str | Path, out: str | Pa
     fps, claimed = io.video_meta(target) if video else (0.0, 0)
     target_image = None if video else io.read_image(target)
     swapper = FaceSwapper(registry.create_method(method, device, weights), source_image, str(source))
+    if swapper.source_upscale > 1:
+        covered = swapper.size / swapper.source_upscale
+        print(f"warning: the source face in {source} is small: the {swapper.size} px crop {method} takes covers "
+              f"{covered:.0f} px of it (upscaled ×{swapper.source_upscale:.1f}), so the swap's identity will be weak; "
+              f"a photo with a larger face gives a stronger one", file=sys.stderr)
     if target_image is not None:
         result = swapper(target_image, face, str(target))
         try:
@@ -115,9 +122,27 @@ def swap_file(method: str, source: str | Path, target: str | Path, out: str | Pa
 
 def _swap_video(swapper: FaceSwapper, target: Path, out: Path, face: int, fps: float, claimed: int,
                 limit_frames: int | None, progress: bool) -> SwapReport:
+    """Every frame swapped into a temporary file beside ``out``, renamed to ``out`` when all are written: an
+    interrupted or failed swap leaves ``out`` as it was and no partial file. A video in which the chosen face is
+    never found is an error, not a copy of the target."""
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    try:
+        frames, unchanged, most = _write_frames(swapper, target, partial, face, fps, claimed, limit_frames, progress)
+        if frames and unchanged == frames:
+            raise ValueError(f"{target}: face #{face} was not found in any of its {frames} frames (at most {most} "
+                             f"face(s) in a frame{'; --face 0 is the largest' if face else ''}); nothing written")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return SwapReport(out, True, frames, unchanged)
+
+
+def _write_frames(swapper: FaceSwapper, target: Path, out: Path, face: int, fps: float, claimed: int,
+                  limit_frames: int | None, progress: bool) -> tuple[int, int, int]:
+    """Frames written, frames written unchanged (face not found), and the most faces found in one frame."""
     total = min(claimed, limit_frames) if claimed and limit_frames else (claimed or limit_frames or None)
     writer: cv2.VideoWriter | None = None
-    frames = unchanged = 0
+    frames = unchanged = most = 0
     try:
         for frame in tqdm(io.iter_frames(target, limit_frames), total=total, desc=f"swap {target.name}",
                           unit="frame", disable=not progress):
@@ -129,11 +154,15 @@ def _swap_video(swapper: FaceSwapper, target: Path, out: Path, face: int, fps: f
                     raise ValueError(f"{out}: OpenCV cannot write a {out.suffix} video of {w}x{h} px here")
             try:
                 frame = swapper(frame, face, f"{target}#{frames}")
-            except (NoFaceError, FaceIndexError):
+                most = max(most, face + 1)
+            except NoFaceError:
                 unchanged += 1
+            except FaceIndexError as err:
+                unchanged += 1
+                most = max(most, err.found)
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             frames += 1
     finally:
         if writer is not None:
             writer.release()
-    return SwapReport(out, True, frames, unchanged)
+    return frames, unchanged, most
