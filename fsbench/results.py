@@ -155,7 +155,9 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except OSError as err:
+        raise ResultsError(f"{path}: cannot read it ({err.strerror or err})") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ResultsError(f"{path}: not a readable results JSON ({err})") from err
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object")

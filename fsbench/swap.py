@@ -2,8 +2,10 @@
 
 The pipeline is the benchmark's: detect (``fsbench.faces.detect``), align with the template and size the method's
 card declares, call the method, paste the swapped crop back into the full frame through the template's soft mask.
-The source identity is computed once (``Method.embed_identity``) and reused for every frame. Video is decoded and
-written with OpenCV; audio is not kept. A frame in which the chosen face is not found is written unchanged.
+The source identity is computed once (``Method.embed_identity``) and reused for every frame; a source face smaller
+than the method's input is swapped with a warning that its identity will be weak. Video is decoded and written
+with OpenCV, under a temporary name renamed when every frame is written; audio is not kept. A frame in which the
+chosen face is not found is written unchanged; a video in which it is never found is an error.
 """
 from __future__ import annotations
 
@@ -63,6 +65,13 @@ class FaceSwapper:
         return paste_back(frame, to_uint8(swapped)[0], matrix, self.template)
 
 
+def source_face_note(source: str, method: str, size: int, upscale: float) -> str:
+    """Why a source face smaller than the method's input gives a weak identity: the crop is upscaled from it."""
+    return (f"the source face in {source} is smaller than the {size} px crop {method} takes (it covers "
+            f"{size / upscale:.0f} px, upscaled ×{upscale:.1f}), so the swap's identity will be weak; a photo with "
+            f"a larger face gives a stronger one")
+
+
 def _check_out(out: Path, target: Path) -> None:
     suffix = out.suffix.lower()
     video_target = target.suffix.lower() in VIDEO_INPUTS
@@ -106,10 +115,8 @@ def swap_file(method: str, source: str | Path, target: str | Path, out: str | Pa
     target_image = None if video else io.read_image(target)
     swapper = FaceSwapper(registry.create_method(method, device, weights), source_image, str(source))
     if swapper.source_upscale > 1:
-        covered = swapper.size / swapper.source_upscale
-        print(f"warning: the source face in {source} is small: the {swapper.size} px crop {method} takes covers "
-              f"{covered:.0f} px of it (upscaled ×{swapper.source_upscale:.1f}), so the swap's identity will be weak; "
-              f"a photo with a larger face gives a stronger one", file=sys.stderr)
+        print(f"warning: {source_face_note(str(source), method, swapper.size, swapper.source_upscale)}",
+              file=sys.stderr)
     if target_image is not None:
         result = swapper(target_image, face, str(target))
         try:
@@ -137,9 +144,9 @@ def _swap_video(swapper: FaceSwapper, target: Path, out: Path, face: int, fps: f
     return SwapReport(out, True, frames, unchanged)
 
 
-def _write_frames(swapper: FaceSwapper, target: Path, out: Path, face: int, fps: float, claimed: int,
+def _write_frames(swapper: FaceSwapper, target: Path, partial: Path, face: int, fps: float, claimed: int,
                   limit_frames: int | None, progress: bool) -> tuple[int, int, int]:
-    """Frames written, frames written unchanged (face not found), and the most faces found in one frame."""
+    """Frames written to ``partial``, frames written unchanged (face not found), the most faces found in a frame."""
     total = min(claimed, limit_frames) if claimed and limit_frames else (claimed or limit_frames or None)
     writer: cv2.VideoWriter | None = None
     frames = unchanged = most = 0
@@ -148,10 +155,11 @@ def _write_frames(swapper: FaceSwapper, target: Path, out: Path, face: int, fps:
                           unit="frame", disable=not progress):
             if writer is None:
                 h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*VIDEO_CODECS[out.suffix.lower()]), fps,
-                                         (w, h))
+                fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[partial.suffix.lower()])
+                writer = cv2.VideoWriter(str(partial), fourcc, fps, (w, h))
                 if not writer.isOpened():
-                    raise ValueError(f"{out}: OpenCV cannot write a {out.suffix} video of {w}x{h} px here")
+                    raise ValueError(f"{partial.parent}: OpenCV cannot write a {partial.suffix} video of {w}x{h} px "
+                                     f"there")
             try:
                 frame = swapper(frame, face, f"{target}#{frames}")
                 most = max(most, face + 1)
