@@ -208,6 +208,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def _cmd_swap(args: argparse.Namespace) -> int:
     from fsbench.swap import swap_file
 
+    _announce_fetch()
     report = swap_file(args.method, args.source, args.target, args.out, face=args.face, device=args.device,
                        weights=args.weights, limit_frames=args.limit_frames,
                        progress=not args.quiet)  # FaceErrors: one line in main

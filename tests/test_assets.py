@@ -309,3 +309,27 @@ def test_asset_listing_is_grouped_by_need_and_presence(tmp_path, monkeypatch, ca
 def test_a_loader_error_is_cut_at_a_sentence_end():
     detail = assets._load_error_detail(ValueError("First part. " + "x" * 400), Path("f"))
     assert detail == "First part."
+
+
+@pytest.mark.parametrize("command", [["run", "--method", "copy-target", "--protocol", "mini-stills"],
+                                     ["swap", "--method", "copy-target", "--source", "a.jpg", "--target", "b.jpg",
+                                      "--out", "c.png"]])
+def test_run_and_swap_say_first_what_an_empty_cache_will_fetch(command, tmp_path, monkeypatch, capsys):
+    """Before any work: how many files, from how many packages, about how much, and where."""
+    from fsbench import runner, swap
+    from fsbench.cli import main
+
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path / "empty"))
+    monkeypatch.chdir(tmp_path)
+
+    def stop(*args, **kwargs):
+        raise ValueError("stopped before any work")
+
+    monkeypatch.setattr(runner, "run", stop)
+    monkeypatch.setattr(swap, "swap_file", stop)
+    assert main(command) == 2
+    first, second = capsys.readouterr().err.splitlines()
+    defaults = [a for a in assets.ASSETS.values() if a.kind == "embedded" and a.default]
+    assert first.startswith(f"{len(defaults)} embedded files not in the cache yet: from ")
+    assert f"MB to download) into {tmp_path / 'empty'}" in first and "a run fetches the ones it uses" in first
+    assert second == "fsbench: error: stopped before any work"
