@@ -336,11 +336,12 @@ def megabytes(n: int) -> str:
 def _tree_bytes(folder: Path) -> int:
     """Bytes of the files below ``folder`` now (files may come and go while a client writes there)."""
     total = 0
-    for p in folder.rglob("*"):
-        try:
-            total += p.stat().st_size if p.is_file() else 0
-        except OSError:
-            continue
+    for root, _, names in os.walk(folder):  # a folder removed mid-walk is skipped (os.walk ignores the error)
+        for name in names:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
     return total
 
 
