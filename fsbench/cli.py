@@ -59,7 +59,8 @@ def _cmd_assets_list(args: argparse.Namespace) -> int:
             if asset.name.startswith("media/"):
                 media.setdefault(asset.name.rsplit("/", 1)[0], []).append(asset)
                 continue
-            where = asset.package.spec if asset.package else {"added": "added"}.get(assets.status(asset), "not added")
+            added = "added" if assets.status(asset) == "added" else "not added"
+            where = asset.package.spec if asset.package else added
             print(f"  {asset.name:<28} {where:<38} {asset.purpose}")
         for folder, files in media.items():
             print(f"  {folder + '/*':<28} {files[0].package.spec:<38} {len(files)} media files (test and mini "

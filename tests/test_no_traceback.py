@@ -49,7 +49,8 @@ def files(tmp_path, monkeypatch):
     photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"not": "a result"}))
-    return {"text": str(text), "photo": str(photo), "mobilefsgan_weights": str(MOBILEFSGAN_WEIGHTS), "lfw": str(lfw), "faces": str(faces), "ffpp": str(ffpp), "json": str(results),
+    return {"text": str(text), "photo": str(photo), "mobilefsgan_weights": str(MOBILEFSGAN_WEIGHTS),
+            "lfw": str(lfw), "faces": str(faces), "ffpp": str(ffpp), "json": str(results),
             "missing": str(tmp_path / "missing"), "out": str(tmp_path / "out")}
 
 
