@@ -13,6 +13,7 @@ within 8/255 of fp32 on [0, 1] images, half a level on average (tests/test_faces
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import replace
@@ -83,12 +84,16 @@ class FastFaceShifter(nn.Module):
 def weights_config(path: Path) -> FaceShifterConfig:
     """The training configuration recorded in a weights file's metadata."""
     fields = json.loads(exported_metadata(path, "config")["config"])
+    foreign = sorted(set(fields) - {f.name for f in dataclasses.fields(FaceShifterConfig)})
+    if foreign:
+        raise UsageError(f"{path}: not FaceShifter weights: the training configuration recorded in it has settings "
+                         f"FaceShifter has not ({', '.join(foreign[:4])}); is it another method's file?")
     try:
         fields["betas"] = tuple(fields["betas"])
         fields["id_losses"] = tuple(fields.get("id_losses", ()))
         return FaceShifterConfig(**fields)
     except (KeyError, TypeError) as err:
-        raise UsageError(f"{path}: its recorded configuration is not FaceShifter's ({err})") from None
+        raise UsageError(f"{path}: not FaceShifter weights: its recorded training configuration lacks {err}") from None
 
 
 def parameter_count(cfg: FaceShifterConfig) -> int:
