@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -47,10 +48,9 @@ def backend() -> WHENetPose:
 
 
 @pytest.fixture
-def h5_copy(tmp_path):
-    path = tmp_path / "WHENet.h5"
-    shutil.copy(assets.path("whenet"), path)
-    return path
+def h5_copy(tmp_path) -> Path:
+    """A writable copy of the pinned file, to damage."""
+    return Path(shutil.copy(assets.path("whenet"), tmp_path / "WHENet.h5"))
 
 
 def test_registered() -> None:
