@@ -41,8 +41,7 @@ import torch
 from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
-from fsbench.nets import hopenet
-from fsbench.nets import whenet
+from fsbench.nets import hopenet, whenet
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.workers import map_faces, per_thread
 
