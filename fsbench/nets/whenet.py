@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -162,43 +163,39 @@ def _keras_layers(net: WHENet) -> list[tuple[str, nn.Module]]:
     return order
 
 
-class _Loader:
-    """Copies one Keras layer's tensors into one torch module, checking names and shapes."""
+def _keep(t: torch.Tensor) -> torch.Tensor:
+    return t
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
 
-    def take(self, layer: str, weights: dict[str, np.ndarray], key: str, shape: tuple[int, ...]) -> torch.Tensor:
-        if key not in weights:
-            raise ValueError(f"{self.path}: layer '{layer}' has no weight '{key}' (it has {sorted(weights)})")
-        value = weights.pop(key)
-        if value.shape != shape:
-            raise ValueError(f"{self.path}: weight '{layer}/{key}' has shape {value.shape}, expected {shape}")
-        return torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+def _targets(module: nn.Module) -> dict[str, tuple[torch.Tensor, tuple[int, ...], Callable]]:
+    """Keras weight name → (the torch tensor it fills, its shape in the file, Keras layout → torch layout)."""
+    if isinstance(module, nn.BatchNorm2d):
+        n = (module.num_features,)
+        return {"gamma": (module.weight, n, _keep), "beta": (module.bias, n, _keep),
+                "moving_mean": (module.running_mean, n, _keep), "moving_variance": (module.running_var, n, _keep)}
+    if isinstance(module, nn.Linear):
+        targets = {"kernel": (module.weight, (module.in_features, module.out_features), torch.t)}
+    elif module.groups > 1:  # depthwise: Keras (kh, kw, channels, 1)
+        targets = {"depthwise_kernel": (module.weight, (*module.kernel_size, module.in_channels, 1),
+                                        lambda t: t.permute(2, 3, 0, 1))}
+    else:
+        targets = {"kernel": (module.weight, (*module.kernel_size, module.in_channels, module.out_channels),
+                              lambda t: t.permute(3, 2, 0, 1))}
+    if module.bias is not None:
+        targets["bias"] = (module.bias, (module.bias.numel(),), _keep)
+    return targets
 
-    def load(self, layer: str, weights: dict[str, np.ndarray], module: nn.Module) -> None:
-        weights = dict(weights)
-        if isinstance(module, nn.BatchNorm2d):
-            n = module.num_features
-            for key, target in (("gamma", module.weight), ("beta", module.bias), ("moving_mean", module.running_mean),
-                                ("moving_variance", module.running_var)):
-                target.copy_(self.take(layer, weights, key, (n,)))
-        elif isinstance(module, nn.Conv2d):
-            kh, kw = module.kernel_size
-            if module.groups > 1:  # depthwise: Keras (kh, kw, channels, 1)
-                kernel = self.take(layer, weights, "depthwise_kernel", (kh, kw, module.in_channels, 1))
-                module.weight.copy_(kernel.permute(2, 3, 0, 1))
-            else:
-                kernel = self.take(layer, weights, "kernel", (kh, kw, module.in_channels, module.out_channels))
-                module.weight.copy_(kernel.permute(3, 2, 0, 1))
-        else:
-            assert isinstance(module, nn.Linear)
-            module.weight.copy_(self.take(layer, weights, "kernel", (module.in_features, module.out_features)).T)
-        if getattr(module, "bias", None) is not None and not isinstance(module, nn.BatchNorm2d):
-            module.bias.copy_(self.take(layer, weights, "bias", (module.out_features if isinstance(
-                module, nn.Linear) else module.out_channels,)))
-        if weights:
-            raise ValueError(f"{self.path}: layer '{layer}' has weights the definition does not use: {sorted(weights)}")
+
+def _copy_layer(path: Path, layer: str, weights: dict[str, np.ndarray], module: nn.Module) -> None:
+    """Every tensor of one Keras layer into one torch module; names and shapes must match exactly."""
+    targets = _targets(module)
+    if set(weights) != set(targets):
+        raise ValueError(f"{path}: layer '{layer}' holds {sorted(weights)}; WHENet's layer there takes "
+                         f"{sorted(targets)}")
+    for key, (target, shape, layout) in targets.items():
+        if weights[key].shape != shape:
+            raise ValueError(f"{path}: weight '{layer}/{key}' has shape {weights[key].shape}, expected {shape}")
+        target.copy_(layout(torch.from_numpy(np.ascontiguousarray(weights[key], dtype=np.float32))))
 
 
 def load_whenet(path: str | Path) -> WHENet:
@@ -216,14 +213,13 @@ def load_whenet(path: str | Path) -> WHENet:
     if len(trunk) != len(expected) or len(heads) != len(HEADS):
         raise ValueError(f"{path}: {len(trunk)} trunk layers and heads {sorted(heads)}; WHENet has {len(expected)} "
                          f"EfficientNet-B0 layers with weights and heads {list(HEADS)}")
-    loader = _Loader(path)
     with torch.no_grad():
         for (name, weights), (kind, module) in zip(trunk, expected):
             if not re.fullmatch(rf"{kind}_\d+", name):
                 raise ValueError(f"{path}: layer '{name}' stands where WHENet has a Keras {kind} layer")
-            loader.load(name, weights, module)
+            _copy_layer(path, name, weights, module)
         for name, module in zip(HEADS, (net.yaw, net.pitch, net.roll)):
-            loader.load(name, heads[name], module)
+            _copy_layer(path, name, heads[name], module)
     net.requires_grad_(False)
     return net.eval()
 
