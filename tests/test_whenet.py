@@ -105,11 +105,11 @@ def test_batched_equals_one_by_one(backend) -> None:
 
 def test_same_padding_is_tensorflows() -> None:
     """'same' with stride 2 puts the odd extra row and column after (a 3×3/2 on 4×4 reads rows 0-2 and 2-4)."""
-    conv = whenet.SameConv2d(1, 1, 3, 2)
-    conv.weight.data.fill_(1.0)
-    x = torch.ones(1, 1, 4, 4)
-    assert conv(x)[0, 0].tolist() == [[9.0, 6.0], [6.0, 4.0]]
-    assert whenet.SameConv2d(1, 1, 3, 1)(torch.ones(1, 1, 5, 5)).shape[-2:] == (5, 5)
+    conv = torch.nn.Sequential(*whenet.same_conv(1, 1, 3, 2))
+    conv[-1].weight.data.fill_(1.0)
+    assert conv(torch.ones(1, 1, 4, 4))[0, 0].tolist() == [[9.0, 6.0], [6.0, 4.0]]
+    assert conv(torch.ones(1, 1, 5, 5))[0, 0].tolist() == [[4.0, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]]
+    assert torch.nn.Sequential(*whenet.same_conv(1, 1, 5, 1))(torch.ones(1, 1, 7, 7)).shape[-2:] == (7, 7)
 
 
 def test_not_hdf5_is_a_clear_error(tmp_path) -> None:

