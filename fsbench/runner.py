@@ -18,8 +18,8 @@ from fsbench.api import Method, MethodCard
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import METRICS
-from fsbench.protocols.base import Pair, Protocol, ProtocolData
-from fsbench.scoring import DEFAULT_BACKENDS, same_person_cosine, score
+from fsbench.protocols.base import Pair, Protocol, ProtocolData, create as create_protocol
+from fsbench.scoring import choose_backends, same_person_cosine, score
 from fsbench.swapcache import SwapCache, probe_precision, swap_cache_folder, swap_pairs
 
 
@@ -91,10 +91,7 @@ def _device_for(cfg: RunConfig, ranks: Ranks) -> str:
 
 def _protocol(cfg: RunConfig) -> tuple[Protocol, ProtocolData, list[Pair]]:
     """The protocol with the run's options, its data, and the pairs this run scores (``--limit``)."""
-    try:
-        protocol = registry.protocols.get(cfg.protocol)(**cfg.protocol_options)
-    except TypeError as err:
-        raise UsageError(f"protocol '{cfg.protocol}' does not take options {cfg.protocol_options}: {err}") from err
+    protocol = create_protocol(cfg.protocol, cfg.protocol_options, cfg.data_root)
     data = protocol.build(cfg.data_root, cfg.seed)
     return protocol, data, data.pairs[:cfg.limit] if cfg.limit else data.pairs
 
@@ -104,7 +101,7 @@ def _backends(cfg: RunConfig, protocol: Protocol, card: MethodCard, device: str,
     a missing or wrong reference file fails here, before any swapping. Warns when the identity backend is one
     the method trained with."""
     families = sorted({METRICS[m].family for m in protocol.metrics})
-    chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}
+    chosen = choose_backends(cfg.backends, families)
     trained_with = card.notes.get("training_recognisers", [])
     if not first:
         return {}
@@ -145,7 +142,7 @@ def _measure(protocol: Protocol, data: ProtocolData, pairs: list[Pair], backends
         try:
             swaps.append(cache.get(p))
             scored.append(p)
-        except OSError as err:
+        except UsageError as err:  # an unreadable cached swap fails its pair alone
             failures[p.id] = str(err)
     per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, template,
                                   cfg.progress)

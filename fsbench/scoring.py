@@ -4,21 +4,53 @@ The runner prepares crops, swaps, caches and writes results; what a swap scores 
 """
 from __future__ import annotations
 
-from typing import Any
+import difflib
+import sys
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import METRICS
 from fsbench.metrics.distribution import frechet_from_features
 from fsbench.metrics.identity import cosine, identity_centers, retrieval_topk
+from fsbench.progress import bar as progress_bar
 from fsbench.protocols.base import Item, Pair
 
 DEFAULT_BACKENDS = {"identity": "dlib", "pose": "mediapipe-pose", "expression": "mediapipe-blendshapes",
                     "distribution": "mobilenet-v2"}
+
+
+def check_backend_choice(requested: dict[str, str]) -> None:
+    """Refuse a ``--backend FAMILY=NAME`` choice whose family is unknown or whose backend measures another family
+    (an unknown backend name is the registry's UnknownNameError): a misspelt family would be ignored silently."""
+    from fsbench import registry
+
+    for family, name in requested.items():
+        if family not in DEFAULT_BACKENDS:
+            close = difflib.get_close_matches(family, list(DEFAULT_BACKENDS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(f"--backend {family}={name}: unknown metric family '{family}'{hint}; the families "
+                             f"are {', '.join(DEFAULT_BACKENDS)}")
+        measures = registry.metrics.get(name).info.family
+        if measures != family:
+            raise UsageError(f"--backend {family}={name}: backend '{name}' measures {measures}, not {family}")
+
+
+def choose_backends(requested: dict[str, str], families: Iterable[str]) -> dict[str, str]:
+    """The backend name for each of a protocol's metric ``families``: the requested one, else the default; a
+    requested family the protocol does not measure is named in a warning."""
+    check_backend_choice(requested)
+    families = list(families)
+    unused = sorted(set(requested) - set(families))
+    if unused:
+        print(f"warning: this protocol measures no {', '.join(unused)}: --backend "
+              f"{', '.join(f'{f}={requested[f]}' for f in unused)} is not used", file=sys.stderr)
+    return {f: requested.get(f, DEFAULT_BACKENDS[f]) for f in families}
 
 
 def backend_features(backend: Backend, crops: list[np.ndarray], template: str, bar: tqdm | None = None) -> np.ndarray:
@@ -50,7 +82,7 @@ def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: l
     n, n_gal = len(scored), len(gallery_ok)
     total = sum({"identity": 2 * n + n_gal, "pose": 2 * n, "expression": 2 * n, "distribution": n + n_gal}[f]
                 for f in families)
-    with tqdm(total=total, desc="score", unit="crop", disable=not progress) as bar:
+    with progress_bar("score", total=total, unit="crop", disable=not progress) as bar:
         def features(backend: Backend, images: list[np.ndarray], template: str) -> np.ndarray:
             return backend_features(backend, images, template, bar)
 

@@ -2,12 +2,15 @@
 
 The pipeline is the benchmark's: detect (``fsbench.faces.detect``), align with the template and size the method's
 card declares, call the method, paste the swapped crop back into the full frame through the template's soft mask.
-The source identity is computed once (``Method.embed_identity``) and reused for every frame. Video is decoded and
-written with OpenCV; audio is not kept. A frame in which the chosen face is not found is written unchanged.
+The source identity is computed once (``Method.embed_identity``) and reused for every frame; a source face smaller
+than the method's input is swapped with a warning that its identity will be weak. Video is decoded and written
+with OpenCV, under a temporary name renamed when every frame is written; audio is not kept. A frame in which the
+chosen face is not found is written unchanged; a video in which it is never found is an error.
 """
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from fsbench.errors import UsageError
 from fsbench import registry
 from fsbench.api import Method
 from fsbench.faces import io
@@ -48,7 +52,8 @@ class FaceSwapper:
         card = method.card
         self.method, self.template, self.size = method, card.template, card.input_size
         face = detect_face(source, 0, source=source_name)  # the source's largest face
-        crop, _ = align_face(source, face.landmarks, self.template, self.size)
+        crop, matrix = align_face(source, face.landmarks, self.template, self.size)
+        self.source_upscale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))  # crop px per source px
         with torch.no_grad():
             self.identity: Any = method.embed_identity(to_tensor([crop]).to(method.device))
 
@@ -61,22 +66,29 @@ class FaceSwapper:
         return paste_back(frame, to_uint8(swapped)[0], matrix, self.template)
 
 
+def source_face_note(source: str, method: str, size: int, upscale: float) -> str:
+    """Why a source face smaller than the method's input gives a weak identity: the crop is upscaled from it."""
+    return (f"the source face in {source} is smaller than the {size} px crop {method} takes (it covers "
+            f"{size / upscale:.0f} px, upscaled ×{upscale:.1f}), so the swap's identity will be weak; a photo with "
+            f"a larger face gives a stronger one")
+
+
 def _check_out(out: Path, target: Path) -> None:
     suffix = out.suffix.lower()
     video_target = target.suffix.lower() in VIDEO_INPUTS
     if suffix not in IMAGE_SUFFIXES and suffix not in VIDEO_CODECS:
-        raise ValueError(f"{out}: unsupported output suffix '{out.suffix}' (images: {' '.join(IMAGE_SUFFIXES)}; "
+        raise UsageError(f"{out}: unsupported output suffix '{out.suffix}' (images: {' '.join(IMAGE_SUFFIXES)}; "
                          f"videos: {' '.join(VIDEO_CODECS)})")
     if video_target != (suffix in VIDEO_CODECS):
         kind, wanted = ("a video", VIDEO_CODECS) if video_target else ("an image", IMAGE_SUFFIXES)
-        raise ValueError(f"{out}: the target {target} is {kind}; write it to one of {' '.join(wanted)}")
+        raise UsageError(f"{out}: the target {target} is {kind}; write it to one of {' '.join(wanted)}")
     folder = out.parent
     if not folder.is_dir():
-        raise ValueError(f"{out}: the output folder {folder} does not exist")
+        raise UsageError(f"{out}: the output folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise ValueError(f"{out}: the output folder {folder} is not writable")
+        raise UsageError(f"{out}: the output folder {folder} is not writable")
     if out.is_dir():
-        raise ValueError(f"{out}: is a folder, expected a file name")
+        raise UsageError(f"{out}: is a folder, expected a file name")
 
 
 def swap_file(method: str, source: str | Path, target: str | Path, out: str | Path, face: int = 0,
@@ -93,9 +105,9 @@ def swap_file(method: str, source: str | Path, target: str | Path, out: str | Pa
     """
     source, target, out = Path(source), Path(target), Path(out)
     if face < 0:
-        raise ValueError(f"--face must be >= 0 (0 is the largest face), got {face}")
+        raise UsageError(f"--face must be >= 0 (0 is the largest face), got {face}")
     if limit_frames is not None and limit_frames < 1:
-        raise ValueError(f"--limit-frames must be >= 1, got {limit_frames}")
+        raise UsageError(f"--limit-frames must be >= 1, got {limit_frames}")
     _check_out(out, target)
     registry.methods.get(method)  # an unknown name fails before any file is read
     source_image = io.read_image(source)
@@ -103,37 +115,63 @@ def swap_file(method: str, source: str | Path, target: str | Path, out: str | Pa
     fps, claimed = io.video_meta(target) if video else (0.0, 0)
     target_image = None if video else io.read_image(target)
     swapper = FaceSwapper(registry.create_method(method, device, weights), source_image, str(source))
+    if swapper.source_upscale > 1:
+        print(f"warning: {source_face_note(str(source), method, swapper.size, swapper.source_upscale)}",
+              file=sys.stderr)
     if target_image is not None:
         result = swapper(target_image, face, str(target))
         try:
             Image.fromarray(result).save(out, **({"quality": 95} if out.suffix.lower() in (".jpg", ".jpeg") else {}))
         except (OSError, ValueError) as err:
-            raise ValueError(f"{out}: cannot write the image ({err})") from None
+            raise UsageError(f"{out}: cannot write the image ({err})") from None
         return SwapReport(out, False, 1, 0)
     return _swap_video(swapper, target, out, face, fps or DEFAULT_FPS, claimed, limit_frames, progress)
 
 
 def _swap_video(swapper: FaceSwapper, target: Path, out: Path, face: int, fps: float, claimed: int,
                 limit_frames: int | None, progress: bool) -> SwapReport:
+    """Every frame swapped into a temporary file beside ``out``, renamed to ``out`` when all are written: an
+    interrupted or failed swap leaves ``out`` as it was and no partial file. A video in which the chosen face is
+    never found is an error, not a copy of the target."""
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    try:
+        frames, unchanged, most = _write_frames(swapper, target, partial, face, fps, claimed, limit_frames, progress)
+        if frames and unchanged == frames:
+            raise UsageError(f"{target}: face #{face} was not found in any of its {frames} frames (at most {most} "
+                             f"face(s) in a frame{'; --face 0 is the largest' if face else ''}); nothing written")
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return SwapReport(out, True, frames, unchanged)
+
+
+def _write_frames(swapper: FaceSwapper, target: Path, partial: Path, face: int, fps: float, claimed: int,
+                  limit_frames: int | None, progress: bool) -> tuple[int, int, int]:
+    """Frames written to ``partial``, frames written unchanged (face not found), the most faces found in a frame."""
     total = min(claimed, limit_frames) if claimed and limit_frames else (claimed or limit_frames or None)
     writer: cv2.VideoWriter | None = None
-    frames = unchanged = 0
+    frames = unchanged = most = 0
     try:
         for frame in tqdm(io.iter_frames(target, limit_frames), total=total, desc=f"swap {target.name}",
                           unit="frame", disable=not progress):
             if writer is None:
                 h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*VIDEO_CODECS[out.suffix.lower()]), fps,
-                                         (w, h))
+                fourcc = cv2.VideoWriter_fourcc(*VIDEO_CODECS[partial.suffix.lower()])
+                writer = cv2.VideoWriter(str(partial), fourcc, fps, (w, h))
                 if not writer.isOpened():
-                    raise ValueError(f"{out}: OpenCV cannot write a {out.suffix} video of {w}x{h} px here")
+                    raise UsageError(f"{partial.parent}: OpenCV cannot write a {partial.suffix} video of {w}x{h} px "
+                                     f"there")
             try:
                 frame = swapper(frame, face, f"{target}#{frames}")
-            except (NoFaceError, FaceIndexError):
+                most = max(most, face + 1)
+            except NoFaceError:
                 unchanged += 1
+            except FaceIndexError as err:
+                unchanged += 1
+                most = max(most, err.found)
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             frames += 1
     finally:
         if writer is not None:
             writer.release()
-    return SwapReport(out, True, frames, unchanged)
+    return frames, unchanged, most

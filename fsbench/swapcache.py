@@ -6,6 +6,7 @@ sample sheets and study sets all read and fill the same cache through this modul
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from fsbench.errors import UsageError
+from fsbench import progress as stages
 from fsbench.api import Method
 from fsbench.faces.crops import CropStore, to_tensor, to_uint8
 from fsbench.precision import ComputeDtypes
@@ -62,13 +63,13 @@ class SwapCache:
         target = self.path(pair)
         tmp = target.with_name(f".{target.name}.tmp.png")
         if not cv2.imwrite(str(tmp), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"could not write {tmp}")
+            raise UsageError(f"{tmp}: could not write the cached swap (disk full or not writable?)")
         tmp.replace(target)
 
     def get(self, pair: Pair) -> np.ndarray:
         image = cv2.imread(str(self.path(pair)), cv2.IMREAD_COLOR)
         if image is None:
-            raise OSError(f"{self.path(pair)}: cached swap is unreadable; delete it to recompute")
+            raise UsageError(f"{self.path(pair)}: cached swap is unreadable; delete it to recompute")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -119,9 +120,13 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
                *, batch_size: int = 8, seed: int = 0, progress: bool = True) -> dict[str, float]:
     """Swap every pair not yet cached and not failed, in batches (the torch seed of each batch derives from
     ``seed`` and its position); returns timing totals."""
-    todo = [p for p in pairs if not cache.has(p) and p.id not in failures]
+    candidates = [p for p in pairs if p.id not in failures]
+    todo = [p for p in candidates if not cache.has(p)]
+    note = stages.resume_note(len(candidates) - len(todo), len(candidates))
+    if note:
+        print(note, file=sys.stderr)
     seconds = 0.0
-    bar = tqdm(total=len(todo), desc=f"swap {method.card.name}", disable=not (progress and todo), unit="pair")
+    bar = stages.bar(f"swap {method.card.name}", total=len(todo), disable=not (progress and todo), unit="pair")
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         torch.manual_seed(seed + start)
@@ -140,4 +145,4 @@ def swap_pairs(method: Method, pairs: list[Pair], crops: CropStore, cache: SwapC
             _store(cache, batch, out, tgt, failures)
         bar.update(len(batch))
     bar.close()
-    return {"swap_seconds": seconds, "swapped_now": len(todo)}
+    return {"swap_seconds": seconds, "swapped_now": len(todo), "from_cache": len(candidates) - len(todo)}

@@ -74,12 +74,17 @@ def recorded_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def recorded_architecture(cls: type[T], path: Path) -> T:
+def recorded_architecture(cls: type[T], path: Path, method: str) -> T:
     """The architecture (a dataclass ``cls``) of the networks in an exported weights file: its recipe's ``arch``.
-    The shipped files record their recipe flat, the architecture's fields among the others."""
+    The shipped files record their recipe flat, the architecture's fields among the others. A file that records
+    not every field of ``cls`` is another method's: a UsageError says so."""
     recorded = recorded_config(path)
     values = recorded.get("arch", recorded)
+    missing = [f.name for f in fields(cls) if f.name not in values]
+    if missing:
+        raise UsageError(f"{path}: not {method} weights: the training configuration recorded in it has no "
+                         f"{', '.join(missing[:4])}; is it another method's file?")
     try:
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
     except (TypeError, ValueError) as err:
         raise UsageError(f"{path}: its recorded architecture does not fit {cls.__name__} ({err})") from None

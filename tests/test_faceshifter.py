@@ -241,7 +241,7 @@ def test_shipped_weights_load_and_match_card() -> None:
     assert WEIGHTS.is_file(), f"{WEIGHTS} missing"
     assert FaceShifter.card.checkpoint_sha256 == hashlib.sha256(WEIGHTS.read_bytes()).hexdigest()
     method = FaceShifter()  # load_weights is strict
-    assert FaceShifter.card.input_size == recorded_architecture(Architecture, WEIGHTS).size
+    assert FaceShifter.card.input_size == recorded_architecture(Architecture, WEIGHTS, "FaceShifter").size
     crops = torch.rand(2, 3, 256, 256)
     out = method.swap(crops, crops.flip(0))
     assert out.shape == crops.shape and float(out.min()) >= 0 and float(out.max()) <= 1

@@ -140,8 +140,8 @@ def test_samples_come_from_the_swap_cache_and_the_sheet_is_checked(tmp_path, sto
     _write(tmp_path, "b.json", _result("paste-source", 0.99))
     assert leaderboard.build(tmp_path) == []
     sheet = tmp_path / "mini-stills_samples.jpg"
-    drawn = Image.open(sheet)
-    assert drawn.size == (4 * samples.SIDE, samples.HEADER + samples.ROWS * samples.SIDE)
+    with Image.open(sheet) as drawn:
+        assert drawn.size == (4 * samples.SIDE, samples.HEADER + samples.ROWS * samples.SIDE)
     md = (tmp_path / "mini-stills.md").read_text()
     assert md.index("![source, target and each method's swap of 6 pairs](mini-stills_samples.jpg)") < md.index("| method |")
     assert leaderboard.build(tmp_path, check=True) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from fsbench.cli import main
 from methods.faceshifter.method import WEIGHTS as FACESHIFTER_WEIGHTS
 
 NO_GPU = not torch.cuda.is_available()
+MOBILEFSGAN_WEIGHTS = Path(__file__).parents[1] / "methods" / "mobilefsgan" / "weights" / "mobilefsgan-cpu.safetensors"
 
 
 def _invoke(argv: list[str], capsys) -> tuple[int, str]:
@@ -44,11 +46,13 @@ def files(tmp_path, monkeypatch):
     for pair in ("000_001", "001_000", "002_003"):
         (ffpp / "manipulated_sequences/Deepfakes/c23/videos" / f"{pair}.mp4").write_bytes(b"")
     (ffpp / "original_sequences/youtube/c23/videos/000.mp4").write_bytes(b"")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"not": "a result"}))
-    return {"text": str(text), "lfw": str(lfw), "faces": str(faces), "ffpp": str(ffpp), "json": str(results),
-            "missing": str(tmp_path / "missing"), "out": str(tmp_path / "out"),
-            "faceshifter": str(FACESHIFTER_WEIGHTS)}
+    return {"text": str(text), "photo": str(photo), "mobilefsgan_weights": str(MOBILEFSGAN_WEIGHTS),
+            "lfw": str(lfw), "faces": str(faces), "ffpp": str(ffpp), "json": str(results),
+            "missing": str(tmp_path / "missing"), "out": str(tmp_path / "out"), "faceshifter": str(FACESHIFTER_WEIGHTS)}
 
 
 # (argv with {placeholders} from the fixture, a fragment the one line must contain)
@@ -71,6 +75,16 @@ CASES = [
     ("run --method classic --protocol ffpp --data-root {ffpp} --protocol-option compression=c99", "c99"),
     ("run --method classic --protocol mini-stills --protocol-option frames=3", "does not take options"),
     ("run --method classic --backend identity", "--backend expects KEY=VALUE"),
+    # silently wrong before: a misspelt family measured with the default, a data root ignored
+    ("run --method classic --backend identiy=sface", "unknown metric family 'identiy' (did you mean identity?)"),
+    ("run --method classic --backend colour=foo", "unknown metric family 'colour'"),
+    ("run --method classic --backend identity=hopenet", "backend 'hopenet' measures pose, not identity"),
+    ("run --method classic --backend identity=no-such-backend", "unknown metric backend 'no-such-backend'"),
+    ("run --method classic --protocol mini-stills --data-root {faces}", "runs on embedded data and would ignore it"),
+    ("run --method classic --protocol mini-video --protocol-option frame=3", "does not take options frame: it takes "
+                                                                            "frames"),
+    ("run --method classic --protocol mini-stills --out {text}/runs", "runs: cannot create the folder"),
+    ("run --method faceshifter --weights {mobilefsgan_weights}", "not FaceShifter weights"),
     ("run --method classic --weights {text}", "method 'classic' takes no weights file"),
     ("run --method faceshifter --weights {missing}", "missing: no such weights file"),
     ("run --method faceshifter --weights {text}", "passwd: not a readable safetensors file"),
@@ -106,6 +120,7 @@ CASES = [
     ("assets add simswap-256 {text}", "passwd: not simswap_256.onnx"),
     ("assets add crossface-ghost {text}", "passwd: not crossface_ghost.onnx"),
     ("assets add hopenet {missing}", "no such file"),
+    ("assets add hopenet {photo}", "torch.load with weights_only=True refused it"),
     ("assets add no-such-asset {text}", "unknown asset 'no-such-asset'"),
     ("assets add yunet {text}", "is embedded"),
     ("assets fetch hopenet", "reference files are supplied by you"),
@@ -137,6 +152,7 @@ def test_wrong_input_is_one_line(argv, expected, files, capsys):
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     assert expected in err, err
+    assert not any(leak in err for leak in ("[Errno", "__init__()", "takes no arguments", "PyTorch 2.6")), err
 
 
 def test_the_walk_covers_every_command():
@@ -172,3 +188,25 @@ def test_a_bug_is_one_line_that_says_so(monkeypatch, capsys):
     monkeypatch.setenv("FSBENCH_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["list", "methods"])
+
+
+def test_an_asset_cache_that_is_a_file_names_the_variable(files, monkeypatch, capsys):
+    monkeypatch.setenv("FSBENCH_HOME", files["text"])
+    code, err = _invoke(["run", "--method", "copy-target", "--protocol", "mini-stills", "--limit", "1", "--out",
+                         files["out"]], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"FSBENCH_HOME={files['text']} is a file, not a folder" in err and "[Errno" not in err
+
+
+def test_a_truncated_video_is_one_line_without_ffmpeg_or_opencv_logs(tmp_path, capfd):
+    """FFmpeg's "moov atom not found" and OpenCV's "[ WARN:0@...]" are written by C code straight to the process's
+    stderr: captured at the file descriptor, only fsbench's own line is there."""
+    whole = assets.path("media/pyfeat/single_face.mp4").read_bytes()
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(whole[:len(whole) // 4])
+    source = str(assets.path("media/face_recognition/obama.jpg"))
+    code = main(["swap", "--quiet", "--method", "copy-target", "--source", source, "--target", str(truncated),
+                 "--out", str(tmp_path / "out.mp4")])
+    out, err = capfd.readouterr()
+    assert code == 2 and err.count("\n") == 1 and "truncated.mp4" in err, err
+    assert not any(log in out + err for log in ("moov", "WARN", "FFMPEG")), out + err

@@ -63,3 +63,63 @@ def test_cpu_name_names_the_widest_vector_unit(tmp_path):
     info.write_text("model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx2\n")
     assert results.cpu_name(info) == "AMD EPYC 7B13 (AVX2)"
     assert results.cpu_name(tmp_path / "absent") == (platform.processor() or platform.machine())  # no cpuinfo
+
+
+def test_table_lists_the_first_failures_with_their_reasons_and_the_swaps_from_the_cache():
+    result = _result()
+    result["failures"] = [{"pair": f"p{i}", "reason": f"no face detected in t{i}.jpg"} for i in range(4)]
+    result["item_failures"] = [{"item": "t9.jpg", "reason": "cannot read image t9.jpg: file is empty"}]
+    result["timings"] = {"from_cache": 312, "swapped_now": 8}
+    lines = results.format_table(result).splitlines()
+    assert lines[1:5] == ["    p0: no face detected in t0.jpg", "    p1: no face detected in t1.jpg",
+                          "    p2: no face detected in t2.jpg",
+                          '    ... 2 more in the results file ("failures", "item_failures")']
+    assert lines[5] == "  312 of 320 swaps from the cache (resumed)"
+    clean = results.format_table(_result())
+    assert "swaps from the cache" not in clean and "more in the results file" not in clean
+
+
+def test_compare_says_a_set_level_row_has_no_interval(tmp_path, capsys):
+    import json
+
+    from fsbench.cli import main
+
+    backends = {f: {**b, "weights_sha256": None} for f, b in BACKENDS.items()}
+    result = {**_result(), "schema": results.SCHEMA_VERSION, "dataset": {"manifest_sha256": "x"}, "environment": {},
+              "backends": backends,
+              "samples": [{"pair": "a", "values": {"id_cosine": 0.5}}, {"pair": "b", "values": {"id_cosine": 0.7}}]}
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text(json.dumps(result))
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert rows["fd"].endswith("set-level figure, no interval") and "n=0" not in rows["fd"]
+    assert rows["id_cosine"].endswith("paired n=2")
+
+
+def test_a_withheld_top_k_says_why_in_plain_words():
+    from fsbench.metrics.definitions import small_gallery_reason
+
+    three = small_gallery_reason("id_top5_identity", 3)
+    assert "the source is always among the top 5" in three and "at least 100%" not in three
+    assert "a random guess puts the source among the top 5 in 56% of pairs" in small_gallery_reason("id_top5_frame", 9)
+
+
+def test_progress_bars_and_the_resume_note_name_the_stage(capsys):
+    from fsbench import progress
+
+    with progress.stage("portraits (1/3)"):
+        with progress.bar("swap m", total=2, disable=False) as bar:
+            bar.update(2)
+        assert progress.resume_note(312, 320) == "portraits (1/3): 312 of 320 swaps from the cache, 8 to swap"
+    assert "portraits (1/3): swap m" in capsys.readouterr().err
+    assert progress.resume_note(0, 320) is None and progress.resume_note(5, 5) == "5 of 5 swaps from the cache"
+
+
+def test_list_datasets_describes_each(capsys):
+    from fsbench import registry
+    from fsbench.cli import main
+
+    assert main(["list", "datasets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(registry.datasets.names())
+    assert all(len(line.split(maxsplit=1)) == 2 and "plugin" not in line for line in lines)

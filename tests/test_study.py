@@ -315,7 +315,8 @@ def test_cli_report_writes_the_csv_files(tmp_path: Path, capsys: pytest.CaptureF
     printed = capsys.readouterr().out
     assert "2 raters" in printed and "realism: 2 answers" in printed and "identity: no answers yet" in printed
     assert len(answers.read_text().splitlines()) == 1 + 2
-    rows = list(csv.DictReader(summary.open()))
+    with summary.open() as f:
+        rows = list(csv.DictReader(f))
     assert [(r["method"], float(r["value"])) for r in rows] == [("alpha", 0.0), ("beta", 100.0), ("gamma", 0.0)]
 
 

@@ -1,6 +1,8 @@
 """`fsbench swap` on the embedded media: an image pair, a video, --face on a group photo, and wrong inputs."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -131,3 +133,42 @@ def test_wrong_inputs_are_one_line_naming_the_file(tmp_path, capsys, obama, astr
         assert rc == 2, (change, err)
         assert err.count("\n") == 1 and err.startswith(("fsbench: error: ", "fsbench swap: error: ")), err
         assert all(e in err for e in expected), (expected, err)
+
+
+def test_a_face_never_found_in_a_video_is_an_error_and_writes_nothing(tmp_path, capsys, obama):
+    out = tmp_path / "o.mp4"
+    rc, _, err = _swap(capsys, "--method", "copy-target", "--source", obama, "--target",
+                       _media("pyfeat/single_face.mp4"), "--out", str(out), "--face", "3", "--limit-frames", "2")
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "face #3 was not found in any of its 2 frames (at most 1 face(s) in a frame" in err
+    assert "nothing written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupted_video_swap_leaves_no_partial_file(tmp_path, obama):
+    """Ctrl-C mid-video: the output is written under a temporary name, removed on the way out."""
+    class Interrupted(FaceSwapper):
+        calls = 0
+
+        def __call__(self, frame, face_index=0, name=""):
+            Interrupted.calls += 1
+            if Interrupted.calls == 3:
+                raise KeyboardInterrupt
+            return super().__call__(frame, face_index, name)
+
+    swapper = Interrupted(registry.methods.get("copy-target")(), read_image(obama), "obama.jpg")
+    with pytest.raises(KeyboardInterrupt):
+        _swap_video(swapper, Path(_media("pyfeat/single_face.mp4")), tmp_path / "out.mp4", 0, 25.0, 72, None, False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_small_source_face_warns_that_the_identity_will_be_weak(tmp_path, capsys, obama, astronaut):
+    image = read_image(obama)
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), cv2.cvtColor(cv2.resize(image, (image.shape[1] // 6, image.shape[0] // 6),
+                                                    interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR))
+    for source, warned in ((str(small), True), (obama, False)):
+        rc, _, err = _swap(capsys, "--method", "copy-target", "--source", source, "--target", astronaut,
+                           "--out", str(tmp_path / "out.png"))
+        assert rc == 0
+        assert ("identity will be weak" in err and "upscaled ×3.6" in err) == warned, err

@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from fsbench.faces.errors import FaceError
+from fsbench.progress import bar as progress_bar
 
 if TYPE_CHECKING:
     from fsbench.protocols.base import Item
@@ -46,7 +47,7 @@ class CropStore:
         for item in todo:
             if item.frame is not None:
                 by_video.setdefault(str(item.file()), []).append(item)
-        bar = tqdm(total=len(todo), desc="detect+align", disable=not (progress and todo), unit="face")
+        bar = progress_bar("detect+align", total=len(todo), disable=not (progress and todo), unit="face")
         self.add([(i, None) for i in todo if i.frame is None], bar)  # each still decoded by the thread that crops it
         for path, frames in by_video.items():  # one sequential decode per video, not one per frame
             indices = sorted({i.frame for i in frames})

@@ -8,7 +8,10 @@ frame 56 returned frame 60), and container frame counts can be wrong (no_face.mp
 """
 from __future__ import annotations
 
+import os
+import threading
 import warnings
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -18,6 +21,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fsbench.faces.errors import ImageReadError, VideoReadError
+
+# FFmpeg's own log (e.g. "moov atom not found" on a truncated file) would precede the one-line error that names the
+# file; it is read at the first capture, so a value the user sets stays theirs. -8 is AV_LOG_QUIET.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 MAX_PIXELS = 80_000_000  # larger images are refused before decoding (an 80 MP RGB image is 240 MB decoded)
 MIN_SIDE = 16  # no face detector or swapper can use a smaller picture
@@ -91,9 +98,32 @@ def read_image(path: PathArg) -> np.ndarray:
         return _to_rgb8(path, im)
 
 
+_log_lock = threading.Lock()
+_quiet = {"depth": 0, "level": 0}
+
+
+@contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV's warnings off while a video is opened (its "[ WARN:0@...] can't be used to capture" line on a file
+    it cannot open would precede our error); nested and threaded uses restore the level once, at the end."""
+    with _log_lock:
+        if _quiet["depth"] == 0:
+            _quiet["level"] = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _log_lock:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                cv2.utils.logging.setLogLevel(_quiet["level"])
+
+
 def _open_video(path: Path) -> cv2.VideoCapture:
     _check_file(path, VideoReadError)
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    with _quiet_opencv():
+        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         raise VideoReadError(path, "OpenCV's FFmpeg backend cannot open it (not a video, or an unsupported "
                                    "or damaged container)")

@@ -11,6 +11,7 @@ for _name, _target in {
     "insightface": "fsbench.metrics.identity:InsightFaceONNX",
     # pose
     "mediapipe-pose": "fsbench.metrics.pose:MediaPipePose",
+    "whenet": "fsbench.metrics.pose:WHENetPose",
     "hopenet": "fsbench.metrics.pose:HopenetPose",
     # expression
     "mediapipe-blendshapes": "fsbench.metrics.expression:MediaPipeBlendshapes",

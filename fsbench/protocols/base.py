@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fsbench.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,28 @@ class Protocol(ABC):
     @abstractmethod
     def build(self, data_root: Path | None, seed: int) -> ProtocolData:
         """Resolve pairs and gallery; deterministic given ``data_root`` contents and ``seed``."""
+
+
+def _options_of(cls: type[Protocol]) -> list[str]:
+    if cls.__init__ is object.__init__:
+        return []
+    params = inspect.signature(cls.__init__).parameters.values()
+    return [p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def create(name: str, options: dict[str, str], data_root: Path | None) -> Protocol:
+    """The protocol ``name`` with ``options``; an option it does not take, or a data root given to a protocol of
+    embedded data (which would ignore it), is a ValueError naming what it does take."""
+    from fsbench import registry
+
+    cls = registry.protocols.get(name)
+    if data_root is not None and not cls.needs_data_root:
+        readers = [n for n in registry.protocols.names() if registry.protocols.get(n).needs_data_root]
+        raise UsageError(f"--data-root {data_root}: protocol '{name}' runs on embedded data and would ignore it; "
+                         f"a data root is for {', '.join(readers)}")
+    accepted = _options_of(cls)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
+        raise UsageError(f"protocol '{name}' does not take options {', '.join(unknown)}: {takes}")
+    return cls(**options)

@@ -83,7 +83,8 @@ class Study:
         try:
             definition = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
-            raise StudyError(f"{path}: not a study definition ({err}); create one with `fsbench study create`") \
+            why = err.strerror if isinstance(err, OSError) and err.strerror else err
+            raise StudyError(f"{path}: not a study definition ({why}); create one with `fsbench study create`") \
                 from err
         if definition.get("schema", 0) > SCHEMA:
             raise StudyError(f"{path}: schema {definition['schema']} is newer than this fsbench reads ({SCHEMA})")

@@ -66,7 +66,7 @@ class FastFaceShifter(nn.Module):
 def _card(path: Path) -> MethodCard:
     """The card of the weights in ``path`` (the paper's architecture and no checkpoint if there is no file)."""
     exists = path.is_file()
-    arch = recorded_architecture(Architecture, path) if exists else Architecture()
+    arch = recorded_architecture(Architecture, path, "FaceShifter") if exists else Architecture()
     recognisers = training_recognisers(arch.id_encoder, exported_metadata(path)) if exists else (arch.id_encoder,)
     return MethodCard(
         name="faceshifter", version="3", input_size=arch.size, template=TEMPLATE, licence="MIT",
@@ -96,7 +96,7 @@ class FaceShifter(Method):
             if not path.is_file():
                 raise UsageError(f"{path}: no FaceShifter weights; train them with "
                                         "`fsbench train faceshifter --config cpu --out runs/train/faceshifter`")
-            self.arch = recorded_architecture(Architecture, path)
+            self.arch = recorded_architecture(Architecture, path, "FaceShifter")
             net = load_weights(path, FaceShifterNet(self.arch))
         self.net = net.to(self.device).eval()
         self.fast = FastFaceShifter(self.net, inference_dtype(precision, self.device))

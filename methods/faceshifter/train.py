@@ -16,8 +16,9 @@ encoder alone, as the paper. z_id, the generator's input, stays ``arch.id_encode
 uses, so a checkpoint trained with one loss continues with another. ``w_pose`` > 0 adds a pose term to AEI-Net's
 loss (not the paper's): the swap's head pose against the target's under a small network fitted to MediaPipe's pose
 of the training crops (:func:`fsbench.train.pose_prior.pose_prior`, fitted once per run into ``out``);
-``w_pose_hear`` > 0 adds the same term to HEAR-Net's loss, against the target before its occluders. A weight average (``average.decay``)
-of each network is what the monitor scores, what HEAR-Net trains on (AEI-Net's) and what the export holds.
+``w_pose_hear`` > 0 adds the same term to HEAR-Net's loss, against the target before its occluders. A weight
+average (``average.decay``) of each network is what the monitor scores, what HEAR-Net trains on (AEI-Net's) and
+what the export holds.
 """
 from __future__ import annotations
 
@@ -255,7 +256,7 @@ def initial_weights(cfg: FaceShifterConfig, path: Path | None) -> dict[str, dict
     architecture (the discriminator, not exported, starts fresh); none without a file."""
     if path is None:
         return {}
-    require_architecture(path, recorded_architecture(Architecture, path), cfg.arch, ignore=("d_layers",))
+    require_architecture(path, recorded_architecture(Architecture, path, "FaceShifter"), cfg.arch, ignore=("d_layers",))
     state = read_weights(path)
     return {name: prefixed(state, name) for name in ("aei", "hear")}
 

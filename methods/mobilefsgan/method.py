@@ -22,7 +22,7 @@ def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
     """The generator a weights file was trained as (width and embedding size from its metadata), in eval mode, and
     the recipe it records."""
     meta = exported_metadata(path, "config", "embedding")
-    net = EncoderDecoder(recorded_architecture(Architecture, path).width, int(meta["embedding"]))
+    net = EncoderDecoder(recorded_architecture(Architecture, path, "MobileFSGAN").width, int(meta["embedding"]))
     load_weights(path, net)
     return net.eval(), recorded_config(path)
 
@@ -39,7 +39,7 @@ def _card(path: Path, sha256: str | None = None) -> MethodCard:
     every import); notes from the file's training configuration, empty if there is no file."""
     meta = exported_metadata(path, "config") if path.is_file() else {}
     cfg = recorded_config(path) if meta else {}
-    identity = recorded_architecture(Architecture, path).identity if meta else Architecture().identity
+    identity = recorded_architecture(Architecture, path, "MobileFSGAN").identity if meta else Architecture().identity
     return MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=path.name,
                       checkpoint_sha256=sha256, parameters=2_075_413,
                       licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
@@ -68,7 +68,7 @@ class MobileFSGAN(Method):
                 raise UsageError(f"{path}: MobileFSGAN weights missing (train them with "
                                  f"`fsbench train mobilefsgan --config cpu --out DIR`)")
             self.generator, _ = load_generator(path)
-            identity = recorded_architecture(Architecture, path).identity
+            identity = recorded_architecture(Architecture, path, "MobileFSGAN").identity
         self.identity = IdentityNet(identity, self.device)
         self.dtype = inference_dtype(precision, self.device)
         self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)

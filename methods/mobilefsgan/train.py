@@ -171,7 +171,7 @@ def initial_weights(cfg: Config, path: Path | None) -> dict[str, dict[str, torch
     discriminators, not exported, start fresh); none without a file."""
     if path is None:
         return {}
-    recorded = recorded_architecture(Architecture, path)
+    recorded = recorded_architecture(Architecture, path, "MobileFSGAN")
     require_architecture(path, recorded, cfg.arch, ignore=("disc_width", "disc_layers"))
     return {"G": read_weights(path)}
 
