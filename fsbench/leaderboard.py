@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fsbench import results, samples
-from fsbench.metrics.definitions import METRICS
+from fsbench.metrics.definitions import figure_metric, figure_slot, slot_family
 
 ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
 RESULTS = ROOT / "results"
@@ -38,7 +38,7 @@ def _key(result: dict[str, Any]) -> tuple:
 def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, str]]]:
     """Group valid results by protocol; the reference for each protocol is its newest version measured with the
     embedded default backends (the committed refresh), so a foreign file cannot redefine the table."""
-    from fsbench.scoring import DEFAULT_BACKENDS
+    from fsbench.scoring import chosen_backends
 
     loaded: list[tuple[Path, dict[str, Any]]] = []
     rejected: list[tuple[Path, str]] = []
@@ -54,8 +54,9 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
     for name in sorted({r["protocol"]["name"] for _, r in loaded}):
         group = [(p, r) for p, r in loaded if r["protocol"]["name"] == name]
         version = max(r["protocol"]["version"] for _, r in group)
-        defaults = [(p, r) for p, r in group if r["protocol"]["version"] == version and all(
-            b["name"] == DEFAULT_BACKENDS[f] for f, b in r["backends"].items())]
+        defaults = [(p, r) for p, r in group if r["protocol"]["version"] == version
+                    and {s: b["name"] for s, b in r["backends"].items()}
+                    == chosen_backends({slot_family(s) for s in r["backends"]})]
         reference = _key(defaults[0][1]) if defaults else _key(group[0][1])
         ref_result = (defaults or group)[0][1]
         board = Board(name, version, {"variant": ref_result["protocol"]["variant"],
@@ -92,11 +93,11 @@ def _cell(agg: dict[str, Any]) -> str:
     return f"{agg['mean']:.3f}{ci}"
 
 
-def _metric_label(board: Board, metric: str) -> str:
-    spec = METRICS[metric]
-    label = board.header["backends"][spec.family]["label"]
-    label = f"FD-id ({label})" if metric == "fd_id" else label
-    return f"{metric} {'↑' if spec.higher_is_better else '↓'} ({label})"
+def _metric_label(board: Board, figure: str) -> str:
+    spec = figure_metric(figure)
+    label = board.header["backends"][figure_slot(figure)]["label"]
+    label = f"FD-id ({label})" if spec.name == "fd_id" else label
+    return f"{spec.name} {'↑' if spec.higher_is_better else '↓'} ({label})"
 
 
 def render_csv(board: Board) -> str:
@@ -178,7 +179,7 @@ def render_plots(board: Board, folder: Path) -> None:
         return
     names = [r["method"]["name"] for _, r in board.rows]
     metrics = [m for m, agg in board.rows[0][1]["aggregates"].items()
-               if METRICS[m].per_sample and not agg.get("absent")]
+               if figure_metric(m).per_sample and not agg.get("absent")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         aggs = [r["aggregates"][m] for _, r in board.rows]
@@ -264,7 +265,9 @@ def build(root: Path = ROOT, check: bool = False) -> list[str]:
     return stale if check else problems
 
 
-HEADLINE_METRICS = ("id_top1_frame", "id_cosine", "pose_error", "expression_error", "fd")
+# ID retrieval and cosine by dlib and by ArcFace side by side; the independent pose, then MediaPipe's
+HEADLINE_METRICS = ("id_top1_frame", "id_top1_frame@arcface-mbf", "id_cosine", "id_cosine@arcface-mbf",
+                    "pose_error", "pose_error@mediapipe-pose", "expression_error", "fd")
 
 
 def render_index(boards: dict[str, Board]) -> str:

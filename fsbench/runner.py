@@ -25,7 +25,8 @@ from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import METRICS
 from fsbench.metrics.speed import swap_precision
 from fsbench.protocols.base import Pair, ProtocolData
-from fsbench.scoring import DEFAULT_BACKENDS, same_person_cosine, score
+from fsbench.metrics.definitions import figure_key, slot_family
+from fsbench.scoring import chosen_backends, same_person_cosine, score
 
 
 @dataclass
@@ -39,7 +40,7 @@ class RunConfig:
     device: str = "cpu"
     seed: int = 0
     batch_size: int = 8
-    backends: dict[str, str] = field(default_factory=dict)  # family -> backend name, over DEFAULT_BACKENDS
+    backends: dict[str, str] = field(default_factory=dict)  # family -> primary backend, over DEFAULT_BACKENDS
     protocol_options: dict[str, str] = field(default_factory=dict)
     progress: bool = True
 
@@ -218,18 +219,19 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     pairs = data.pairs[:cfg.limit] if cfg.limit else data.pairs
     method: Method = registry.create_method(cfg.method, device, cfg.weights)
     card = method.card
-    families = sorted({METRICS[m].family for m in protocol.metrics})
-    chosen = {f: cfg.backends.get(f, DEFAULT_BACKENDS[f]) for f in families}
+    chosen = chosen_backends({METRICS[m].family for m in protocol.metrics}, cfg.backends)
     trained_with = card.notes.get("training_recognisers", [])
-    if ranks.rank == 0 and chosen.get("identity") in trained_with:
-        print(f"warning: identity backend '{chosen['identity']}' is one {card.name} trained with "
+    overlap = sorted({n for s, n in chosen.items() if slot_family(s) == "identity"} & set(trained_with))
+    if ranks.rank == 0 and overlap:
+        print(f"warning: identity backend '{', '.join(overlap)}' is one {card.name} trained with "
               f"({', '.join(trained_with)}): its identity figures flatter it", file=sys.stderr)
     backends: dict[str, Backend] = {}
     if ranks.rank == 0:  # fail fast on a missing reference file, before any swapping
-        backends = {f: registry.metrics.get(name)(device=device) for f, name in chosen.items()}
-        for family, backend in backends.items():
-            if backend.info.family != family:
-                raise ValueError(f"backend '{backend.info.name}' measures {backend.info.family}, not {family}")
+        backends = {s: registry.metrics.get(name)(device=device) for s, name in chosen.items()}
+        for slot_name, backend in backends.items():
+            if backend.info.family != slot_family(slot_name):
+                raise ValueError(f"backend '{backend.info.name}' measures {backend.info.family}, "
+                                 f"not {slot_family(slot_name)}")
 
     crops = CropStore(card.template, card.input_size)
     mine = pairs[ranks.rank::ranks.world]
@@ -273,9 +275,10 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
     aggregates = results.aggregates(protocol.metrics, per_sample, set_level, len(scored), backend_records,
                                     gallery_identities, cfg.seed)
     reference = {}
-    if data.same_person and "identity" in backends:
-        reference["same_person_id_cosine"] = results.summarise(
-            same_person_cosine(backends["identity"], data.same_person, crops), cfg.seed)
+    for slot_name, backend in backends.items():
+        if data.same_person and slot_family(slot_name) == "identity":
+            reference[figure_key("same_person_id_cosine", slot_name)] = results.summarise(
+                same_person_cosine(backend, data.same_person, crops), cfg.seed)
     samples = [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
                for p, row in zip(scored, per_sample)]
     result = {

