@@ -68,8 +68,9 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
             if result["protocol"]["version"] != version:
                 board.rejected.append((path, f"protocol v{result['protocol']['version']}, table is v{version}"))
             elif _key(result) != reference:
-                board.rejected.append((path, "; ".join(results.comparability(ref_result, result))
-                                       or "different protocol variant or backends"))
+                board.rejected.append((path, "; ".join(_backend_differences(ref_result, result)
+                                                       + results.comparability(ref_result, result))
+                                       or "different protocol variant or backend weights"))
             else:
                 card = result["method"]
                 row_key = (card["name"], card["version"], card.get("checkpoint_sha256"))
@@ -82,6 +83,16 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
         board.rows = sorted(seen.values(), key=lambda pr: pr[1]["method"]["name"])
         boards[name] = board
     return boards, rejected
+
+
+def _backend_differences(table: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """Each backend slot whose backend differs between the table's reference result and ``result``."""
+    def name(r: dict[str, Any], slot: str) -> str | None:
+        return (r["backends"].get(slot) or {}).get("name")
+
+    slots = sorted(set(table["backends"]) | set(result["backends"]))
+    return [f"{slot} backend {name(table, slot)} in the table, {name(result, slot)} here" for slot in slots
+            if name(table, slot) != name(result, slot)]
 
 
 def _cell(agg: dict[str, Any]) -> str:

@@ -78,7 +78,7 @@ def pose_report(backends: list[str] | None = None, sets: tuple[str, ...] = DEFAU
     for name in names:
         family = registry.metrics.get(name).info.family
         if family != "pose":
-            raise ValueError(f"'{name}' is a {family} backend, not a pose backend")
+            raise ValueError(f"'{name}' measures {family}, not pose: the report compares pose backends")
     nets = {name: registry.metrics.get(name)(device="cpu") for name in names}
     report: dict[str, Any] = {"backends": {n: nets[n].info.label for n in names}, "sets": {}}
     for protocol in sets:
