@@ -38,8 +38,6 @@ def _key(result: dict[str, Any]) -> tuple:
 def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, str]]]:
     """Group valid results by protocol; the reference for each protocol is its newest version measured with the
     embedded default backends (the committed refresh), so a foreign file cannot redefine the table."""
-    from fsbench.scoring import chosen_backends
-
     loaded: list[tuple[Path, dict[str, Any]]] = []
     rejected: list[tuple[Path, str]] = []
     for path in sorted(folder.glob("*.json")):
@@ -54,9 +52,7 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
     for name in sorted({r["protocol"]["name"] for _, r in loaded}):
         group = [(p, r) for p, r in loaded if r["protocol"]["name"] == name]
         version = max(r["protocol"]["version"] for _, r in group)
-        defaults = [(p, r) for p, r in group if r["protocol"]["version"] == version
-                    and {s: b["name"] for s, b in r["backends"].items()}
-                    == chosen_backends({slot_family(s) for s in r["backends"]})]
+        defaults = [(p, r) for p, r in group if r["protocol"]["version"] == version and default_stack(r)]
         reference = _key(defaults[0][1]) if defaults else _key(group[0][1])
         ref_result = (defaults or group)[0][1]
         board = Board(name, version, {"variant": ref_result["protocol"]["variant"],
@@ -83,6 +79,14 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
         board.rows = sorted(seen.values(), key=lambda pr: pr[1]["method"]["name"])
         boards[name] = board
     return boards, rejected
+
+
+def default_stack(result: dict[str, Any]) -> bool:
+    """Whether a result was measured with the default backends (primary and further) of the families it measured."""
+    from fsbench.scoring import chosen_backends
+
+    measured = {slot: record["name"] for slot, record in result["backends"].items()}
+    return measured == chosen_backends({slot_family(slot) for slot in measured})
 
 
 def _backend_differences(table: dict[str, Any], result: dict[str, Any]) -> list[str]:
@@ -372,14 +376,21 @@ def render_speed_plot(root: Path) -> None:
     plt.close(fig)
 
 
+def _rerun(result: dict[str, Any]) -> bool:
+    """Whether ``refresh`` runs a results file's method and protocol again: the method changed since, or the file
+    was measured with other backends than today's default stack."""
+    return outdated(result["method"]) is not None or not default_stack(result)
+
+
 def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: list[str] | None = None,
             clean: bool = False, progress: bool = True) -> list[str]:
     """Re-run the embedded protocols and ``bench`` for every registered method, store the sample crops of the
     comparison sheets (``fsbench.samples``), then build.
 
     Resumable: swaps are cached under ``runs`` and a (method, protocol) whose results file is already in
-    ``results/`` is not run again (only its missing sample crops are stored), so an interrupted refresh
-    continues where it stopped; ``clean`` starts from nothing.
+    ``results/``, of the registered method's version and checkpoint and measured with the default backends, is not
+    run again (only its missing sample crops are stored), so an interrupted refresh continues where it stopped;
+    ``clean`` starts from nothing.
     """
     import json
     import shutil
@@ -397,7 +408,7 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
         for protocol in EMBEDDED:
             version = registry.protocols.get(protocol).version
             name = f"{method}__{protocol}-v{version}__seed0.json"
-            if not (folder / name).is_file() or outdated(results.load(folder / name)["method"]):
+            if not (folder / name).is_file() or _rerun(results.load(folder / name)):
                 path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
                 if path is None:  # a rank > 0 under torchrun
                     continue

@@ -102,6 +102,29 @@ def test_results_of_an_older_checkpoint_are_flagged_and_refreshed(tmp_path, monk
     assert ran == ["faceshifter"]  # the outdated results file is measured again; the current bench is kept
 
 
+def test_refresh_measures_again_a_result_of_other_backends_than_the_default_stack(tmp_path, monkeypatch):
+    from fsbench import registry
+
+    card = registry.methods.get("copy-target").card
+    current = _result("copy-target", 0.8)
+    current["method"].update(version=card.version, checkpoint_sha256=card.checkpoint_sha256)
+    assert leaderboard.default_stack(current)
+    older = json.loads(json.dumps(current))  # measured before ArcFace joined dlib
+    del older["backends"]["identity@arcface-mbf"], older["aggregates"]["id_cosine@arcface-mbf"]
+    assert not leaderboard.default_stack(older)
+    monkeypatch.setattr("fsbench.protocols.EMBEDDED", ("mini-stills",))
+    monkeypatch.setattr("fsbench.samples.has_samples", lambda *args: True)
+    monkeypatch.setattr("fsbench.leaderboard.build", lambda root: [])
+    ran = []
+    monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append(cfg.method) or (None, None))
+    (tmp_path / "results" / "bench").mkdir(parents=True)
+    shutil.copy(leaderboard.ROOT / "results" / "bench" / "copy-target.json", tmp_path / "results" / "bench")
+    for result, expected in ((current, []), (older, ["copy-target"])):
+        _write(tmp_path, "copy-target__mini-stills-v1__seed0.json", result)
+        leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["copy-target"], progress=False)
+        assert ran == expected
+
+
 def test_pairs_are_chosen_by_a_seeded_rule_with_distinct_identities():
     items = {name: Item(name, name) for name in "abcdefgh"}
     pairs = [Pair(items[s], items[t]) for s in "abcdefgh" for t in "abcdefgh" if s != t]
