@@ -22,7 +22,8 @@ from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.nets import prepack
 from fsbench.precision import ComputeDtypes
 from fsbench.results import device_name
-from fsbench.scoring import DEFAULT_BACKENDS, backend_features
+from fsbench.metrics.definitions import slot_family
+from fsbench.scoring import DEFAULT_BACKENDS, backend_features, chosen_backends
 from fsbench.timing import matmul_gflops, time_ms
 
 
@@ -121,7 +122,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
-    """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend.
+    """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend (the
+    primary and further ones of each family, as a run uses them).
 
     Faces are frames and stills of the mini test split. Each stage is timed over all faces (backends batched
     as the runner batches them, after a warm-up batch of mirrored faces; per-face native work on the threads of
@@ -129,13 +131,13 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     face (torch's FlopCounterMode for torch networks; counted from the graph file for YuNet and MediaPipe, in the
     same convention: fsbench.nets.graph_flops) over the measured fp32 matmul GFLOP/s gives its FLOP bound, and
     the stage's percentage of it. MediaPipe's pose and expression share one landmarker call per crop
-    (fsbench.metrics.pose.read_faces): the pose stage runs it, the expression stage reads the kept result. The
+    (fsbench.metrics.pose.read_faces): the MediaPipe pose stage runs it, the expression stage reads the kept result. The
     load average is recorded before and after: the figures depend on what else runs.
     """
     from fsbench import registry
     from fsbench.faces.detect import detection_size
     from fsbench.metrics.pose import clear_readings
-    from fsbench.nets.graph_flops import face_landmarker_flops, yunet_flops
+    from fsbench.nets.graph_flops import face_landmarker_flops, hopenet_shufflenet_flops, yunet_flops
     from fsbench.protocols.video import MiniVideo
     from fsbench.workers import worker_count
 
@@ -158,8 +160,9 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     device = torch.device("cpu")
     matmul = matmul_gflops(device)
     native = {"mediapipe-pose": ("MediaPipe face landmarker", face_landmarker_flops),
-              "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0)}
-    for family, name in DEFAULT_BACKENDS.items():
+              "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0),
+              "hopenet-shufflenet": ("onnxruntime", hopenet_shufflenet_flops)}
+    for slot_name, name in chosen_backends(list(DEFAULT_BACKENDS)).items():
         backend = registry.metrics.get(name)(device="cpu")
         # warm-up on a full batch of faces outside the timed set (mirrored: nothing cached serves the timed ones)
         mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops[:backend.batch_size]]
@@ -175,7 +178,7 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
             with counter, torch.no_grad():
                 backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
             entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
-        stages[f"{family}:{name}"] = entry
+        stages[f"{slot_family(slot_name)}:{name}"] = entry
     n = len(crops)
     for entry in stages.values():
         entry["faces_per_s"] = n / entry["seconds"] if entry["seconds"] else None

@@ -5,8 +5,9 @@ A loss on one recogniser's embedding of the exact output pixels can be lowered b
 network and nothing else (MobileFSGAN's SFace loss fell to 0.12 while its swaps stayed no closer to the source,
 even in SFace's space, than the target). Here every recogniser sees its own random view of the swap: a small
 shift, scale and rotation (``affine_grid``), a blur, a colour jitter and sometimes a downsampling, before it
-re-aligns the crop to its own input size; the target is the embedding of the un-augmented source. dlib's ResNet,
-the benchmark's evaluation recogniser, is refused: a method trained on it would be scored by its own loss.
+re-aligns the crop to its own input size; the target is the embedding of the un-augmented source. The benchmark's
+evaluation recognisers (dlib's ResNet, ArcFace MobileFaceNet) are refused: a method trained on one would be scored
+by its own loss.
 
 Randomness comes from torch's global generator, which the training loop seeds per step (resumable runs).
 """
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-EVALUATION_ONLY = ("dlib",)  # recognisers that score the benchmark: never a training signal
+EVALUATION_ONLY = ("dlib", "arcface-mbf")  # recognisers that score the benchmark: never a training signal
 
 # augmentation ranges (uniform, per sample): small enough that a recogniser's embedding of a real face barely moves
 SHIFT = 0.04  # of the crop side, each axis
@@ -114,8 +115,9 @@ class IdentityEnsemble:
             raise ValueError("the identity loss needs at least one recogniser")
         refused = [n for n in names if n in EVALUATION_ONLY]
         if refused:
-            raise ValueError(f"identity loss recogniser(s) {', '.join(refused)} refused: dlib is the benchmark's "
-                             "evaluation recogniser and never a training signal (use sface, facenet)")
+            raise ValueError(f"identity loss recogniser(s) {', '.join(refused)} refused: "
+                             f"{' and '.join(EVALUATION_ONLY)} are the benchmark's evaluation recognisers and never a "
+                             "training signal (use sface, facenet)")
         encoders = dict(encoders or {})
         self.names, self.augment = names, augment
         self.encoders = [encoders[n] if n in encoders else identity_encoder(n, device) for n in names]
