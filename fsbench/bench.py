@@ -121,6 +121,55 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bench_detection(faces: int, seed: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The detect + align stage on ``faces`` real faces (timed after each worker's detector is made) and the
+    evaluation crops it gives."""
+    from fsbench.faces.detect import detection_size
+    from fsbench.nets.graph_flops import yunet_flops
+    from fsbench.protocols.video import MiniVideo
+    from fsbench.workers import worker_count
+
+    items = MiniVideo().build(None, seed).gallery[:faces]
+    store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
+    images = {}
+    for item in items:  # decoding is I/O, not the stack: done before timing
+        images[item.id] = item.load()
+    # warm-up: every worker thread makes its detector on mirrored frames (nothing of them is kept)
+    CropStore(EVAL_TEMPLATE, EVAL_SIZE).add([(item, np.ascontiguousarray(images[item.id][:, ::-1]))
+                                             for item in items[:4 * worker_count()]])
+    t0 = time.perf_counter()
+    store.add([(item, images[item.id]) for item in items])
+    detect_flops = [yunet_flops(*detection_size(*image.shape[:2])) for image in images.values()]
+    stage = {"seconds": time.perf_counter() - t0, "network": "YuNet",
+             "gflops_per_face": statistics.mean(detect_flops) / 1e9}
+    return stage, [store.eval_crop(i) for i in items if i.id in store.crops]
+
+
+def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
+    """One backend's stage: its features of ``crops`` in its batches, timed after a warm-up batch of mirrored faces
+    (nothing cached serves the timed ones), and its network's GFLOPs per face."""
+    from fsbench import registry
+    from fsbench.nets.graph_flops import face_landmarker_flops, hopenet_shufflenet_flops
+
+    native = {"mediapipe-pose": ("MediaPipe face landmarker", face_landmarker_flops),
+              "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0),
+              "hopenet-shufflenet": ("onnxruntime", hopenet_shufflenet_flops)}
+    backend = registry.metrics.get(name)(device="cpu")
+    backend_features(backend, [np.ascontiguousarray(c[:, ::-1]) for c in crops[:backend.batch_size]], EVAL_TEMPLATE)
+    t0 = time.perf_counter()
+    backend_features(backend, crops, EVAL_TEMPLATE)
+    entry: dict[str, Any] = {"seconds": time.perf_counter() - t0, "backend": name}
+    if name in native:
+        entry["network"], count = native[name]
+        entry["gflops_per_face"] = count() / 1e9
+    else:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
+        entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
+    return entry
+
+
 def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend (the
     primary and further ones of each family, as a run uses them).
@@ -134,51 +183,15 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     (fsbench.metrics.pose.read_faces): the MediaPipe pose stage runs it, the expression stage reads the kept result. The
     load average is recorded before and after: the figures depend on what else runs.
     """
-    from fsbench import registry
-    from fsbench.faces.detect import detection_size
     from fsbench.metrics.pose import clear_readings
-    from fsbench.nets.graph_flops import face_landmarker_flops, hopenet_shufflenet_flops, yunet_flops
-    from fsbench.protocols.video import MiniVideo
-    from fsbench.workers import worker_count
 
     clear_readings()  # MediaPipe readings kept from an earlier call would time the memo, not the landmarker
     load_before = os.getloadavg()
-    items = MiniVideo().build(None, seed).gallery[:faces]
-    store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
-    images = {}
-    for item in items:  # decoding is I/O, not the stack: done before timing
-        images[item.id] = item.load()
-    # warm-up: every worker thread makes its detector on mirrored frames (nothing of them is kept)
-    CropStore(EVAL_TEMPLATE, EVAL_SIZE).add([(item, np.ascontiguousarray(images[item.id][:, ::-1]))
-                                             for item in items[:4 * worker_count()]])
-    t0 = time.perf_counter()
-    store.add([(item, images[item.id]) for item in items])
-    detect_flops = [yunet_flops(*detection_size(*image.shape[:2])) for image in images.values()]
-    stages: dict[str, dict[str, Any]] = {"detect+align": {"seconds": time.perf_counter() - t0, "network": "YuNet",
-                                                          "gflops_per_face": statistics.mean(detect_flops) / 1e9}}
-    crops = [store.eval_crop(i) for i in items if i.id in store.crops]
-    device = torch.device("cpu")
-    matmul = matmul_gflops(device)
-    native = {"mediapipe-pose": ("MediaPipe face landmarker", face_landmarker_flops),
-              "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0),
-              "hopenet-shufflenet": ("onnxruntime", hopenet_shufflenet_flops)}
+    detect, crops = _bench_detection(faces, seed)
+    stages: dict[str, dict[str, Any]] = {"detect+align": detect}
     for slot_name, name in chosen_backends(list(DEFAULT_BACKENDS)).items():
-        backend = registry.metrics.get(name)(device="cpu")
-        # warm-up on a full batch of faces outside the timed set (mirrored: nothing cached serves the timed ones)
-        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops[:backend.batch_size]]
-        backend_features(backend, mirrored, EVAL_TEMPLATE)
-        t0 = time.perf_counter()
-        backend_features(backend, crops, EVAL_TEMPLATE)
-        entry: dict[str, Any] = {"seconds": time.perf_counter() - t0, "backend": name}
-        if name in native:
-            entry["network"], count = native[name]
-            entry["gflops_per_face"] = count() / 1e9
-        else:
-            counter = FlopCounterMode(display=False)
-            with counter, torch.no_grad():
-                backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
-            entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
-        stages[f"{slot_family(slot_name)}:{name}"] = entry
+        stages[f"{slot_family(slot_name)}:{name}"] = _bench_backend(name, crops)
+    matmul = matmul_gflops(torch.device("cpu"))
     n = len(crops)
     for entry in stages.values():
         entry["faces_per_s"] = n / entry["seconds"] if entry["seconds"] else None
