@@ -419,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fsbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a command that stopped reading it (`| head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # noqa: BLE001 - see the docstring
         if os.environ.get("FSBENCH_DEBUG"):
             raise
