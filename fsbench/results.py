@@ -124,24 +124,25 @@ def summarise(values: list[float | None], seed: int) -> dict[str, Any]:
 def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | None]],
                set_level: dict[str, float | None], n_scored: int, backends: dict[str, dict[str, Any]],
                gallery_identities: int, seed: int) -> dict[str, dict[str, Any]]:
-    """Per metric: its summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics,
-    the Fréchet distances: the one value, no interval, marked ``set_level``; a top-k figure that a gallery of
+    """Per figure (each metric once per backend slot of its family, ``backends`` being slot → record): its
+    summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics, the Fréchet
+    distances: the one value, no interval, marked ``set_level``; a top-k figure that a gallery of
     ``gallery_identities`` cannot make meaningful: no value, the reason under ``absent``), the backend it was
     measured with and its unit."""
-    from fsbench.metrics.definitions import METRICS, small_gallery_reason
+    from fsbench.metrics.definitions import figure_metric, figure_slot, figures, small_gallery_reason
 
     out = {}
-    for name in metric_names:
-        spec = METRICS[name]
-        absent = small_gallery_reason(name, gallery_identities)
+    for key in figures(list(metric_names), list(backends)):
+        spec = figure_metric(key)
+        absent = small_gallery_reason(spec.name, gallery_identities)
         if absent:
             agg = {"n": n_scored, "mean": None, "var": None, "ci95": None, "absent": absent}
         elif spec.per_sample:
-            agg = summarise([row.get(name) for row in per_sample], seed)
+            agg = summarise([row.get(key) for row in per_sample], seed)
         else:
-            agg = {"n": n_scored, "mean": set_level.get(name), "var": None, "ci95": None, "set_level": True}
-        backend = backends.get(spec.family, {})
-        out[name] = {**agg, "backend": backend.get("name"), "label": backend.get("label"), "unit": spec.unit}
+            agg = {"n": n_scored, "mean": set_level.get(key), "var": None, "ci95": None, "set_level": True}
+        backend = backends.get(figure_slot(key), {})
+        out[key] = {**agg, "backend": backend.get("name"), "label": backend.get("label"), "unit": spec.unit}
     return out
 
 
@@ -235,7 +236,7 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the aggregates, one metric a line, labelled with the backend that measured it."""
-    from fsbench.metrics.definitions import METRICS
+    from fsbench.metrics.definitions import figure_metric, figure_slot
 
     proto = result["protocol"]
     lines = [f"{result['method']['name']} on {proto['name']} v{proto['version']}: "
@@ -244,10 +245,10 @@ def format_table(result: dict[str, Any]) -> str:
     lines += failure_lines(result) + cache_lines(result)
     width = max(len(k) for k in result["aggregates"]) if result["aggregates"] else 10
     for name, agg in result["aggregates"].items():
-        spec = METRICS[name]
+        spec = figure_metric(name)
         arrow = "↑" if spec.higher_is_better else "↓"
-        label = result["backends"][spec.family]["label"]
-        if name == "fd_id":
+        label = result["backends"][figure_slot(name)]["label"]
+        if spec.name == "fd_id":
             label = f"FD-id ({label})"
         if agg.get("absent"):
             lines.append(f"  {name:<{width}} {arrow}  absent: {agg['absent']} ({label})")
@@ -284,8 +285,18 @@ def cache_lines(result: dict[str, Any]) -> list[str]:
     return [f"  {cached} of {cached + now} swaps from the cache (resumed)"] if cached else []
 
 
+def figure_index(result: dict[str, Any]) -> dict[tuple[str, str | None], str]:
+    """(metric, backend name) → the figure's name in ``result``'s aggregates: the same measurement is matched
+    across results whatever slot its backend filled (``pose_error`` of an older run by MediaPipe and
+    ``pose_error@mediapipe-pose`` of a newer one)."""
+    from fsbench.metrics.definitions import figure_metric
+
+    return {(figure_metric(key).name, agg.get("backend")): key for key, agg in result["aggregates"].items()}
+
+
 def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """Why two results measured different things (empty when comparable)."""
+    """Why two results measured different things (empty when comparable): protocol, variant, data set, a backend
+    both used with different weights, or no figure measured by the same backend in both."""
     problems = []
     pa, pb = a["protocol"], b["protocol"]
     if (pa["name"], pa["version"]) != (pb["name"], pb["version"]):
@@ -295,10 +306,14 @@ def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     if va != vb:
         keys = sorted(k for k in set(va) | set(vb) if va.get(k) != vb.get(k))
         problems.append(f"protocol variant differs in {', '.join(keys)}")
-    for family in sorted(set(a["backends"]) | set(b["backends"])):
-        ba, bb = a["backends"].get(family), b["backends"].get(family)
-        if ba is None or bb is None or (ba["name"], ba["weights_sha256"]) != (bb["name"], bb["weights_sha256"]):
-            problems.append(f"{family} backend {ba and ba['name']} vs {bb and bb['name']} (or different weights)")
+    weights_a = {r["name"]: r["weights_sha256"] for r in a["backends"].values()}
+    weights_b = {r["name"]: r["weights_sha256"] for r in b["backends"].values()}
+    for name in sorted(set(weights_a) & set(weights_b)):
+        if weights_a[name] != weights_b[name]:
+            problems.append(f"backend {name} ran with different weights")
+    if not set(figure_index(a)) & set(figure_index(b)):
+        problems.append("no figure measured by the same backend in both ("
+                        + ", ".join(sorted(weights_a)) + " vs " + ", ".join(sorted(weights_b)) + ")")
     if a["dataset"].get("manifest_sha256") != b["dataset"].get("manifest_sha256"):
         problems.append("dataset manifests differ")
     return problems
@@ -307,16 +322,20 @@ def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int = 2000) -> dict[str, dict[str, Any]]:
     """Per metric: mean of A and B, B − A, and a 95 % bootstrap interval of the difference.
 
-    Paired over the pairs both results scored when they share pair ids (the usual case: same protocol), else
-    unpaired. Set-level metrics (Fréchet distances) get the difference without an interval.
+    Figures are matched by metric and backend (:func:`figure_index`) and named as in B. Paired over the pairs
+    both results scored when they share pair ids (the usual case: same protocol), else unpaired. Set-level
+    metrics (Fréchet distances) get the difference without an interval.
     """
     rng = np.random.default_rng(seed)
-    rows_a = {s["pair"]: s["values"] for s in a["samples"]}
-    rows_b = {s["pair"]: s["values"] for s in b["samples"]}
+    index_a, index_b = figure_index(a), figure_index(b)
     out: dict[str, dict[str, Any]] = {}
-    for name in [m for m in a["aggregates"] if m in b["aggregates"]
-                 and not (a["aggregates"][m].get("absent") or b["aggregates"][m].get("absent"))]:
-        ma, mb = a["aggregates"][name]["mean"], b["aggregates"][name]["mean"]
+    for measured in [m for m in index_b if m in index_a]:
+        key_a, name = index_a[measured], index_b[measured]
+        if a["aggregates"][key_a].get("absent") or b["aggregates"][name].get("absent"):
+            continue
+        rows_a = {s["pair"]: {name: s["values"].get(key_a)} for s in a["samples"]}
+        rows_b = {s["pair"]: s["values"] for s in b["samples"]}
+        ma, mb = a["aggregates"][key_a]["mean"], b["aggregates"][name]["mean"]
         row: dict[str, Any] = {"a": ma, "b": mb, "diff": None if ma is None or mb is None else mb - ma,
                                "ci95": None, "paired": False, "n": 0}
         common = [p for p in rows_a if p in rows_b and rows_a[p].get(name) is not None

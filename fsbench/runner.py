@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fsbench.errors import UsageError
 from fsbench import registry, results
 from fsbench.api import Method, MethodCard
+from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 from fsbench.metrics.base import Backend
-from fsbench.metrics.definitions import METRICS
+from fsbench.metrics.definitions import METRICS, figure_key, slot_family
 from fsbench.protocols.base import Pair, Protocol, ProtocolData, create as create_protocol
 from fsbench.scoring import choose_backends, same_person_cosine, score
 from fsbench.swapcache import SwapCache, probe_precision, swap_cache_folder, swap_pairs
@@ -34,7 +34,7 @@ class RunConfig:
     device: str = "cpu"
     seed: int = 0
     batch_size: int = 8
-    backends: dict[str, str] = field(default_factory=dict)  # family -> backend name, over DEFAULT_BACKENDS
+    backends: dict[str, str] = field(default_factory=dict)  # family -> primary backend, over DEFAULT_BACKENDS
     protocol_options: dict[str, str] = field(default_factory=dict)
     progress: bool = True
 
@@ -97,22 +97,18 @@ def _protocol(cfg: RunConfig) -> tuple[Protocol, ProtocolData, list[Pair]]:
 
 
 def _backends(cfg: RunConfig, protocol: Protocol, card: MethodCard, device: str, first: bool) -> dict[str, Backend]:
-    """The metric backends of the protocol's families (``--backend`` over the defaults), on the first rank only:
-    a missing or wrong reference file fails here, before any swapping. Warns when the identity backend is one
-    the method trained with."""
-    families = sorted({METRICS[m].family for m in protocol.metrics})
-    chosen = choose_backends(cfg.backends, families)
-    trained_with = card.notes.get("training_recognisers", [])
+    """Slot → metric backend for the protocol's families (``--backend`` over the defaults, see
+    :func:`fsbench.scoring.choose_backends`), on the first rank only: a missing or wrong reference file fails here,
+    before any swapping. Warns when an identity backend is one the method trained with."""
+    chosen = choose_backends(cfg.backends, {METRICS[m].family for m in protocol.metrics})
     if not first:
         return {}
-    if chosen.get("identity") in trained_with:
-        print(f"warning: identity backend '{chosen['identity']}' is one {card.name} trained with "
+    trained_with = card.notes.get("training_recognisers", [])
+    overlap = sorted({n for s, n in chosen.items() if slot_family(s) == "identity"} & set(trained_with))
+    if overlap:
+        print(f"warning: identity backend '{', '.join(overlap)}' is one {card.name} trained with "
               f"({', '.join(trained_with)}): its identity figures flatter it", file=sys.stderr)
-    backends = {f: registry.metrics.get(name)(device=device) for f, name in chosen.items()}
-    for family, backend in backends.items():
-        if backend.info.family != family:
-            raise UsageError(f"backend '{backend.info.name}' measures {backend.info.family}, not {family}")
-    return backends
+    return {s: registry.metrics.get(name)(device=device) for s, name in chosen.items()}
 
 
 def _crop_failures(crops: CropStore, pairs: list[Pair], progress: bool) -> dict[str, str]:
@@ -147,9 +143,10 @@ def _measure(protocol: Protocol, data: ProtocolData, pairs: list[Pair], backends
     per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, template,
                                   cfg.progress)
     reference = {}
-    if data.same_person and "identity" in backends:
-        reference["same_person_id_cosine"] = results.summarise(
-            same_person_cosine(backends["identity"], data.same_person, crops), cfg.seed)
+    for slot_name, backend in backends.items():
+        if data.same_person and slot_family(slot_name) == "identity":
+            reference[figure_key("same_person_id_cosine", slot_name)] = results.summarise(
+                same_person_cosine(backend, data.same_person, crops), cfg.seed)
     return results.Measured(scored, per_sample, set_level, reference)
 
 

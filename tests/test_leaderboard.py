@@ -14,16 +14,19 @@ from fsbench.protocols.base import Item, Pair
 
 def _result(method: str, cosine: float, identity_backend: str = "dlib", version: int = 1) -> dict:
     agg = {"n": 10, "missing": 0, "mean": cosine, "var": 0.01, "ci95": [cosine - 0.02, cosine + 0.02]}
+    arcface = {"n": 10, "missing": 0, "mean": cosine / 2, "var": 0.01, "ci95": None}
     return {
         "schema": 1, "created": "2026-11-21T00:00:00+00:00",
         "protocol": {"name": "mini-stills", "version": version, "description": "test protocol",
                      "variant": {"pairs": "all", "limit": None}},
         "method": {"name": method, "version": "1", "checkpoint_sha256": None},
         "backends": {"identity": {"name": identity_backend, "kind": "embedded", "label": f"ID-{identity_backend}",
-                                  "weights_sha256": {"w": "abc"}}},
+                                  "weights_sha256": {"w": "abc"}},
+                     "identity@arcface-mbf": {"name": "arcface-mbf", "kind": "embedded", "label": "ID-ArcFace-MBF",
+                                              "weights_sha256": {"arcface-mbf": "def"}}},
         "dataset": {"name": "mini", "manifest_sha256": "f" * 64},
         "counts": {"pairs": 10, "pairs_scored": 10, "failures": 0},
-        "aggregates": {"id_cosine": agg},
+        "aggregates": {"id_cosine": agg, "id_cosine@arcface-mbf": arcface},
         "samples": [], "environment": {},
     }
 
@@ -55,7 +58,9 @@ def test_build_renders_rows_and_check_detects_staleness(tmp_path, stored):
     assert (tmp_path / "mini-stills_metrics.png").is_file()
     assert leaderboard.build(tmp_path, check=True) == []
     index = (tmp_path / "README.md").read_text()
-    assert "## Headline: [mini-stills](mini-stills.md)" in index and "| paste-source | 0.990 [0.970, 1.010] |" in index
+    assert "## Headline: [mini-stills](mini-stills.md)" in index
+    assert "| paste-source | 0.990 [0.970, 1.010] | 0.495 |" in index  # ID-dlib and ID-ArcFace side by side
+    assert "id_cosine ↑ (ID-dlib) | id_cosine ↑ (ID-ArcFace-MBF) |" in index
     _write(tmp_path, "c.json", _result("classic", 0.9))
     stale = leaderboard.build(tmp_path, check=True)
     assert any("mini-stills.md is not what the results produce" in p for p in stale)
@@ -71,7 +76,7 @@ def test_foreign_invalid_and_incomparable_files_are_rejected_with_reason(tmp_pat
     md = (tmp_path / "mini-stills.md").read_text()
     assert "their-method" in md  # a valid foreign file joins
     assert any("broken.json" in p and "not a readable results JSON" in p for p in problems)
-    assert any("other-backend.json" in p and "identity backend" in p for p in problems)
+    assert any("other-backend.json" in p and "identity backend dlib in the table, sface here" in p for p in problems)
     assert any("old.json" in p and "v0" in p for p in problems)
     assert "## Rejected results files" in md and "| x v1 |" not in md
 
@@ -98,6 +103,29 @@ def test_results_of_an_older_checkpoint_are_flagged_and_refreshed(tmp_path, monk
     shutil.copy(committed, tmp_path / "results" / "bench")
     leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["faceshifter"], progress=False)
     assert ran == ["faceshifter"]  # the outdated results file is measured again; the current bench is kept
+
+
+def test_refresh_measures_again_a_result_of_other_backends_than_the_default_stack(tmp_path, monkeypatch):
+    from fsbench import registry
+
+    card = registry.methods.get("copy-target").card
+    current = _result("copy-target", 0.8)
+    current["method"].update(version=card.version, checkpoint_sha256=card.checkpoint_sha256)
+    assert leaderboard.default_stack(current)
+    older = json.loads(json.dumps(current))  # measured before ArcFace joined dlib
+    del older["backends"]["identity@arcface-mbf"], older["aggregates"]["id_cosine@arcface-mbf"]
+    assert not leaderboard.default_stack(older)
+    monkeypatch.setattr("fsbench.protocols.EMBEDDED", ("mini-stills",))
+    monkeypatch.setattr("fsbench.samples.has_samples", lambda *args: True)
+    monkeypatch.setattr("fsbench.leaderboard.build", lambda root: [])
+    ran = []
+    monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append(cfg.method) or (None, None))
+    (tmp_path / "results" / "bench").mkdir(parents=True)
+    shutil.copy(leaderboard.ROOT / "results" / "bench" / "copy-target.json", tmp_path / "results" / "bench")
+    for result, expected in ((current, []), (older, ["copy-target"])):
+        _write(tmp_path, "copy-target__mini-stills-v1__seed0.json", result)
+        leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["copy-target"], progress=False)
+        assert ran == expected
 
 
 def test_pairs_are_chosen_by_a_seeded_rule_with_distinct_identities():

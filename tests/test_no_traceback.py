@@ -139,6 +139,11 @@ CASES = [
     ("swap --method classic --source {missing} --target {text} --out {out}.png", "missing"),
     ("swap --method classic --source {text} --target {text} --out {out}.png --device nonsense", "not a torch device"),
     ("swap --method classic --source {text} --target {text} --out {out}.png --face -1", "--face: must be 0 or more"),
+    # pose-report
+    ("pose-report --backends dlib", "'dlib' measures identity, not pose"),
+    ("pose-report --backends no-such-backend", "no-such-backend"),
+    ("pose-report --backends mediapipe-pose --sets no-such-protocol", "no-such-protocol"),
+    ("pose-report --threads 0", "--threads: must be 1 or more"),
     # list, export
     ("list no-such-thing", "invalid choice: 'no-such-thing'"),
     ("export --method classic --device nonsense", "'nonsense' is not a torch device"),
@@ -157,7 +162,7 @@ def test_wrong_input_is_one_line(argv, expected, files, capsys):
 
 def test_the_walk_covers_every_command():
     commands = {argv.split()[0] for argv, _ in CASES}
-    assert {"run", "bench", "assets", "compare", "study", "leaderboard", "swap"} <= commands
+    assert {"run", "bench", "assets", "compare", "study", "leaderboard", "swap", "pose-report"} <= commands
     assert len(CASES) >= 25
 
 

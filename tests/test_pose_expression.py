@@ -1,5 +1,6 @@
-"""Pose and expression backends: MediaPipe (embedded) calibration and properties; Hopenet and Deep3DFaceRecon
-(reference) loading official-layout state dicts, their head arithmetic and their alignment."""
+"""Pose and expression backends: MediaPipe and the Hopenet-style ShuffleNetV2 (embedded) calibration and
+properties; Hopenet and Deep3DFaceRecon (reference) loading official-layout state dicts, their head arithmetic and
+their alignment."""
 from __future__ import annotations
 
 import math
@@ -18,9 +19,9 @@ from fsbench.faces.align import similarity_transform
 from fsbench.faces.templates import TEMPLATES
 from fsbench.metrics import pose as pose_module
 from fsbench.metrics.expression import Deep3DExpression, MediaPipeBlendshapes
-from fsbench.metrics.pose import (BLENDSHAPES, HopenetPose, MediaPipePose, clear_readings, euler_from_matrix,
-                                  read_faces)
-from fsbench.nets import deep3d, hopenet
+from fsbench.metrics.pose import (BLENDSHAPES, HopenetPose, HopenetShuffleNetPose, MediaPipePose, clear_readings,
+                                  euler_from_matrix, read_faces)
+from fsbench.nets import deep3d, hopenet, hopenet_shufflenet
 from fsbench.nets.resnet import resnet50
 from fsbench.registry import metrics
 
@@ -61,6 +62,7 @@ def crops() -> dict[str, torch.Tensor]:
 
 def test_registered() -> None:
     for name, cls in [("mediapipe-pose", MediaPipePose), ("hopenet", HopenetPose),
+                      ("hopenet-shufflenet", HopenetShuffleNetPose),
                       ("mediapipe-blendshapes", MediaPipeBlendshapes), ("deep3d", Deep3DExpression)]:
         assert metrics.get(name) is cls and cls.info.name == name
     assert (MediaPipePose.info.dim, MediaPipeBlendshapes.info.dim) == (3, 52) and len(set(BLENDSHAPES)) == 52
@@ -178,6 +180,68 @@ def test_a_fresh_landmarker_logs_nothing_to_the_terminal() -> None:
 def test_bad_crops_are_refused() -> None:
     with pytest.raises(ValueError, match="crops"):
         MediaPipePose().features(torch.zeros(2, 256, 256), "ffhq-256")
+
+
+# ---------------------------------------------------------------- Hopenet-style ShuffleNetV2 (embedded)
+
+# the backend on the ffhq-256 crops at 256, measured once (fr_pose.onnx of faceplugin-face-recognition-js 0.0.1)
+SHUFFLENET_POSE = {"astronaut": (0.05, -12.30, -0.49), "camera": (-50.95, -25.73, 19.02),
+                   "turned": (35.48, -4.53, -3.01)}
+
+
+@pytest.fixture(scope="module")
+def shufflenet_pose() -> HopenetShuffleNetPose:
+    return HopenetShuffleNetPose()
+
+
+def test_shufflenet_pose_calibration_and_batch(shufflenet_pose, crops) -> None:
+    got = shufflenet_pose.features(torch.stack([crops[n] for n in SHUFFLENET_POSE]), "ffhq-256")
+    assert torch.allclose(got, torch.tensor(list(SHUFFLENET_POSE.values())), atol=POSE_TOL), got
+    alone = torch.cat([shufflenet_pose.features(crops[n][None], "ffhq-256") for n in SHUFFLENET_POSE])
+    assert torch.allclose(got, alone, atol=1e-3)
+    assert shufflenet_pose.features(torch.zeros(0, 3, 256, 256), "ffhq-256").shape == (0, 3)
+
+
+def test_shufflenet_batched_graph_equals_the_file(shufflenet_pose, crops) -> None:
+    """The graph made to take batches gives what the file itself gives one face at a time."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(assets.path("hopenet-shufflenet")), providers=["CPUExecutionProvider"])
+    x = hopenet_shufflenet.preprocess(torch.stack(list(crops.values())), "ffhq-256").numpy()
+    batched = shufflenet_pose.net.logits(x)
+    for i in range(len(x)):
+        single = session.run(list(hopenet_shufflenet.OUTPUTS), {"input": x[i:i + 1]})
+        for b, s in zip(batched, single):
+            np.testing.assert_allclose(b[i:i + 1], s, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", list(FACES))
+def test_shufflenet_mirror_flips_yaw_and_roll_and_agrees_with_mediapipe_in_sign(shufflenet_pose, crops,
+                                                                                 name: str) -> None:
+    (yaw, pitch, roll), (yaw_m, pitch_m, roll_m) = shufflenet_pose.features(
+        torch.stack([crops[name], crops[name].flip(-1)]), "ffhq-256").tolist()
+    assert abs(pitch - pitch_m) < 1.0
+    if abs(yaw) > 10:  # a turned head: the mirror turns the other way, as MediaPipe sees this face turned
+        assert math.copysign(1, yaw) != math.copysign(1, yaw_m)
+        assert math.copysign(1, yaw) == math.copysign(1, POSE[name][0])
+    else:
+        assert abs(yaw + yaw_m) < 5 and abs(roll + roll_m) < 5
+
+
+def test_shufflenet_roll_is_clockwise(shufflenet_pose, crops) -> None:
+    upright, turned = shufflenet_pose.features(torch.stack([crops["astronaut"], _crop("astronaut", clockwise=20.0)]),
+                                               "ffhq-256")
+    assert 10.0 < float(turned[2] - upright[2]) < 25.0, (upright, turned)
+    assert torch.allclose(turned[:2], upright[:2], atol=4.0), (upright, turned)
+
+
+def test_shufflenet_input_box_and_wrong_file() -> None:
+    for template, size in [("ffhq-256", 256), ("arcface-112", 112), ("ffhq-256", 512)]:
+        left, top, right, bottom = hopenet_shufflenet.input_box(template, size)
+        assert 0 <= left < right <= size and 0 <= top < bottom <= size
+    assert hopenet_shufflenet.preprocess(torch.rand(2, 3, 112, 112), "arcface-112").shape == (2, 3, 224, 224)
+    with pytest.raises(ValueError, match="fr_pose.onnx takes 1×3×224×224"):
+        hopenet_shufflenet.load_hopenet_shufflenet(assets.path("yunet"))
 
 
 # ---------------------------------------------------------------- reference networks: official layouts

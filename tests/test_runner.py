@@ -94,9 +94,34 @@ def test_compare_refuses_incomparable_results(baseline_runs):
     assert rows["id_cosine"]["paired"] and rows["id_cosine"]["ci95"][0] > 0
     assert results.comparability(a, b) == []
     b["protocol"]["version"] = 2
-    b["backends"]["identity"]["name"] = "sface"
+    b["backends"]["identity"]["weights_sha256"] = {"dlib-resnet": "0" * 64}
     problems = results.comparability(a, b)
-    assert any("v1 vs folder v2" in p for p in problems) and any("identity backend" in p for p in problems)
+    assert any("v1 vs folder v2" in p for p in problems) and "backend dlib ran with different weights" in problems
+    for record in b["backends"].values():
+        record["name"] = "other-" + record["name"]
+    for agg in b["aggregates"].values():
+        agg["backend"] = "other-" + agg["backend"]
+    assert any(p.startswith("no figure measured by the same backend in both") for p in results.comparability(a, b))
+
+
+def test_figures_of_a_backend_compare_by_name_whatever_slot_it_filled(baseline_runs):
+    """A result whose pose_error came from MediaPipe as the primary pose backend compares with a newer one that
+    reports MediaPipe's pose as the further figure pose_error@mediapipe-pose, and not with its primary pose."""
+    new = baseline_runs["paste-source"][1]
+    assert new["aggregates"]["pose_error"]["backend"] == "hopenet-shufflenet"
+    assert new["aggregates"]["pose_error@mediapipe-pose"]["backend"] == "mediapipe-pose"
+    old = json.loads(json.dumps(new))
+    old["backends"] = {slot: b for slot, b in old["backends"].items() if slot not in ("pose", "identity@arcface-mbf")}
+    old["backends"]["pose"] = old["backends"].pop("pose@mediapipe-pose")
+    old["aggregates"] = {key.replace("@mediapipe-pose", ""): agg for key, agg in old["aggregates"].items()
+                         if "@arcface-mbf" not in key and key != "pose_error"}
+    for sample in old["samples"]:
+        sample["values"] = {k.replace("@mediapipe-pose", ""): v for k, v in sample["values"].items()
+                            if "@arcface-mbf" not in k and k != "pose_error"}
+    assert results.comparability(old, new) == []
+    rows = results.compare(old, new)
+    assert "pose_error" not in rows and "id_cosine@arcface-mbf" not in rows
+    assert rows["pose_error@mediapipe-pose"]["diff"] == 0.0 and rows["id_cosine"]["diff"] == 0.0
 
 
 class Dying(PasteSource):

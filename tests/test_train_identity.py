@@ -67,9 +67,10 @@ def test_augment_keeps_shape_range_and_gradients() -> None:
     assert torch.equal(a, augment(x.detach()))  # a function of torch's seed (resumable runs)
 
 
-def test_dlib_is_refused_as_a_training_recogniser() -> None:
-    with pytest.raises(ValueError, match="dlib is the benchmark's evaluation recogniser"):
-        IdentityEnsemble(("sface", "dlib"))
+@pytest.mark.parametrize("name", ["dlib", "arcface-mbf"])
+def test_evaluation_recognisers_are_refused_for_training(name: str) -> None:
+    with pytest.raises(ValueError, match=f"recogniser\\(s\\) {name} refused: dlib and arcface-mbf are the benchmark's"):
+        IdentityEnsemble(("sface", name))
 
 
 def test_ensemble_loss_has_gradients_and_is_low_for_the_source_itself(face_crop) -> None:

@@ -6,6 +6,7 @@ for _name, _target in {
     "sface": "fsbench.metrics.identity:SFace",
     "facenet": "fsbench.metrics.identity:FaceNet",
     "dlib": "fsbench.metrics.identity:DlibResNet",
+    "arcface-mbf": "fsbench.metrics.identity:ArcFaceMBF",
     "cosface-sphere20": "fsbench.metrics.identity:CosFaceSphere20",
     "arcface-ir-se50": "fsbench.metrics.identity:ArcFaceIRSE50",
     "insightface": "fsbench.metrics.identity:InsightFaceONNX",
@@ -13,6 +14,7 @@ for _name, _target in {
     "mediapipe-pose": "fsbench.metrics.pose:MediaPipePose",
     "whenet": "fsbench.metrics.pose:WHENetPose",
     "hopenet": "fsbench.metrics.pose:HopenetPose",
+    "hopenet-shufflenet": "fsbench.metrics.pose:HopenetShuffleNetPose",
     # expression
     "mediapipe-blendshapes": "fsbench.metrics.expression:MediaPipeBlendshapes",
     "deep3d": "fsbench.metrics.expression:Deep3DExpression",

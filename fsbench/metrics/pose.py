@@ -16,6 +16,8 @@ viewer) is decomposed as ``R = Rx(α) · Ry(β) · Rz(γ)`` (pitch applied last,
 Mirroring is conjugation by diag(−1, 1, 1), which negates β and γ and keeps α.
 ``whenet`` (embedded) is WHENet (see :mod:`fsbench.nets.whenet`), whose yaw and roll follow Hopenet's convention.
 ``hopenet`` (reference) is Hopenet ``hopenet_robust_alpha1`` (see :mod:`fsbench.nets.hopenet`).
+``hopenet-shufflenet`` (embedded) is a Hopenet-style ShuffleNetV2 with Hopenet's bins and conventions (see
+:mod:`fsbench.nets.hopenet_shufflenet`); no method trains against it, so it gives the default ``pose_error``.
 
 MediaPipe runs its own face detector inside each crop. Crops are first re-aligned to ``ffhq-256`` at 256 (the
 whole head with margin, where tight ArcFace-112 crops otherwise go undetected), so that methods with different
@@ -41,7 +43,7 @@ import torch
 from fsbench import assets
 from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
-from fsbench.nets import hopenet, whenet
+from fsbench.nets import hopenet, hopenet_shufflenet, whenet
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.prepack import prepack_convolutions
 from fsbench.workers import map_faces, per_thread
@@ -219,3 +221,24 @@ class HopenetPose(Backend):
         check_crops(crops)
         x = hopenet.preprocess(crops.to(self.device, torch.float32), template)
         return torch.stack([hopenet.bins_to_degrees(logits) for logits in self.net(x)], dim=1).float().cpu()
+
+
+class HopenetShuffleNetPose(Backend):
+    """Hopenet-style ShuffleNetV2 (``fr_pose.onnx``) in onnxruntime: every crop gets a pose (no detection step)."""
+
+    info = BackendInfo("hopenet-shufflenet", "pose", "embedded", "pose-Hopenet-ShuffleNetV2", ("hopenet-shufflenet",),
+                       3, "Hopenet-style ShuffleNetV2 (faceplugin-face-recognition-js fr_pose.onnx), 66 bins, "
+                       "degrees = Σ softmax·idx·3 − 99; input: YuNet's face box derived from the template, enlarged "
+                       "by a quarter on each side, 224×224, ImageNet norm; onnxruntime")
+    batch_size = 64
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        super().__init__(device)
+        self.net = hopenet_shufflenet.load_hopenet_shufflenet(assets.path("hopenet-shufflenet"))
+
+    @torch.no_grad()
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        check_crops(crops)
+        x = hopenet_shufflenet.preprocess(crops.detach().cpu().float(), template).numpy()
+        logits = self.net.logits(x) if len(x) else [np.zeros((0, hopenet.NUM_BINS), np.float32)] * 3
+        return torch.stack([hopenet.bins_to_degrees(torch.from_numpy(v).float()) for v in logits], dim=1)

@@ -1,5 +1,6 @@
-"""FLOPs of the networks that run outside torch, counted from their graph files: YuNet (ONNX, run by OpenCV) and
-MediaPipe's face landmarker (three TFLite models in one ``.task`` bundle).
+"""FLOPs of the networks that run outside torch, counted from their graph files: YuNet (ONNX, run by OpenCV), the
+ShuffleNetV2 head-pose network (ONNX, run by onnxruntime) and MediaPipe's face landmarker (three TFLite models in
+one ``.task`` bundle).
 
 Counted as torch's ``FlopCounterMode`` counts the torch networks: 2 per multiply-add of convolutions and fully
 connected layers; biases, activations, pooling and element-wise operations are not counted. So every stage of
@@ -80,6 +81,14 @@ def yunet_flops(height: int, width: int) -> int:
     from fsbench import assets
 
     return onnx_flops(assets.path("yunet"), -(-height // 32) * 32, -(-width // 32) * 32)
+
+
+@functools.cache
+def hopenet_shufflenet_flops() -> int:
+    """FLOPs of the ShuffleNetV2 head-pose network (``fr_pose.onnx``) on one 224×224 face."""
+    from fsbench import assets
+
+    return onnx_flops(assets.path("hopenet-shufflenet"), 224, 224)
 
 
 @functools.cache

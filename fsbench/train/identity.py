@@ -5,8 +5,8 @@ A loss on one recogniser's embedding of the exact output pixels can be lowered b
 network and nothing else: the loss falls while the swaps come no closer to the source. Here every recogniser sees
 its own random view of the swap: a small shift, scale and rotation (``affine_grid``), a blur, a colour jitter and
 sometimes a downsampling, before it re-aligns the crop to its own input size; the target is the embedding of the
-un-augmented source. dlib's ResNet, the benchmark's evaluation recogniser, is refused: a method trained on it would
-be scored by its own loss.
+un-augmented source. The benchmark's evaluation recognisers (dlib's ResNet, ArcFace MobileFaceNet) are refused: a
+method trained on one would be scored by its own loss.
 
 Randomness comes from torch's global generator, which the training loop seeds per step (resumable runs).
 """
@@ -23,7 +23,7 @@ from fsbench.api import identity_encoder
 from fsbench.errors import UsageError
 from fsbench.train.config import IdentityLossConfig
 
-EVALUATION_ONLY = ("dlib",)  # recognisers that score the benchmark: never a training signal
+EVALUATION_ONLY = ("dlib", "arcface-mbf")  # recognisers that score the benchmark: never a training signal
 
 # augmentation ranges (uniform, per sample): small enough that a recogniser's embedding of a real face barely moves
 SHIFT = 0.04  # of the crop side, each axis
@@ -109,8 +109,9 @@ class IdentityEnsemble:
             raise UsageError("the identity loss needs at least one recogniser")
         refused = [n for n in names if n in EVALUATION_ONLY]
         if refused:
-            raise UsageError(f"identity loss recogniser(s) {', '.join(refused)} refused: dlib is the benchmark's "
-                             "evaluation recogniser and never a training signal (use sface, facenet)")
+            raise UsageError(f"identity loss recogniser(s) {', '.join(refused)} refused: "
+                             f"{' and '.join(EVALUATION_ONLY)} are the benchmark's evaluation recognisers and never a "
+                             "training signal (use sface, facenet)")
         encoders = dict(encoders or {})
         self.names, self.augment = names, augment
         self.encoders = [encoders[n] if n in encoders else identity_encoder(n, device) for n in names]

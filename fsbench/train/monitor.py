@@ -7,7 +7,7 @@ size. Scored with dlib's ResNet (the benchmark's evaluation recogniser) on ffhq-
 scores real faces: ``top1`` (the swap's nearest validation portrait is the source's), ``id_cos`` (mean cosine of
 swap and source portrait) and ``copy_target_id_cos`` (the same cosine for the unchanged target crop at the
 method's size: the floor). dlib cosines of different people are high (about 0.85 here): read ``id_cos``
-against the floor, not against 0. ``pose_err`` is the benchmark's pose error (MediaPipe, degrees, swap against
+against the floor, not against 0. ``pose_err`` is MediaPipe's pose error (the benchmark's second pose column, degrees, swap against
 the target's evaluation crop, mean over the pairs where both faces are read), with ``copy_target_pose_err``, the
 same for the unchanged target crop, as its floor: identity must not move at the price of pose.
 ``pose_from_source`` says where a pose error comes from: the least-squares slope of the swap's pose offset from
