@@ -165,6 +165,21 @@ def _cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from fsbench.train import monitor
+
+    if args.action == "plot":
+        print(monitor.plot(args.run_dir, args.out))
+    elif args.action == "trend":
+        print(json.dumps(monitor.trend(args.records, args.target, args.since, args.key)))
+    else:
+        record = monitor.score_method(args.method, args.weights, args.device)
+        if args.append:
+            monitor.append_record(args.append, args.step, record)
+        print(json.dumps(record))
+    return 0
+
+
 def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
@@ -397,10 +412,31 @@ def _add_data_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_data)
 
 
+def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("monitor", help="a training run's monitor curves: plot, score a weights file, trend")
+    msub = p.add_subparsers(dest="action", required=True)
+    m = msub.add_parser("plot", help="plot a run's monitor.jsonl curves to a PNG")
+    m.add_argument("run_dir", type=Path)
+    m.add_argument("--out", type=Path, required=True)
+    m = msub.add_parser("score", help="score a method's weights on the monitor's validation pairs")
+    m.add_argument("--method", required=True)
+    m.add_argument("--weights", type=Path, help="a weights file of the method (default: the shipped one)")
+    m.add_argument("--device", type=argtypes.device, default="cpu")
+    m.add_argument("--append", type=Path, metavar="JSONL", help="also append the record to this file")
+    m.add_argument("--step", type=argtypes.non_negative_int, default=0, help="the step recorded with --append")
+    m = msub.add_parser("trend", help="fit a line to a monitor.jsonl curve and extrapolate it to a target")
+    m.add_argument("records", type=Path, help="a run's monitor.jsonl")
+    m.add_argument("--key", default="id_cos", help="the curve: id_cos, top1, pose_err or fd (default: id_cos)")
+    m.add_argument("--target", type=float, required=True,
+                   help="the value to reach, e.g. classic's ID cosine from `fsbench monitor score --method classic`")
+    m.add_argument("--since", type=argtypes.non_negative_int, default=0, help="fit the records from this step on")
+    p.set_defaults(func=_cmd_monitor)
+
+
 # every `fsbench` subcommand, each registered by a function of its own module that adds its parser to ``sub``
 COMMANDS = (_add_list_parser, _add_assets_parser, _add_run_parser, _add_compare_parser, _add_bench_parser,
             _add_train_parser, _add_leaderboard_parser, _add_swap_parser, add_study_parser, add_export_parser,
-            _add_separation_parser, _add_pose_report_parser, _add_data_parser)
+            _add_separation_parser, _add_pose_report_parser, _add_data_parser, _add_monitor_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

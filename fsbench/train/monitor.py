@@ -17,16 +17,14 @@ real validation crops at the method's size: 0 for copy-target): the swaps' appea
 own targets, so on another scale than a protocol's FD (hundreds of swaps against a gallery); it compares the steps
 of one curve.
 
-    python -m fsbench.train.monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
-    python -m fsbench.train.monitor score --method M [--weights FILE]          # one record for a weights file
-    python -m fsbench.train.monitor trend RUN_DIR/monitor.jsonl --target COS   # the curve's slope, extrapolated
-    python -m fsbench.train.monitor trend RUN_DIR/monitor.jsonl --key fd --target FD
+    fsbench monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
+    fsbench monitor score --method M [--weights FILE]          # one record for a weights file
+    fsbench monitor trend RUN_DIR/monitor.jsonl --target COS   # the curve's slope, extrapolated
+    fsbench monitor trend RUN_DIR/monitor.jsonl --key fd --target FD
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -184,7 +182,7 @@ def plot(run_dir: Path, out: Path) -> Path:
 
     files = sorted(run_dir.rglob(RECORD_FILE))
     if not files:
-        raise FileNotFoundError(f"{run_dir}: no {RECORD_FILE} (train with monitor.every > 0)")
+        raise UsageError(f"{run_dir}: no {RECORD_FILE} (train with monitor.every > 0)")
     runs = {path: read_records(path) for path in files}
     panels = [c for c in CURVES.values() if any(c.key in r for recs in runs.values() for r in recs)]
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
@@ -257,44 +255,3 @@ def score_method(method_name: str, weights: Path | None, device: str = "cpu") ->
     method = registry.create_method(method_name, device, weights)
     monitor = Monitor(method.card.template, method.card.input_size, device=device)
     return monitor.score(method.swap)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fsbench.train.monitor", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="action", required=True)
-    p = sub.add_parser("plot", help="plot a run's monitor.jsonl curves to a PNG")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--out", type=Path, required=True)
-    p = sub.add_parser("score", help="score a method's weights on the monitor's validation pairs")
-    p.add_argument("--method", required=True)
-    p.add_argument("--weights", type=Path, help="a weights file of the method (default: the shipped one)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--append", type=Path, metavar="JSONL", help="also append the record to this file")
-    p.add_argument("--step", type=int, default=0, help="the step recorded with --append")
-    p = sub.add_parser("trend", help="fit a line to a monitor.jsonl curve and extrapolate it to a target")
-    p.add_argument("records", type=Path, help="a run's monitor.jsonl")
-    p.add_argument("--key", default="id_cos", choices=list(CURVES),
-                   help="the curve (default: id_cos)")
-    p.add_argument("--target", type=float, required=True,
-                   help="the value to reach, e.g. classic's ID cosine from `score --method classic`")
-    p.add_argument("--since", type=int, default=0, help="fit the records from this step on")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "plot":
-            print(plot(args.run_dir, args.out))
-            return 0
-        if args.action == "trend":
-            print(json.dumps(trend(args.records, args.target, args.since, args.key)))
-            return 0
-        record = score_method(args.method, args.weights, args.device)
-    except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    if args.append:
-        append_record(args.append, args.step, record)
-    print(json.dumps(record))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
