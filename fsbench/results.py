@@ -189,7 +189,7 @@ def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[s
         "backends": records,
         "dataset": data.dataset,
         "counts": {"pairs": n_pairs, "pairs_scored": len(scored), "failures": len(failures), "gallery": len(gallery)},
-        "aggregates": aggregates(protocol.metrics, measured.per_sample, measured.set_level, len(scored), records,
+        "aggregates": aggregates(protocol.reported_metrics(), measured.per_sample, measured.set_level, len(scored), records,
                                  len({g.identity for g in gallery}), seed),
         "reference": measured.reference,
         "samples": [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
@@ -247,9 +247,7 @@ def format_table(result: dict[str, Any]) -> str:
     for name, agg in result["aggregates"].items():
         spec = figure_metric(name)
         arrow = "↑" if spec.higher_is_better else "↓"
-        label = result["backends"][figure_slot(name)]["label"]
-        if spec.name == "fd_id":
-            label = f"FD-id ({label})"
+        label = spec.printed_label(result["backends"][figure_slot(name)]["label"])
         if agg.get("absent"):
             lines.append(f"  {name:<{width}} {arrow}  absent: {agg['absent']} ({label})")
             continue
