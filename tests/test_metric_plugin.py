@@ -1,6 +1,7 @@
 """Metrics as declarations: a package in tests/plugin_metric adds a metric over a built-in family and a metric with a
 backend of its own through entry points, and both reach the results file, the leaderboard and `fsbench list`
-without an edit to fsbench; a protocol reports a package's metric only when it gives the metric's inputs."""
+without an edit to fsbench; a protocol reports a package's metric only when it gives the metric's inputs; a
+frame-sequence metric sees the pairs of each clip in frame order."""
 from __future__ import annotations
 
 import json
@@ -11,13 +12,17 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from fsbench import assets, registry
-from fsbench.metrics.definitions import MetricDef, metric
+from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
+from fsbench.metrics.base import Backend, BackendInfo
+from fsbench.metrics.definitions import MetricDef, MetricInputs, metric
 from fsbench.protocols.base import Item, Pair
 from fsbench.protocols.stills import MiniStills
-from fsbench.scoring import chosen_backends, clips
+from fsbench.scoring import chosen_backends, clips, score
 
 PLUGIN = Path(__file__).parent / "plugin_metric"
 REPO = Path(__file__).resolve().parent.parent
@@ -136,11 +141,45 @@ def test_a_metric_of_a_family_without_a_backend_is_refused(declare):
         chosen_backends({"colour"})
 
 
-def test_clips_are_one_source_in_one_video_in_frame_order():
-    def pair(source: str, video: str, frame: int | None) -> Pair:
-        return Pair(Item(source, source, path=f"{source}.jpg"), Item(f"{video}:{frame}", video, path=video,
-                                                                     frame=frame))
+def _pair(source: str, video: str, frame: int | None) -> Pair:
+    return Pair(Item(source, source, path=f"{source}.jpg"), Item(f"{video}:{frame}", video, path=video, frame=frame))
 
-    pairs = [pair("a", "v1", 9), pair("a", "v1", 7), pair("b", "v1", 8), pair("a", "v2", 1), pair("a", "v1", 8),
-             pair("a", "still.jpg", None)]
+
+def test_clips_are_one_source_in_one_video_in_frame_order():
+    pairs = [_pair("a", "v1", 9), _pair("a", "v1", 7), _pair("b", "v1", 8), _pair("a", "v2", 1),
+             _pair("a", "v1", 8), _pair("a", "still.jpg", None)]
     assert clips(pairs) == [[1, 4, 0], [2], [3]]
+
+
+class _MeanColour(Backend):
+    info = BackendInfo("test-mean-colour", "colour", "embedded", "mean colour", (), 3)
+    batch_size = 2
+
+    def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+        return crops.mean(dim=(2, 3))
+
+
+def _frame_jitter(inputs: MetricInputs, spec: MetricDef) -> list[float | None]:
+    """Per frame the change of (swap − target) from the clip's previous frame; None on a clip's first frame."""
+    values: list[float | None] = [None] * len(inputs.swap)
+    excess = inputs.swap - inputs.target
+    for clip in inputs.clips:
+        for previous, row in zip(clip, clip[1:]):
+            values[row] = float(np.linalg.norm(excess[row] - excess[previous]))
+    return values
+
+
+def test_a_frame_sequence_metric_sees_each_clip_in_frame_order(declare):
+    declare(MetricDef("jitter", "colour", "frame-to-frame change of swap − target", False,
+                      ("swap", "target", "frames"), _frame_jitter, "flicker", default_backend="test-mean-colour"))
+    pairs = [_pair("a", "v", frame) for frame in (2, 0, 1)]
+    crops = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
+    for p in pairs:
+        crops.crops[p.target.id] = (np.full((8, 8, 3), 100, np.uint8),) * 2
+    swaps = [np.full((8, 8, 3), {0: 100, 1: 110, 2: 100}[p.target.frame], np.uint8) for p in pairs]
+    backends = {"colour": _MeanColour(), "colour@test-mean-colour": _MeanColour()}
+    per_sample, set_level = score(("jitter",), backends, pairs, swaps, crops, [], EVAL_TEMPLATE)
+    step = 10 / 255 * np.sqrt(3)
+    for key in ("jitter", "jitter@test-mean-colour"):
+        assert [row[key] for row in per_sample] == pytest.approx([step, None, step])  # frames 2, 0, 1
+    assert set_level == {}
