@@ -86,10 +86,11 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
 
 def default_stack(result: dict[str, Any]) -> bool:
     """Whether a result was measured with the default backends (primary and further) of the families it measured."""
-    from fsbench.scoring import chosen_backends
+    from fsbench.scoring import chosen_backends, default_backends
 
     measured = {slot: record["name"] for slot, record in result["backends"].items()}
-    return measured == chosen_backends({slot_family(slot) for slot in measured})
+    families = {slot_family(slot) for slot in measured}
+    return families <= set(default_backends()) and measured == chosen_backends(families)
 
 
 def _backend_differences(table: dict[str, Any], result: dict[str, Any]) -> list[str]:

@@ -189,8 +189,8 @@ def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[s
         "backends": records,
         "dataset": data.dataset,
         "counts": {"pairs": n_pairs, "pairs_scored": len(scored), "failures": len(failures), "gallery": len(gallery)},
-        "aggregates": aggregates(protocol.reported_metrics(), measured.per_sample, measured.set_level, len(scored), records,
-                                 len({g.identity for g in gallery}), seed),
+        "aggregates": aggregates(protocol.reported_metrics(), measured.per_sample, measured.set_level, len(scored),
+                                 records, len({g.identity for g in gallery}), seed),
         "reference": measured.reference,
         "samples": [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
                     for p, row in zip(scored, measured.per_sample)],

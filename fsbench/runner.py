@@ -140,8 +140,8 @@ def _measure(protocol: Protocol, data: ProtocolData, pairs: list[Pair], backends
             scored.append(p)
         except UsageError as err:  # an unreadable cached swap fails its pair alone
             failures[p.id] = str(err)
-    per_sample, set_level = score(protocol.reported_metrics(), backends, scored, swaps, crops, data.gallery, template,
-                                  cfg.progress)
+    per_sample, set_level = score(protocol.reported_metrics(), backends, scored, swaps, crops, data.gallery,
+                                  template, cfg.progress)
     reference = {}
     for slot_name, backend in backends.items():
         if data.same_person and slot_family(slot_name) == "identity":
