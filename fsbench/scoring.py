@@ -145,21 +145,24 @@ def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: l
                                   [p.source.identity for p in scored], [g.identity for g in gallery_ok],
                                   clips(scored) if "frames" in needs[family] else None)
             for spec in [m for m in specs if m.family == family]:
-                _store(spec, spec.run(inputs), figure_key(spec.name, slot_name), per_sample, set_level)
+                _store(spec, spec.run(inputs), inputs, figure_key(spec.name, slot_name), per_sample, set_level)
     return per_sample, set_level
 
 
-def _store(spec: MetricDef, values: Any, key: str, per_sample: list[dict[str, Any]],
+def _store(spec: MetricDef, values: Any, inputs: MetricInputs, key: str, per_sample: list[dict[str, Any]],
            set_level: dict[str, float | None]) -> None:
-    """Puts a compute's values under figure ``key``: one per pair's row, or the one set-level value."""
-    if not spec.per_sample:
+    """Puts a compute's values under figure ``key``: one per pair's row, one per clip on the clip's first row, or
+    the one set-level value."""
+    if spec.aggregate == "set":
         set_level[key] = None if values is None else finite(values)
         return
+    rows = [clip[0] for clip in inputs.clips or []] if spec.aggregate == "per_clip" else range(len(per_sample))
     values = list(values)
-    if len(values) != len(per_sample):
-        raise ValueError(f"metric '{spec.name}' gave {len(values)} values for {len(per_sample)} pairs")
-    for row, value in zip(per_sample, values):
-        row[key] = None if value is None else finite(value)
+    if len(values) != len(rows):
+        raise ValueError(f"metric '{spec.name}' gave {len(values)} values for {len(rows)} "
+                         f"{'clips' if spec.aggregate == 'per_clip' else 'pairs'}")
+    for row, value in zip(rows, values):
+        per_sample[row][key] = None if value is None else finite(value)
 
 
 def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from fsbench import assets, registry
+from fsbench import assets, registry, results
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 from fsbench.metrics.base import Backend, BackendInfo
 from fsbench.metrics.definitions import MetricDef, MetricInputs, metric
@@ -169,17 +169,32 @@ def _frame_jitter(inputs: MetricInputs, spec: MetricDef) -> list[float | None]:
     return values
 
 
+def _clip_excess(inputs: MetricInputs, spec: MetricDef) -> list[float | None]:
+    """Per clip the largest distance of swap from target over its frames."""
+    excess = np.linalg.norm(inputs.swap - inputs.target, axis=1)
+    return [float(excess[clip].max()) for clip in inputs.clips]
+
+
 def test_a_frame_sequence_metric_sees_each_clip_in_frame_order(declare):
     declare(MetricDef("jitter", "colour", "frame-to-frame change of swap − target", False,
                       ("swap", "target", "frames"), _frame_jitter, "flicker", default_backend="test-mean-colour"))
-    pairs = [_pair("a", "v", frame) for frame in (2, 0, 1)]
+    declare(MetricDef("clip_excess", "colour", "largest |swap − target| of a clip", False,
+                      ("swap", "target", "frames"), _clip_excess, "excess", aggregate="per_clip"))
+    pairs = [_pair("a", "v", frame) for frame in (2, 0, 1)] + [_pair("b", "v", frame) for frame in (0, 1)]
     crops = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
     for p in pairs:
         crops.crops[p.target.id] = (np.full((8, 8, 3), 100, np.uint8),) * 2
-    swaps = [np.full((8, 8, 3), {0: 100, 1: 110, 2: 100}[p.target.frame], np.uint8) for p in pairs]
+    levels = {("a", 0): 100, ("a", 1): 110, ("a", 2): 100, ("b", 0): 120, ("b", 1): 120}
+    swaps = [np.full((8, 8, 3), levels[p.source.id, p.target.frame], np.uint8) for p in pairs]
     backends = {"colour": _MeanColour(), "colour@test-mean-colour": _MeanColour()}
-    per_sample, set_level = score(("jitter",), backends, pairs, swaps, crops, [], EVAL_TEMPLATE)
+    per_sample, set_level = score(("jitter", "clip_excess"), backends, pairs, swaps, crops, [], EVAL_TEMPLATE)
     step = 10 / 255 * np.sqrt(3)
-    for key in ("jitter", "jitter@test-mean-colour"):
-        assert [row[key] for row in per_sample] == pytest.approx([step, None, step])  # frames 2, 0, 1
+    for key in ("jitter", "jitter@test-mean-colour"):  # frames a2, a0, a1, b0, b1
+        assert [row[key] for row in per_sample] == pytest.approx([step, None, step, None, 0.0])
+    assert [row.get("clip_excess") for row in per_sample] == pytest.approx([None, step, None, 2 * step, None])
     assert set_level == {}
+    records = {slot: {"name": "test-mean-colour", "label": "mean colour"} for slot in backends}
+    agg = results.aggregates(["jitter", "clip_excess"], per_sample, set_level, len(pairs), records, 0, seed=0)
+    assert agg["jitter"]["n"] == 3 and agg["jitter"]["missing"] == 2
+    assert (agg["clip_excess"]["n"], agg["clip_excess"]["missing"], agg["clip_excess"]["per"]) == (2, 0, "clip")
+    assert agg["clip_excess"]["mean"] == pytest.approx(1.5 * step)

@@ -13,10 +13,11 @@ target video, in frame order. A metric reads only what it declares, and the feat
 only when a metric of the run declares it.
 
 Aggregation: ``per_sample`` metrics give one value per pair (None where unmeasurable) and are reported with mean,
-variance and a 95 % bootstrap interval over the pairs that have a value; ``set`` metrics give one value for the
-whole set (the Fréchet distances), reported without an interval. A frame-sequence metric gives per-pair values
-too: the value of a pair measured against its clip's previous frame (None on a clip's first frame), or one value
-per clip on the clip's first pair (None on its others), so that the interval is over clips.
+variance and a 95 % bootstrap interval over the pairs that have a value; ``per_clip`` metrics (they read
+``frames``) give one value per clip, in the order of ``inputs.clips``, stored on the clip's first pair and reported
+likewise over the clips; ``set`` metrics give one value for the whole set (the Fréchet distances), reported
+without an interval. A frame-sequence metric may also be ``per_sample``: the value of a pair measured against its
+clip's previous frame, None on a clip's first frame.
 
 Other packages declare metrics through the entry-point group ``fsbench.metric_definitions`` (an entry named after
 the metric, pointing at its :class:`MetricDef`) and backends through ``fsbench.metrics``; docs/architecture.md says
@@ -61,7 +62,8 @@ class MetricInputs:
     clips: list[list[int]] | None  # per clip its pairs' rows in frame order ("frames")
 
 
-# compute(inputs, metric) -> one value per pair (per_sample) or one value (set); NaN counts as unmeasured
+# compute(inputs, metric) -> one value per pair (per_sample), per clip (per_clip) or one value (set); None or NaN:
+# unmeasured
 Compute = Callable[[MetricInputs, "MetricDef"], Union[Sequence[Value], Value]]
 
 
@@ -74,7 +76,7 @@ class MetricDef:
     inputs: tuple[Input, ...]  # what it reads, a subset of INPUTS
     compute: Compute | str  # the function, or "module:attr" imported on first use
     description: str
-    aggregate: Literal["per_sample", "set"] = "per_sample"
+    aggregate: Literal["per_sample", "per_clip", "set"] = "per_sample"
     unit: str = ""  # printed after the figure; empty for unitless scores
     label: str = "{backend}"  # what the figure is printed under; {backend} is the measuring backend's label
     top_k: int | None = None  # retrieval metrics: how many nearest gallery entries count as a hit
@@ -82,7 +84,8 @@ class MetricDef:
 
     @property
     def per_sample(self) -> bool:
-        return self.aggregate == "per_sample"
+        """Whether it has values per pair or per clip, summarised with an interval (not one set-level value)."""
+        return self.aggregate != "set"
 
     def printed_label(self, backend_label: str) -> str:
         return self.label.replace("{backend}", backend_label)
@@ -169,8 +172,9 @@ def metric(name: str) -> MetricDef:
     problems = [f"its name is '{spec.name}'"] if spec.name != name else []
     problems += [f"unknown inputs {', '.join(sorted(set(spec.inputs) - set(INPUTS)))} (known: {', '.join(INPUTS)})"
                  ] if not set(spec.inputs) <= set(INPUTS) else []
-    problems += [f"aggregate '{spec.aggregate}' is neither per_sample nor set"] if spec.aggregate not in (
-        "per_sample", "set") else []
+    problems += [f"aggregate '{spec.aggregate}' is none of per_sample, per_clip, set"] if spec.aggregate not in (
+        "per_sample", "per_clip", "set") else []
+    problems += ["a per_clip metric reads frames"] if spec.aggregate == "per_clip" and "frames" not in spec.inputs else []
     if problems:
         raise UsageError(f"metric '{name}' ({origin}): {'; '.join(problems)}")
     return spec
