@@ -169,15 +169,25 @@ def metric(name: str) -> MetricDef:
     if not isinstance(spec, MetricDef):
         raise UsageError(f"metric '{name}' ({origin}) is a {type(spec).__name__}, not a "
                          f"fsbench.metrics.definitions.MetricDef")
-    problems = [f"its name is '{spec.name}'"] if spec.name != name else []
-    problems += [f"unknown inputs {', '.join(sorted(set(spec.inputs) - set(INPUTS)))} (known: {', '.join(INPUTS)})"
-                 ] if not set(spec.inputs) <= set(INPUTS) else []
-    problems += [f"aggregate '{spec.aggregate}' is none of per_sample, per_clip, set"] if spec.aggregate not in (
-        "per_sample", "per_clip", "set") else []
-    problems += ["a per_clip metric reads frames"] if spec.aggregate == "per_clip" and "frames" not in spec.inputs else []
+    problems = _problems(spec, name)
     if problems:
         raise UsageError(f"metric '{name}' ({origin}): {'; '.join(problems)}")
     return spec
+
+
+def _problems(spec: MetricDef, name: str) -> list[str]:
+    """What is wrong with a declaration registered under ``name``."""
+    problems = []
+    if spec.name != name:
+        problems.append(f"its name is '{spec.name}'")
+    if not set(spec.inputs) <= set(INPUTS):
+        unknown = ", ".join(sorted(set(spec.inputs) - set(INPUTS)))
+        problems.append(f"unknown inputs {unknown} (known: {', '.join(INPUTS)})")
+    if spec.aggregate not in ("per_sample", "per_clip", "set"):
+        problems.append(f"aggregate '{spec.aggregate}' is none of per_sample, per_clip, set")
+    if spec.aggregate == "per_clip" and "frames" not in spec.inputs:
+        problems.append("a per_clip metric reads frames")
+    return problems
 
 
 def declared(name: str) -> bool:
