@@ -23,12 +23,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
     reg = {"methods": registry.methods, "metrics": registry.metrics, "protocols": registry.protocols,
            "datasets": registry.datasets}[args.what]
     if args.what == "metrics":
-        from fsbench.metrics.definitions import METRICS
-
-        print("metrics (fsbench/metrics/definitions.py):")
-        for spec in METRICS.values():
-            arrow = "higher is better" if spec.higher_is_better else "lower is better"
-            print(f"  {spec.name:<18} {spec.family:<13} {arrow:<17} {spec.variant}")
+        _print_metric_definitions()
         print("backends (choose with --backend FAMILY=NAME):")
     for name in reg.names():
         if args.what == "metrics":
@@ -46,6 +41,22 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
             print(f"{name:<12} {DESCRIPTIONS.get(name, '(registered by a plugin)')}")
     return 0
+
+
+def _print_metric_definitions() -> None:
+    """Each declared metric: name, family, direction, inputs, aggregation, unit, what it computes, where declared."""
+    from fsbench.metrics.definitions import METRICS, plugin_metrics
+
+    print("metrics (fsbench/metrics/definitions.py; other packages: entry-point group fsbench.metric_definitions):")
+    for spec in [*METRICS.values(), *plugin_metrics()]:
+        name = spec.name
+        arrow = "higher is better" if spec.higher_is_better else "lower is better"
+        how = "per sample" if spec.per_sample else "set-level"
+        origin = registry.metric_definitions.origin(name)
+        print(f"  {name:<18} {spec.family:<13} {arrow:<17} {how:<10} inputs: {', '.join(spec.inputs):<15} "
+              f"unit: {spec.unit or '-'}")
+        label = "" if spec.label == "{backend}" else f"; printed as {spec.printed_label('<backend label>')}"
+        print(f"  {'':<18} {spec.variant}{label}" + ("" if origin == "builtin" else f"  [{origin}]"))
 
 
 def _cmd_assets_list(args: argparse.Namespace) -> int:

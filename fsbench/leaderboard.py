@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fsbench import results, samples, wild
-from fsbench.metrics.definitions import figure_metric, figure_slot, slot_family
+from fsbench.metrics.definitions import declared, figure_metric, figure_slot, slot_family
 
 ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
 RESULTS = ROOT / "results"
@@ -45,6 +45,9 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
             result = results.load(path)
             if result.get("protocol", {}).get("variant", {}).get("limit"):
                 raise results.ResultsError(f"{path}: a --limit run covers only part of the protocol")
+            unknown = sorted(m for m in {k.split("@", 1)[0] for k in result["aggregates"]} if not declared(m))
+            if unknown:
+                raise results.ResultsError(f"{path}: no installed package declares its metrics {', '.join(unknown)}")
             loaded.append((path, result))
         except results.ResultsError as err:
             rejected.append((path, str(err)))
@@ -83,10 +86,11 @@ def collect(folder: Path = RESULTS) -> tuple[dict[str, Board], list[tuple[Path, 
 
 def default_stack(result: dict[str, Any]) -> bool:
     """Whether a result was measured with the default backends (primary and further) of the families it measured."""
-    from fsbench.scoring import chosen_backends
+    from fsbench.scoring import chosen_backends, default_backends
 
     measured = {slot: record["name"] for slot, record in result["backends"].items()}
-    return measured == chosen_backends({slot_family(slot) for slot in measured})
+    families = {slot_family(slot) for slot in measured}
+    return families <= set(default_backends()) and measured == chosen_backends(families)
 
 
 def _backend_differences(table: dict[str, Any], result: dict[str, Any]) -> list[str]:
@@ -99,7 +103,15 @@ def _backend_differences(table: dict[str, Any], result: dict[str, Any]) -> list[
             if name(table, slot) != name(result, slot)]
 
 
-def _cell(agg: dict[str, Any]) -> str:
+def board_figures(board: Board) -> list[str]:
+    """The figures of the board's rows in the order they report them; a row without a figure others report (a
+    metric another package declares, measured in some rows only) shows it as not measured."""
+    return list(dict.fromkeys(key for _, r in board.rows for key in r["aggregates"]))
+
+
+def _cell(agg: dict[str, Any] | None) -> str:
+    if agg is None:
+        return "not measured"
     if agg.get("absent"):
         return "— (see below)"
     if agg.get("mean") is None:
@@ -110,13 +122,12 @@ def _cell(agg: dict[str, Any]) -> str:
 
 def _metric_label(board: Board, figure: str) -> str:
     spec = figure_metric(figure)
-    label = board.header["backends"][figure_slot(figure)]["label"]
-    label = f"FD-id ({label})" if spec.name == "fd_id" else label
+    label = spec.printed_label(board.header["backends"][figure_slot(figure)]["label"])
     return f"{spec.name} {'↑' if spec.higher_is_better else '↓'} ({label})"
 
 
 def render_csv(board: Board) -> str:
-    metrics = list(board.rows[0][1]["aggregates"]) if board.rows else []
+    metrics = board_figures(board)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["method", "version", "checkpoint_sha256", "precision", "pairs_scored", "pairs",
@@ -124,7 +135,7 @@ def render_csv(board: Board) -> str:
     for path, r in board.rows:
         cells = []
         for m in metrics:
-            agg = r["aggregates"][m]
+            agg = r["aggregates"].get(m, {})
             ci = agg.get("ci95") or [None, None]
             cells += [agg.get("mean"), ci[0], ci[1]]
         writer.writerow([r["method"]["name"], r["method"]["version"], r["method"].get("checkpoint_sha256") or "",
@@ -152,7 +163,7 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
                   f"scored, re-aligned to ffhq-256, {samples.SIDE} px JPEG (`results/samples/`); grey: no sample.", ""]
         lines += [f"{i}. {caption}" for i, caption in enumerate(drawn.captions, 1)] + [""]
     if board.rows:
-        metrics = list(board.rows[0][1]["aggregates"])
+        metrics = board_figures(board)
         lines.append("| method | checkpoint | precision | pairs | "
                      + " | ".join(_metric_label(board, m) for m in metrics) + " | results |")
         lines.append("|" + "---|" * (len(metrics) + 5))
@@ -160,11 +171,11 @@ def render_markdown(board: Board, plots: list[str], sheet: tuple[str, samples.Sh
             card = r["method"]
             lines.append(f"| {card['name']} v{card['version']} | `{(card.get('checkpoint_sha256') or '—')[:12]}` | "
                          f"{r.get('precision', '—')} | {r['counts']['pairs_scored']}/{r['counts']['pairs']} | "
-                         + " | ".join(_cell(r["aggregates"][m]) for m in metrics)
+                         + " | ".join(_cell(r["aggregates"].get(m)) for m in metrics)
                          + f" | [json](results/{path.name}) |")
         lines += _user_files(board)
         absent = {m: r["aggregates"][m]["absent"] for _, r in board.rows for m in metrics
-                  if r["aggregates"][m].get("absent")}
+                  if r["aggregates"].get(m, {}).get("absent")}
         if absent:
             lines += ["", "Withheld figures (a top-k retrieval whose gallery is too small to miss is not a figure):"]
             lines += [f"- {m}: {why}" for m, why in absent.items()]
@@ -194,7 +205,7 @@ def _user_files(board: Board) -> list[str]:
 def plot_files(board: Board) -> list[str]:
     if not board.rows:
         return []
-    tradeoff = {"id_top1_frame", "pose_error"} <= set(board.rows[0][1]["aggregates"])
+    tradeoff = {"id_top1_frame", "pose_error"} <= set(board_figures(board))
     return [f"{board.protocol}_metrics.png"] + ([f"{board.protocol}_id_vs_pose.png"] if tradeoff else [])
 
 
@@ -209,12 +220,12 @@ def render_plots(board: Board, folder: Path) -> None:
     if not files:
         return
     names = [r["method"]["name"] for _, r in board.rows]
-    metrics = [m for m, agg in board.rows[0][1]["aggregates"].items()
-               if figure_metric(m).per_sample and not agg.get("absent")]
+    metrics = [m for m in board_figures(board) if figure_metric(m).per_sample
+               and not any(r["aggregates"].get(m, {}).get("absent") for _, r in board.rows)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
-        aggs = [r["aggregates"][m] for _, r in board.rows]
-        means = [a["mean"] if a["mean"] is not None else 0.0 for a in aggs]
+        aggs = [r["aggregates"].get(m, {}) for _, r in board.rows]
+        means = [a["mean"] if a.get("mean") is not None else 0.0 for a in aggs]
         err = [[max(0.0, mu - a["ci95"][0]) if a.get("ci95") else 0.0 for mu, a in zip(means, aggs)],
                [max(0.0, a["ci95"][1] - mu) if a.get("ci95") else 0.0 for mu, a in zip(means, aggs)]]
         ax.bar(range(len(names)), means, yerr=err, capsize=3, color="#4c72b0")
@@ -314,11 +325,11 @@ def render_index(boards: dict[str, Board], wild_page: bool = False) -> str:
              "rejected files.", ""]
     if order:
         board = boards[order[0]]
-        metrics = [m for m in HEADLINE_METRICS if board.rows and m in board.rows[0][1]["aggregates"]]
+        metrics = [m for m in HEADLINE_METRICS if m in board_figures(board)]
         lines += [f"## Headline: [{board.protocol}]({board.protocol}.md) (protocol v{board.version})", "",
                   "| method | " + " | ".join(_metric_label(board, m) for m in metrics) + " |",
                   "|" + "---|" * (len(metrics) + 1)]
-        lines += [f"| {r['method']['name']} | " + " | ".join(_cell(r["aggregates"][m]) for m in metrics) + " |"
+        lines += [f"| {r['method']['name']} | " + " | ".join(_cell(r["aggregates"].get(m)) for m in metrics) + " |"
                   for _, r in board.rows]
         lines.append("")
     lines += ["## Pages", ""] + [f"- [{p}]({p}.md)" for p in order]

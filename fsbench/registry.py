@@ -1,7 +1,8 @@
 """One generic registry for methods, metrics, protocols and datasets.
 
 Targets are registered lazily as ``"module:attr"`` strings (or objects) so listing names imports nothing heavy.
-Third-party packages add entries through entry-point groups (``fsbench.methods``, ``fsbench.metrics``, ...);
+Third-party packages add entries through entry-point groups (``fsbench.methods``, ``fsbench.metrics`` for metric
+backends, ``fsbench.metric_definitions`` for metrics, ...);
 built-in methods are registered the same way, so the harness never imports ``methods.*`` by name.
 """
 from __future__ import annotations
@@ -77,6 +78,11 @@ class Registry(Generic[T]):
         self._scan_entry_points()
         return sorted(self._entries)
 
+    def origin(self, name: str) -> str:
+        """Where an entry comes from: ``builtin``, or the entry point and the distribution that declares it."""
+        self._scan_entry_points()
+        return self._entries[self._canonical(name)].origin
+
     def aliases(self, name: str) -> tuple[str, ...]:
         return self._entries[self._canonical(name)].aliases
 
@@ -105,6 +111,8 @@ class Registry(Generic[T]):
 
 methods: Registry = Registry("method", group="fsbench.methods")
 metrics: Registry = Registry("metric backend", group="fsbench.metrics", builtins="fsbench.metrics")
+metric_definitions: Registry = Registry("metric", group="fsbench.metric_definitions",
+                                        builtins="fsbench.metrics.definitions")
 protocols: Registry = Registry("protocol", group="fsbench.protocols", builtins="fsbench.protocols")
 datasets: Registry = Registry("dataset", group="fsbench.datasets", builtins="fsbench.data")
 

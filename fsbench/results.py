@@ -126,7 +126,8 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
                gallery_identities: int, seed: int) -> dict[str, dict[str, Any]]:
     """Per figure (each metric once per backend slot of its family, ``backends`` being slot → record): its
     summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics, the Fréchet
-    distances: the one value, no interval, marked ``set_level``; a top-k figure that a gallery of
+    distances: the one value, no interval, marked ``set_level``; per-clip metrics: as per-sample ones over the
+    clips, marked ``"per": "clip"``; a top-k figure that a gallery of
     ``gallery_identities`` cannot make meaningful: no value, the reason under ``absent``), the backend it was
     measured with and its unit."""
     from fsbench.metrics.definitions import figure_metric, figure_slot, figures, small_gallery_reason
@@ -137,6 +138,8 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
         absent = small_gallery_reason(spec.name, gallery_identities)
         if absent:
             agg = {"n": n_scored, "mean": None, "var": None, "ci95": None, "absent": absent}
+        elif spec.aggregate == "per_clip":  # a clip's value is on its first pair's row alone
+            agg = {**summarise([row[key] for row in per_sample if key in row], seed), "per": "clip"}
         elif spec.per_sample:
             agg = summarise([row.get(key) for row in per_sample], seed)
         else:
@@ -189,8 +192,8 @@ def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[s
         "backends": records,
         "dataset": data.dataset,
         "counts": {"pairs": n_pairs, "pairs_scored": len(scored), "failures": len(failures), "gallery": len(gallery)},
-        "aggregates": aggregates(protocol.metrics, measured.per_sample, measured.set_level, len(scored), records,
-                                 len({g.identity for g in gallery}), seed),
+        "aggregates": aggregates(protocol.reported_metrics(), measured.per_sample, measured.set_level, len(scored),
+                                 records, len({g.identity for g in gallery}), seed),
         "reference": measured.reference,
         "samples": [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
                     for p, row in zip(scored, measured.per_sample)],
@@ -247,9 +250,7 @@ def format_table(result: dict[str, Any]) -> str:
     for name, agg in result["aggregates"].items():
         spec = figure_metric(name)
         arrow = "↑" if spec.higher_is_better else "↓"
-        label = result["backends"][figure_slot(name)]["label"]
-        if spec.name == "fd_id":
-            label = f"FD-id ({label})"
+        label = spec.printed_label(result["backends"][figure_slot(name)]["label"])
         if agg.get("absent"):
             lines.append(f"  {name:<{width}} {arrow}  absent: {agg['absent']} ({label})")
             continue
@@ -262,7 +263,8 @@ def format_table(result: dict[str, Any]) -> str:
         else:
             ci = f"  95% CI [{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]" if agg.get("ci95") else ""
             spread = ci + (f"  var {agg['var']:.4f}" if agg.get("var") is not None else "")
-        lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}  [{label}]")
+        per = " clips" if agg.get("per") == "clip" else ""
+        lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}{per}  [{label}]")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ from fsbench.api import Method, MethodCard
 from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 from fsbench.metrics.base import Backend
-from fsbench.metrics.definitions import METRICS, figure_key, slot_family
+from fsbench.metrics.definitions import figure_key, metric, slot_family
 from fsbench.protocols.base import Pair, Protocol, ProtocolData, create as create_protocol
 from fsbench.scoring import choose_backends, same_person_cosine, score
 from fsbench.swapcache import SwapCache, probe_precision, swap_cache_folder, swap_pairs
@@ -100,7 +100,7 @@ def _backends(cfg: RunConfig, protocol: Protocol, card: MethodCard, device: str,
     """Slot → metric backend for the protocol's families (``--backend`` over the defaults, see
     :func:`fsbench.scoring.choose_backends`), on the first rank only: a missing or wrong reference file fails here,
     before any swapping. Warns when an identity backend is one the method trained with."""
-    chosen = choose_backends(cfg.backends, {METRICS[m].family for m in protocol.metrics})
+    chosen = choose_backends(cfg.backends, {metric(m).family for m in protocol.reported_metrics()})
     if not first:
         return {}
     trained_with = card.notes.get("training_recognisers", [])
@@ -140,8 +140,8 @@ def _measure(protocol: Protocol, data: ProtocolData, pairs: list[Pair], backends
             scored.append(p)
         except UsageError as err:  # an unreadable cached swap fails its pair alone
             failures[p.id] = str(err)
-    per_sample, set_level = score(protocol.metrics, backends, scored, swaps, crops, data.gallery, template,
-                                  cfg.progress)
+    per_sample, set_level = score(protocol.reported_metrics(), backends, scored, swaps, crops, data.gallery,
+                                  template, cfg.progress)
     reference = {}
     for slot_name, backend in backends.items():
         if data.same_person and slot_family(slot_name) == "identity":

@@ -15,9 +15,10 @@ from tqdm import tqdm
 from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.metrics.base import Backend
-from fsbench.metrics.definitions import METRICS, figure_key, slot, slot_family
-from fsbench.metrics.distribution import frechet_from_features
-from fsbench.metrics.identity import cosine, identity_centers, retrieval_topk
+from fsbench.metrics.computes import finite
+from fsbench.metrics.definitions import (INPUTS, MetricDef, MetricInputs, figure_key, metric, plugin_metrics, slot,
+                                         slot_family)
+from fsbench.metrics.identity import cosine
 from fsbench.progress import bar as progress_bar
 from fsbench.protocols.base import Item, Pair
 
@@ -30,14 +31,28 @@ DEFAULT_BACKENDS = {"identity": "dlib", "pose": "hopenet-shufflenet", "expressio
 EXTRA_BACKENDS = {"identity": ("arcface-mbf",), "pose": ("mediapipe-pose",)}
 
 
+def default_backends() -> dict[str, str]:
+    """Family → primary backend: :data:`DEFAULT_BACKENDS`, then the ``default_backend`` a metric declared by another
+    package names for a family of its own."""
+    extra = {m.family: m.default_backend for m in plugin_metrics()
+             if m.family not in DEFAULT_BACKENDS and m.default_backend}
+    return {**DEFAULT_BACKENDS, **extra}
+
+
 def chosen_backends(families: set[str] | list[str], overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """Slot → backend name for a run measuring ``families``, in the order of :data:`DEFAULT_BACKENDS` (MediaPipe's
+    """Slot → backend name for a run measuring ``families``, in the order of :func:`default_backends` (MediaPipe's
     pose reading comes before the blendshapes that reuse it): each family's primary backend (``overrides`` of
-    family → name replace the default), then its further default backends other than that primary."""
+    family → name replace the default), then its further default backends other than that primary. A family
+    without a default backend is refused."""
     overrides = overrides or {}
+    defaults = default_backends()
+    orphans = sorted(set(families) - set(defaults))
+    if orphans:
+        raise UsageError(f"no backend measures metric family {', '.join(orphans)}: a metric of a family of its own "
+                         f"names the backend that measures it (default_backend)")
     chosen: dict[str, str] = {}
-    for family in [f for f in DEFAULT_BACKENDS if f in families]:
-        primary = overrides.get(family, DEFAULT_BACKENDS[family])
+    for family in [f for f in defaults if f in families]:
+        primary = overrides.get(family, defaults[family])
         chosen[slot(family)] = primary
         chosen.update({slot(family, extra): extra for extra in EXTRA_BACKENDS.get(family, ()) if extra != primary})
     return chosen
@@ -48,12 +63,13 @@ def check_backend_choice(requested: dict[str, str]) -> None:
     (an unknown backend name is the registry's UnknownNameError): a misspelt family would be ignored silently."""
     from fsbench import registry
 
+    families = default_backends()
     for family, name in requested.items():
-        if family not in DEFAULT_BACKENDS:
-            close = difflib.get_close_matches(family, list(DEFAULT_BACKENDS), n=1)
+        if family not in families:
+            close = difflib.get_close_matches(family, list(families), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UsageError(f"--backend {family}={name}: unknown metric family '{family}'{hint}; the families "
-                             f"are {', '.join(DEFAULT_BACKENDS)}")
+                             f"are {', '.join(families)}")
         measures = registry.metrics.get(name).info.family
         if measures != family:
             raise UsageError(f"--backend {family}={name}: backend '{name}' measures {measures}, not {family}")
@@ -84,78 +100,69 @@ def backend_features(backend: Backend, crops: list[np.ndarray], template: str, b
     return np.concatenate(out) if out else np.zeros((0, backend.info.dim), np.float32)
 
 
-def _value(x: float) -> float | None:
-    return None if not np.isfinite(x) else float(x)
+def clips(pairs: list[Pair]) -> list[list[int]]:
+    """The rows of ``pairs`` grouped into clips (one source swapped into frames of one target video), each in
+    frame order; pairs of still targets form no clip."""
+    groups: dict[tuple, list[int]] = {}
+    for row, p in enumerate(pairs):
+        if p.target.frame is not None:
+            key = (p.source.id, p.target.asset, p.target.path, p.target.face_index)
+            groups.setdefault(key, []).append(row)
+    return [sorted(rows, key=lambda r: pairs[r].target.frame) for rows in groups.values()]
 
 
-_CROPS_PER_PAIR = {"identity": 2, "pose": 2, "expression": 2, "distribution": 1}  # and, with a gallery, one each
+def _inputs_by_family(specs: list[MetricDef]) -> dict[str, list[str]]:
+    """Family → the inputs its metrics read, in the order of ``INPUTS`` (the order their features are computed)."""
+    return {family: [i for i in INPUTS if any(i in m.inputs for m in specs if m.family == family)]
+            for family in dict.fromkeys(m.family for m in specs)}
 
 
 def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair], swaps: list[np.ndarray],
           crops: CropStore, gallery: list[Item], method_template: str,
           progress: bool = False) -> tuple[list[dict], dict[str, float | None]]:
-    """Per-sample metric values (None where unmeasurable) and set-level values (Fréchet distances), named by
-    figure (``fsbench.metrics.definitions.figure_key``) for each backend slot in ``backends``.
+    """Per-sample metric values (None where unmeasurable) and set-level values, named by figure
+    (``fsbench.metrics.definitions.figure_key``): every declared metric in ``metric_names`` (see
+    fsbench/metrics/definitions.py) once for each backend slot of its family in ``backends``.
 
-    With ``progress``, one bar counts the crops the backends embed (swaps, real faces, gallery)."""
+    Each slot's backend embeds the inputs its family's metrics read (swaps, sources, targets, gallery), once;
+    with ``progress``, one bar counts those crops."""
+    specs = [metric(m) for m in metric_names]
+    needs = _inputs_by_family(specs)
+    active = {s: b for s, b in backends.items() if slot_family(s) in needs}
+    gallery_ok = [g for g in gallery if g.id in crops.crops]
+    real = {"source": [p.source for p in scored], "target": [p.target for p in scored], "gallery": gallery_ok}
+    total = sum(len(scored) if i == "swap" else len(real[i]) for s in active for i in needs[slot_family(s)]
+                if i != "frames")
     per_sample: list[dict[str, Any]] = [{} for _ in scored]
     set_level: dict[str, float | None] = {}
-    families = {METRICS[m].family for m in metric_names}
-    active = {s: b for s, b in backends.items() if slot_family(s) in families}
-    gallery_ok = [g for g in gallery if g.id in crops.crops]
-    n, n_gal = len(scored), len(gallery_ok)
-    total = sum(_CROPS_PER_PAIR[slot_family(s)] * n + n_gal * (slot_family(s) in ("identity", "distribution"))
-                for s in active)
     with progress_bar("score", total=total, unit="crop", disable=not progress) as bar:
-        def features(backend: Backend, images: list[np.ndarray], template: str) -> np.ndarray:
-            return backend_features(backend, images, template, bar)
-
         for slot_name, backend in active.items():
             family = slot_family(slot_name)
-            if family == "identity":
-                f_swap = torch.from_numpy(features(backend, swaps, method_template))
-                f_src = torch.from_numpy(features(backend, [crops.eval_crop(p.source) for p in scored], EVAL_TEMPLATE))
-                f_gal = torch.from_numpy(features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE))
-                _identity_values(metric_names, slot_name, f_swap, f_src, f_gal, scored, gallery_ok, per_sample,
-                                 set_level)
-            elif family == "distribution":
-                f_swap = features(backend, swaps, method_template)
-                f_real = features(backend, [crops.eval_crop(g) for g in gallery_ok], EVAL_TEMPLATE)
-                set_level[figure_key("fd", slot_name)] = finite_frechet(f_swap, f_real)
-            else:
-                f_swap = features(backend, swaps, method_template)
-                f_tgt = features(backend, [crops.eval_crop(p.target) for p in scored], EVAL_TEMPLATE)
-                key = figure_key(f"{family}_error", slot_name)
-                for row, dist in zip(per_sample, np.linalg.norm(f_swap - f_tgt, axis=1)):
-                    row[key] = _value(dist)
+            feats = {i: backend_features(backend, swaps, method_template, bar) if i == "swap" else
+                     backend_features(backend, [crops.eval_crop(x) for x in real[i]], EVAL_TEMPLATE, bar)
+                     for i in needs[family] if i != "frames"}
+            inputs = MetricInputs(feats.get("swap"), feats.get("source"), feats.get("target"), feats.get("gallery"),
+                                  [p.source.identity for p in scored], [g.identity for g in gallery_ok],
+                                  clips(scored) if "frames" in needs[family] else None)
+            for spec in [m for m in specs if m.family == family]:
+                _store(spec, spec.run(inputs), inputs, figure_key(spec.name, slot_name), per_sample, set_level)
     return per_sample, set_level
 
 
-def _identity_values(metric_names: tuple[str, ...], slot_name: str, f_swap: torch.Tensor, f_src: torch.Tensor,
-                     f_gal: torch.Tensor, scored: list[Pair], gallery_ok: list[Item], per_sample: list[dict],
-                     set_level: dict[str, float | None]) -> None:
-    """The identity figures of one backend slot: cosine to the source, retrieval in both galleries, FD-id."""
-    cos = cosine(f_swap, f_src).numpy()
-    if "fd_id" in metric_names:
-        set_level[figure_key("fd_id", slot_name)] = finite_frechet(f_swap.numpy(), f_gal.numpy())
-    labels = [p.source.identity for p in scored]
-    gal_labels = [g.identity for g in gallery_ok]
-    ks = sorted({METRICS[m].top_k for m in metric_names if METRICS[m].top_k})
-    frame_hits = retrieval_topk(f_swap, f_gal, labels, gal_labels, ks=ks)
-    centers, center_labels = identity_centers(f_gal, gal_labels)
-    ident_hits = retrieval_topk(f_swap, centers, labels, center_labels, ks=ks)
-    for i, row in enumerate(per_sample):
-        valid = bool(torch.isfinite(f_swap[i]).all())
-        row[figure_key("id_cosine", slot_name)] = _value(cos[i])
-        for k in ks:
-            row[figure_key(f"id_top{k}_frame", slot_name)] = float(frame_hits[k][i]) if valid else None
-            row[figure_key(f"id_top{k}_identity", slot_name)] = float(ident_hits[k][i]) if valid else None
-
-
-def finite_frechet(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Fréchet distance over the rows a backend could measure; None with fewer than two on either side."""
-    a, b = a[np.isfinite(a).all(1)], b[np.isfinite(b).all(1)]
-    return _value(frechet_from_features(a, b)) if len(a) > 1 and len(b) > 1 else None
+def _store(spec: MetricDef, values: Any, inputs: MetricInputs, key: str, per_sample: list[dict[str, Any]],
+           set_level: dict[str, float | None]) -> None:
+    """Puts a compute's values under figure ``key``: one per pair's row, one per clip on the clip's first row, or
+    the one set-level value."""
+    if spec.aggregate == "set":
+        set_level[key] = None if values is None else finite(values)
+        return
+    rows = [clip[0] for clip in inputs.clips or []] if spec.aggregate == "per_clip" else range(len(per_sample))
+    values = list(values)
+    if len(values) != len(rows):
+        raise ValueError(f"metric '{spec.name}' gave {len(values)} values for {len(rows)} "
+                         f"{'clips' if spec.aggregate == 'per_clip' else 'pairs'}")
+    for row, value in zip(rows, values):
+        per_sample[row][key] = None if value is None else finite(value)
 
 
 def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:
@@ -166,5 +173,5 @@ def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: 
         fa = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][0]) for i in found], EVAL_TEMPLATE))
         fb = torch.from_numpy(backend_features(backend, [crops.eval_crop(pairs[i][1]) for i in found], EVAL_TEMPLATE))
         for i, c in zip(found, cosine(fa, fb).numpy()):
-            values[i] = _value(c)
+            values[i] = finite(c)
     return values

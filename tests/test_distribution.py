@@ -11,9 +11,9 @@ from PIL import Image
 
 from fsbench import assets
 from fsbench.metrics import distribution
-from fsbench.metrics.base import BackendInfo
+from fsbench.metrics.definitions import metric
 from fsbench.metrics.distribution import (
-    IMAGENET_MEAN, IMAGENET_STD, InceptionBackend, MobileNetV2Backend, fd_label, feature_stats, frechet_distance,
+    IMAGENET_MEAN, IMAGENET_STD, InceptionBackend, MobileNetV2Backend, feature_stats, frechet_distance,
     frechet_from_features, frechet_low_rank)
 from fsbench.nets.inception import FIDInceptionV3, load_fid_inception
 from fsbench.nets.mobilenet_v2 import load_mobilenet_v2
@@ -79,12 +79,9 @@ def test_frechet_distance_rejects_a_large_imaginary_root():
 
 
 def test_fd_labels_only_inception_as_fid():
-    assert fd_label(InceptionBackend.info) == "FID"
-    assert fd_label(MobileNetV2Backend.info) == "FD-MobileNetV2"
-    sface = BackendInfo("sface", "identity", "embedded", "SFace", ("sface",), 128)
-    assert fd_label(sface) == "FD-id (SFace)"
-    with pytest.raises(ValueError):
-        fd_label(BackendInfo("pose", "pose", "embedded", "Pose", (), 3))
+    assert metric("fd").printed_label(InceptionBackend.info.label) == "FID"
+    assert metric("fd").printed_label(MobileNetV2Backend.info.label) == "FD-MobileNetV2"
+    assert metric("fd_id").printed_label("ID-SFace") == "FD-id (ID-SFace)"
 
 
 # ---------------------------------------------------------------- MobileNetV2 (real file)

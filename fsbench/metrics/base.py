@@ -11,13 +11,13 @@ from typing import ClassVar, Literal
 
 import torch
 
-Family = Literal["identity", "pose", "expression", "distribution"]
+Family = Literal["identity", "pose", "expression", "distribution"]  # the built-in families
 
 
 @dataclass(frozen=True)
 class BackendInfo:
     name: str  # registry name
-    family: Family
+    family: Family | str  # a built-in family, or one a package's metric declares (fsbench/metrics/definitions.py)
     kind: Literal["embedded", "reference"]  # embedded: works out of the box; reference: the paper's network
     label: str  # the name its figures are printed under (only the Inception backend may say FID)
     assets: tuple[str, ...]  # asset names (fsbench.assets) it loads

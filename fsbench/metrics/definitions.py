@@ -1,7 +1,27 @@
-"""Every metric fsbench reports, defined once (as pyiqa keeps its defaults in one table).
+"""Every metric fsbench reports, each one declaration (as pyiqa keeps its defaults in one table).
 
-A metric is computed from backend features (fsbench/metrics/base.py); its variant says exactly how, so a result
-can be compared only with results that measured the same thing.
+A metric is computed from backend features (fsbench/metrics/base.py). Its declaration says everything the
+harness needs: its family (which backends' features it reads), its variant (exactly what is computed, so a
+result is compared only with results that measured the same thing), its direction, the inputs it reads, how it
+aggregates, its unit, the label it is printed under and its compute. ``fsbench.scoring.score`` runs every declared
+metric of a protocol in one loop; nothing else knows a metric by name.
+
+Inputs (:data:`INPUTS`): the backend features of the ``swap``s, of the pairs' ``source`` and ``target`` faces
+and of the protocol's ``gallery`` of real faces (with the identities of sources and gallery faces), and
+``frames``: the pairs grouped into clips, each clip the rows of one source swapped into consecutive frames of one
+target video, in frame order. A metric reads only what it declares, and the features of an input are computed
+only when a metric of the run declares it.
+
+Aggregation: ``per_sample`` metrics give one value per pair (None where unmeasurable) and are reported with mean,
+variance and a 95 % bootstrap interval over the pairs that have a value; ``per_clip`` metrics (they read
+``frames``) give one value per clip, in the order of ``inputs.clips``, stored on the clip's first pair and reported
+likewise over the clips; ``set`` metrics give one value for the whole set (the Fréchet distances), reported
+without an interval. A frame-sequence metric may also be ``per_sample``: the value of a pair measured against its
+clip's previous frame, None on a clip's first frame.
+
+Other packages declare metrics through the entry-point group ``fsbench.metric_definitions`` (an entry named after
+the metric, pointing at its :class:`MetricDef`) and backends through ``fsbench.metrics``; docs/architecture.md says
+how a protocol chooses them.
 
 A family may be measured by more than one backend in a run (identity by dlib and by ArcFace, say). Each backend
 fills a *slot*: the family's name for its primary backend, ``FAMILY@BACKEND`` for each further one. A figure is
@@ -11,20 +31,72 @@ further one; results record which backend each figure came from, so figures are 
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Callable, Literal, Sequence, Union
+
+from fsbench import registry
+from fsbench.errors import UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+INPUTS = ("swap", "source", "target", "gallery", "frames")
+Input = Literal["swap", "source", "target", "gallery", "frames"]
+Value = Union[float, None]
+
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """What a metric's compute receives for one backend slot: ``N×dim`` float32 features of the ``N`` scored
+    pairs' swaps, sources and targets (rows in pair order), ``G×dim`` of the gallery faces whose crops exist, and
+    the clips; an input no metric of the run declares is None. A row is NaN where the backend could not measure
+    that crop."""
+
+    swap: np.ndarray | None
+    source: np.ndarray | None
+    target: np.ndarray | None
+    gallery: np.ndarray | None
+    source_identities: list[str]  # per pair
+    gallery_identities: list[str]  # per gallery row
+    clips: list[list[int]] | None  # per clip its pairs' rows in frame order ("frames")
+
+
+# compute(inputs, metric) -> one value per pair (per_sample), per clip (per_clip) or one value (set); None or NaN:
+# unmeasured
+Compute = Callable[[MetricInputs, "MetricDef"], Union[Sequence[Value], Value]]
 
 
 @dataclass(frozen=True)
 class MetricDef:
     name: str
-    family: Literal["identity", "pose", "expression", "distribution"]
+    family: str  # the backend family whose features it reads ("identity", "pose", ... or a plugin's own)
     variant: str  # what exactly is computed; part of the comparability key
     higher_is_better: bool
-    per_sample: bool  # False: one value for the whole set (Fréchet distances)
+    inputs: tuple[Input, ...]  # what it reads, a subset of INPUTS
+    compute: Compute | str  # the function, or "module:attr" imported on first use
     description: str
-    top_k: int | None = None  # retrieval metrics: how many nearest gallery entries count as a hit
+    aggregate: Literal["per_sample", "per_clip", "set"] = "per_sample"
     unit: str = ""  # printed after the figure; empty for unitless scores
+    label: str = "{backend}"  # what the figure is printed under; {backend} is the measuring backend's label
+    top_k: int | None = None  # retrieval metrics: how many nearest gallery entries count as a hit
+    default_backend: str | None = None  # for a family fsbench has no default backend for: the one a run uses
+
+    @property
+    def per_sample(self) -> bool:
+        """Whether it has values per pair or per clip, summarised with an interval (not one set-level value)."""
+        return self.aggregate != "set"
+
+    def printed_label(self, backend_label: str) -> str:
+        return self.label.replace("{backend}", backend_label)
+
+    def run(self, inputs: MetricInputs) -> Sequence[Value] | Value:
+        """The compute's values for one backend slot (see :data:`Compute`)."""
+        compute = self.compute
+        if isinstance(compute, str):
+            module, _, attr = compute.partition(":")
+            compute = getattr(importlib.import_module(module), attr)
+        return compute(inputs, self)
 
 
 # A top-k retrieval figure is printed only when its gallery holds at least this many identities per k: with fewer,
@@ -32,9 +104,9 @@ class MetricDef:
 MIN_GALLERY_IDENTITIES_PER_K = 2
 
 
-def small_gallery_reason(metric: str, gallery_identities: int) -> str | None:
+def small_gallery_reason(metric_name: str, gallery_identities: int) -> str | None:
     """Why a retrieval figure is withheld for a gallery of this many identities, or None when it is meaningful."""
-    k = METRICS[metric].top_k
+    k = metric(metric_name).top_k
     if k is None or gallery_identities >= MIN_GALLERY_IDENTITIES_PER_K * k:
         return None
     n, need = gallery_identities, MIN_GALLERY_IDENTITIES_PER_K * k
@@ -46,35 +118,93 @@ def small_gallery_reason(metric: str, gallery_identities: int) -> str | None:
     return f"gallery of {n} identities: {chance} (top-{k} needs at least {need} identities)"
 
 
+_C = "fsbench.metrics.computes:"
+
+
+def _retrieval(k: int, gallery: Literal["frame", "identity"]) -> MetricDef:
+    per_frame = gallery == "frame"
+    variant = f"top-{k}, per-frame gallery" if per_frame else f"top-{k}, per-identity gallery (mean embedding)"
+    what = ("nearest gallery face (cosine) to the swapped face belongs to the source identity; gallery: every real "
+            "face of the protocol (ReliableSwap style)" if per_frame else
+            "nearest identity centre (renormalised mean embedding) is the source identity (FaceDancer style)")
+    if k > 1:
+        what = (f"the source identity is among the {k} nearest gallery faces, per-frame gallery" if per_frame else
+                f"the source identity is among the {k} nearest identity centres")
+    return MetricDef(f"id_top{k}_{gallery}", "identity", variant, True, ("swap", "gallery"),
+                     _C + ("top_k_frame" if per_frame else "top_k_identity"), what, unit="fraction of pairs",
+                     top_k=k)
+
+
 METRICS: dict[str, MetricDef] = {m.name: m for m in [
-    MetricDef("id_cosine", "identity", "cosine(swap, source)", True, True,
+    MetricDef("id_cosine", "identity", "cosine(swap, source)", True, ("swap", "source"), _C + "cosine_to_source",
               "cosine similarity of the swapped face's and the source face's identity embeddings; "
               "reported with mean and variance (MobileFSGAN Table 2 style)", unit="cosine"),
-    MetricDef("id_top1_frame", "identity", "top-1, per-frame gallery", True, True,
-              "nearest gallery face (cosine) to the swapped face belongs to the source identity; gallery: every "
-              "real face of the protocol (ReliableSwap style)", 1,
-              unit="fraction of pairs"),
-    MetricDef("id_top5_frame", "identity", "top-5, per-frame gallery", True, True,
-              "the source identity is among the 5 nearest gallery faces, per-frame gallery", 5,
-              unit="fraction of pairs"),
-    MetricDef("id_top1_identity", "identity", "top-1, per-identity gallery (mean embedding)", True, True,
-              "nearest identity centre (renormalised mean embedding) is the source identity (FaceDancer style)", 1,
-              unit="fraction of pairs"),
-    MetricDef("id_top5_identity", "identity", "top-5, per-identity gallery (mean embedding)", True, True,
-              "the source identity is among the 5 nearest identity centres", 5, unit="fraction of pairs"),
-    MetricDef("pose_error", "pose", "L2 of (yaw, pitch, roll) in degrees, swap vs target", False, True,
+    _retrieval(1, "frame"), _retrieval(5, "frame"), _retrieval(1, "identity"), _retrieval(5, "identity"),
+    MetricDef("pose_error", "pose", "L2 of (yaw, pitch, roll) in degrees, swap vs target", False, ("swap", "target"),
+              _C + "distance_to_target",
               "per image the L2 distance of the head-pose angle vectors of swap and target, then the mean",
               unit="degrees"),
-    MetricDef("expression_error", "expression", "L2 of expression vectors, swap vs target", False, True,
+    MetricDef("expression_error", "expression", "L2 of expression vectors, swap vs target", False,
+              ("swap", "target"), _C + "distance_to_target",
               "per image the L2 distance of the expression vectors of swap and target, then the mean",
               unit="L2 of the backend's vector"),
     MetricDef("fd_id", "identity", "Fréchet distance of identity embeddings, swaps vs the protocol's real faces",
-              False, False, "FD-id: Fréchet distance between identity-embedding statistics of the swapped faces and "
-              "the real faces (is the swapped set's identity distribution that of real people?)"),
-    MetricDef("fd", "distribution", "Fréchet distance, swaps vs the protocol's real faces", False, False,
+              False, ("swap", "gallery"), _C + "frechet_to_gallery",
+              "FD-id: Fréchet distance between identity-embedding statistics of the swapped faces and the real faces "
+              "(is the swapped set's identity distribution that of real people?)", "set", label="FD-id ({backend})"),
+    MetricDef("fd", "distribution", "Fréchet distance, swaps vs the protocol's real faces", False,
+              ("swap", "gallery"), _C + "frechet_to_gallery",
               "Fréchet distance between feature statistics of the swapped faces and the reference set of real "
-              "faces; printed under the backend's label (FID only for the Inception backend)"),
+              "faces; printed under the backend's label (FID only for the Inception backend)", "set"),
 ]}
+for _spec in METRICS.values():
+    registry.metric_definitions.register(_spec.name, _spec)
+
+
+def metric(name: str) -> MetricDef:
+    """The declaration of metric ``name``, built in or from a package's ``fsbench.metric_definitions`` entry point;
+    an unknown name or a malformed declaration is one error naming it."""
+    spec = registry.metric_definitions.get(name)
+    origin = registry.metric_definitions.origin(name)
+    if not isinstance(spec, MetricDef):
+        raise UsageError(f"metric '{name}' ({origin}) is a {type(spec).__name__}, not a "
+                         f"fsbench.metrics.definitions.MetricDef")
+    problems = _problems(spec, name)
+    if problems:
+        raise UsageError(f"metric '{name}' ({origin}): {'; '.join(problems)}")
+    return spec
+
+
+def _problems(spec: MetricDef, name: str) -> list[str]:
+    """What is wrong with a declaration registered under ``name``."""
+    problems = []
+    if spec.name != name:
+        problems.append(f"its name is '{spec.name}'")
+    if not set(spec.inputs) <= set(INPUTS):
+        unknown = ", ".join(sorted(set(spec.inputs) - set(INPUTS)))
+        problems.append(f"unknown inputs {unknown} (known: {', '.join(INPUTS)})")
+    if spec.aggregate not in ("per_sample", "per_clip", "set"):
+        problems.append(f"aggregate '{spec.aggregate}' is none of per_sample, per_clip, set")
+    if spec.aggregate == "per_clip" and "frames" not in spec.inputs:
+        problems.append("a per_clip metric reads frames")
+    return problems
+
+
+def declared(name: str) -> bool:
+    """Whether a metric of this name is declared here (built in, or by an installed package)."""
+    return name in registry.metric_definitions
+
+
+def plugin_metrics() -> list[MetricDef]:
+    """The metrics other packages declare, by name."""
+    return [metric(n) for n in registry.metric_definitions.names() if n not in METRICS]
+
+
+def reported(own: Sequence[str], provided: Sequence[str] | frozenset[str]) -> tuple[str, ...]:
+    """What a protocol reports: its own metrics ``own``, then every metric another package declares whose inputs
+    are all among the inputs the protocol ``provided``."""
+    extra = [m.name for m in plugin_metrics() if set(m.inputs) <= set(provided) and m.name not in own]
+    return tuple(own) + tuple(extra)
 
 
 def slot(family: str, backend: str | None = None) -> str:
@@ -86,15 +216,15 @@ def slot_family(name: str) -> str:
     return name.split("@", 1)[0]
 
 
-def figure_key(metric: str, slot_name: str) -> str:
-    """The name of ``metric`` measured by the backend in ``slot_name`` (see the module doc)."""
+def figure_key(metric_name: str, slot_name: str) -> str:
+    """The name of ``metric_name`` measured by the backend in ``slot_name`` (see the module doc)."""
     _, _, backend = slot_name.partition("@")
-    return f"{metric}@{backend}" if backend else metric
+    return f"{metric_name}@{backend}" if backend else metric_name
 
 
 def figure_metric(key: str) -> MetricDef:
     """The metric a figure name measures (``pose_error@mediapipe-pose`` → ``pose_error``)."""
-    return METRICS[key.split("@", 1)[0]]
+    return metric(key.split("@", 1)[0])
 
 
 def figure_slot(key: str) -> str:
@@ -103,7 +233,7 @@ def figure_slot(key: str) -> str:
     return slot(figure_metric(key).family, backend or None)
 
 
-def figures(metric_names: tuple[str, ...] | list[str], slots: list[str]) -> list[str]:
+def figures(metric_names: Sequence[str], slots: Sequence[str]) -> list[str]:
     """Every figure a run reports: each metric once per slot of its family, the primary slot's first."""
     ordered = sorted(slots, key=lambda s: "@" in s)
-    return [figure_key(m, s) for m in metric_names for s in ordered if METRICS[m].family == slot_family(s)]
+    return [figure_key(m, s) for m in metric_names for s in ordered if metric(m).family == slot_family(s)]

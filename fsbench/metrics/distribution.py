@@ -5,8 +5,8 @@
   FD-MobileNetV2. Its values are not FID values and are not comparable with published FIDs.
 
 FD-id, the Fréchet distance between the identity embeddings of two sets, needs no extra backend: it is
-:func:`frechet_from_features` on the features of an identity backend (e.g. ``sface``); :func:`fd_label` gives the
-name such a figure is printed under.
+:func:`frechet_from_features` on the features of an identity backend (e.g. ``sface``), printed under
+``FD-id (<the backend's label>)`` (its declaration, fsbench/metrics/definitions.py).
 
 Both sets of a comparison must be aligned with the same template: these backends take the crops as they are.
 """
@@ -101,18 +101,6 @@ def frechet_low_rank(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
     cross = np.linalg.svd(scaled_a @ scaled_b.T, compute_uv=False).sum()
     diff = mu_a - mu_b
     return float(diff @ diff + np.sum(scaled_a ** 2) + np.sum(scaled_b ** 2) - 2 * cross)
-
-
-def fd_label(info: BackendInfo) -> str:
-    """The name a Fréchet distance over this backend's features is printed under.
-
-    A distribution backend's own label (``FID`` only for Inception); ``FD-id (<label>)`` for identity embeddings.
-    """
-    if info.family == "distribution":
-        return info.label
-    if info.family == "identity":
-        return f"FD-id ({info.label})"
-    raise ValueError(f"no Fréchet distance is defined over {info.family} features ({info.name})")
 
 
 class MobileNetV2Backend(Backend):

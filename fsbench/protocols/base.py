@@ -67,8 +67,17 @@ class Protocol(ABC):
     name: str
     version: int
     description: str
-    metrics: tuple[str, ...]  # keys of fsbench.metrics.definitions.METRICS
+    metrics: tuple[str, ...]  # the built-in metrics it reports (fsbench/metrics/definitions.py)
+    # what its pairs give a metric to read (fsbench.metrics.definitions.INPUTS); a protocol whose target frames
+    # come in clips of consecutive frames adds "frames"
+    inputs: frozenset[str] = frozenset({"swap", "source", "target", "gallery"})
     needs_data_root: bool = False
+
+    def reported_metrics(self) -> tuple[str, ...]:
+        """Its own metrics, then every metric another package declares whose inputs it gives."""
+        from fsbench.metrics.definitions import reported
+
+        return reported(self.metrics, self.inputs)
 
     @abstractmethod
     def build(self, data_root: Path | None, seed: int) -> ProtocolData:
