@@ -5,7 +5,7 @@ import json
 import os
 import platform
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -123,12 +123,14 @@ def summarise(values: list[float | None], seed: int) -> dict[str, Any]:
 
 def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | None]],
                set_level: dict[str, float | None], n_scored: int, backends: dict[str, dict[str, Any]],
-               gallery_identities: int, seed: int) -> dict[str, dict[str, Any]]:
+               gallery_identities: int, seed: int,
+               per_sequence: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Per figure (each metric once per backend slot of its family, ``backends`` being slot → record): its
     summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics, the Fréchet
     distances: the one value, no interval, marked ``set_level``; a top-k figure that a gallery of
     ``gallery_identities`` cannot make meaningful: no value, the reason under ``absent``), the backend it was
-    measured with and its unit."""
+    measured with and its unit. A temporal figure is summarised over the ``per_sequence`` values instead, marked
+    ``"per": "sequence"``."""
     from fsbench.metrics.definitions import figure_metric, figure_slot, figures, small_gallery_reason
 
     out = {}
@@ -137,6 +139,8 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
         absent = small_gallery_reason(spec.name, gallery_identities)
         if absent:
             agg = {"n": n_scored, "mean": None, "var": None, "ci95": None, "absent": absent}
+        elif spec.per_sequence:
+            agg = {**summarise([row["values"].get(key) for row in per_sequence or []], seed), "per": "sequence"}
         elif spec.per_sample:
             agg = summarise([row.get(key) for row in per_sample], seed)
         else:
@@ -149,12 +153,14 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
 @dataclass
 class Measured:
     """What scoring a run's swaps gave: the pairs scored (in order), their per-metric values, the set-level
-    figures (Fréchet distances) and the protocol's reference figures (e.g. same-person cosine)."""
+    figures (Fréchet distances), the protocol's reference figures (e.g. same-person cosine) and, for frame
+    sequences, each sequence's temporal figures (:func:`fsbench.scoring.score_sequences`)."""
 
     scored: list[Pair]
     per_sample: list[dict[str, float | None]]
     set_level: dict[str, float | None]
     reference: dict[str, Any]
+    per_sequence: list[dict[str, Any]] = field(default_factory=list)
 
 
 def backend_record(backend: Backend) -> dict[str, Any]:
@@ -190,8 +196,9 @@ def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[s
         "dataset": data.dataset,
         "counts": {"pairs": n_pairs, "pairs_scored": len(scored), "failures": len(failures), "gallery": len(gallery)},
         "aggregates": aggregates(protocol.metrics, measured.per_sample, measured.set_level, len(scored), records,
-                                 len({g.identity for g in gallery}), seed),
+                                 len({g.identity for g in gallery}), seed, measured.per_sequence),
         "reference": measured.reference,
+        **({"sequences": measured.per_sequence} if measured.per_sequence else {}),
         "samples": [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
                     for p, row in zip(scored, measured.per_sample)],
         "failures": [{"pair": pid, "reason": why} for pid, why in sorted({**data.failures, **failures}.items())],
@@ -247,7 +254,7 @@ def format_table(result: dict[str, Any]) -> str:
     for name, agg in result["aggregates"].items():
         spec = figure_metric(name)
         arrow = "↑" if spec.higher_is_better else "↓"
-        label = result["backends"][figure_slot(name)]["label"]
+        label = result["backends"].get(figure_slot(name), {}).get("label", "pixels")
         if spec.name == "fd_id":
             label = f"FD-id ({label})"
         if agg.get("absent"):
@@ -262,7 +269,8 @@ def format_table(result: dict[str, Any]) -> str:
         else:
             ci = f"  95% CI [{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]" if agg.get("ci95") else ""
             spread = ci + (f"  var {agg['var']:.4f}" if agg.get("var") is not None else "")
-        lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}  [{label}]")
+        per = " sequences" if agg.get("per") == "sequence" else ""
+        lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}{per}  [{label}]")
     return "\n".join(lines)
 
 

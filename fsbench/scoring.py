@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import difflib
 import sys
-from typing import Any, Iterable
+from functools import partial
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -14,6 +15,8 @@ from tqdm import tqdm
 
 from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
+from fsbench.faces.templates import face_mask
+from fsbench.metrics import temporal
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import METRICS, figure_key, slot, slot_family
 from fsbench.metrics.distribution import frechet_from_features
@@ -156,6 +159,63 @@ def finite_frechet(a: np.ndarray, b: np.ndarray) -> float | None:
     """Fréchet distance over the rows a backend could measure; None with fewer than two on either side."""
     a, b = a[np.isfinite(a).all(1)], b[np.isfinite(b).all(1)]
     return _value(frechet_from_features(a, b)) if len(a) > 1 and len(b) > 1 else None
+
+
+# the temporal metrics computed from a backend's per-frame features, by metric (see fsbench/metrics/temporal.py)
+_FEATURE_JITTER = {"id_jitter": temporal.identity_jitter, "pose_jitter": temporal.pose_jitter}
+
+
+def _scored_run(sequence: tuple[str, ...], index: dict[str, int]) -> list[int]:
+    """Indices into the scored pairs of the longest run of consecutive frames of ``sequence`` that were scored (a
+    failed frame or ``--limit`` cuts a sequence; a value never spans a missing frame)."""
+    best: list[int] = []
+    run: list[int] = []
+    for pair_id in sequence:
+        run = run + [index[pair_id]] if pair_id in index else []
+        best = run if len(run) > len(best) else best
+    return best
+
+
+def _per_run(compute: Callable[[np.ndarray, np.ndarray], float], swap: np.ndarray, target: np.ndarray,
+             runs: list[list[int]]) -> list[float | None]:
+    """``compute`` over each run's rows of ``swap`` and ``target``; None for a run under two frames."""
+    return [_value(compute(swap[run], target[run])) if len(run) > 1 else None for run in runs]
+
+
+def score_sequences(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair],
+                    swaps: list[np.ndarray], crops: CropStore, sequences: list[tuple[str, ...]],
+                    method_template: str) -> list[dict[str, Any]]:
+    """The temporal figures of each frame sequence that has a scored frame: its source, first and last target
+    frame, frame count and values (None under two frames). Swaps and targets are both measured on crops in the
+    method's template (the target's method crop is what an unchanged target returns), so the target's own motion
+    cancels exactly; identity and pose jitter once per backend slot of their family, flicker in the template's
+    face mask."""
+    names = [m for m in metric_names if METRICS[m].per_sequence]
+    index = {p.id: i for i, p in enumerate(scored)}
+    runs = [run for run in (_scored_run(seq, index) for seq in sequences) if run] if names else []
+    if not runs:
+        return []
+    used = sorted({i for run in runs for i in run})
+    row_of = {i: k for k, i in enumerate(used)}
+    rows = [[row_of[i] for i in run] for run in runs]
+    swap_crops = np.stack([swaps[i] for i in used])
+    target_crops = np.stack([crops.method_crop(scored[i].target) for i in used])
+    values: list[dict[str, float | None]] = [{} for _ in runs]
+    for slot_name, backend in backends.items():
+        jitters = [m for m in names if METRICS[m].family == slot_family(slot_name) and m in _FEATURE_JITTER]
+        if jitters:
+            f_swap = backend_features(backend, list(swap_crops), method_template)
+            f_target = backend_features(backend, list(target_crops), method_template)
+        for m in jitters:
+            for row, value in zip(values, _per_run(_FEATURE_JITTER[m], f_swap, f_target, rows)):
+                row[figure_key(m, slot_name)] = value
+    if "flicker" in names:
+        mask = face_mask(method_template, swap_crops.shape[1])
+        for row, value in zip(values, _per_run(partial(temporal.flicker, mask=mask), swap_crops, target_crops, rows)):
+            row["flicker"] = value
+    return [{"source": scored[run[0]].source.id, "first_target": scored[run[0]].target.id,
+             "last_target": scored[run[-1]].target.id, "frames": len(run), "values": row}
+            for run, row in zip(runs, values)]
 
 
 def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:

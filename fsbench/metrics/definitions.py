@@ -18,13 +18,14 @@ from typing import Literal
 @dataclass(frozen=True)
 class MetricDef:
     name: str
-    family: Literal["identity", "pose", "expression", "distribution"]
+    family: Literal["identity", "pose", "expression", "distribution", "pixels"]  # pixels: no backend
     variant: str  # what exactly is computed; part of the comparability key
     higher_is_better: bool
     per_sample: bool  # False: one value for the whole set (Fréchet distances)
     description: str
     top_k: int | None = None  # retrieval metrics: how many nearest gallery entries count as a hit
     unit: str = ""  # printed after the figure; empty for unitless scores
+    per_sequence: bool = False  # one value per frame sequence (temporal metrics), summarised over sequences
 
 
 # A top-k retrieval figure is printed only when its gallery holds at least this many identities per k: with fewer,
@@ -74,7 +75,20 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
     MetricDef("fd", "distribution", "Fréchet distance, swaps vs the protocol's real faces", False, False,
               "Fréchet distance between feature statistics of the swapped faces and the reference set of real "
               "faces; printed under the backend's label (FID only for the Inception backend)"),
+    MetricDef("id_jitter", "identity", "mean 1 − cos of consecutive swaps' embeddings minus the target's", False,
+              True, "identity jitter: how much more the swap's identity embedding changes from frame to frame than "
+              "the target's (fsbench/metrics/temporal.py); 0 for an unchanged target", unit="cosine distance",
+              per_sequence=True),
+    MetricDef("pose_jitter", "pose", "mean L2 of (swap's − target's) frame-to-frame change of (yaw, pitch, roll)",
+              False, True, "pose jitter: head motion of the swap beyond the target's own, per pair of consecutive "
+              "frames; 0 for an unchanged target", unit="degrees", per_sequence=True),
+    MetricDef("flicker", "pixels", "mean |frame difference| in the face mask, swap minus target", False, True,
+              "flicker: frame-difference energy of the swapped crops inside the face mask beyond the target's; 0 "
+              "for an unchanged target", unit="8-bit levels", per_sequence=True),
 ]}
+
+# the temporal metrics a video protocol reports when its target frames are consecutive
+TEMPORAL_METRICS = ("id_jitter", "pose_jitter", "flicker")
 
 
 def slot(family: str, backend: str | None = None) -> str:
@@ -104,6 +118,8 @@ def figure_slot(key: str) -> str:
 
 
 def figures(metric_names: tuple[str, ...] | list[str], slots: list[str]) -> list[str]:
-    """Every figure a run reports: each metric once per slot of its family, the primary slot's first."""
+    """Every figure a run reports: each metric once per slot of its family, the primary slot's first; a metric of
+    pixels, which no backend measures, once under its own name."""
     ordered = sorted(slots, key=lambda s: "@" in s)
-    return [figure_key(m, s) for m in metric_names for s in ordered if METRICS[m].family == slot_family(s)]
+    return [figure_key(m, s) for m in metric_names for s in (ordered if METRICS[m].family != "pixels" else ["pixels"])
+            if METRICS[m].family == slot_family(s)]
