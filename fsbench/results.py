@@ -169,9 +169,10 @@ def backend_record(backend: Backend) -> dict[str, Any]:
             "weights_sha256": backend.weight_sha256()}
 
 
-def file_name(method: str, protocol: str, version: int, seed: int) -> str:
-    """The results file of ``method`` on a protocol version with ``seed``; a rerun replaces it."""
-    return f"{method}__{protocol}-v{version}__seed{seed}.json"
+def file_name(method: str, protocol: str, version: int, seed: int, tag: str = "") -> str:
+    """The results file of ``method`` on a protocol version (``tag``: a variant whose figures differ from the
+    default's, e.g. ``consecutive16``) with ``seed``; a rerun replaces it."""
+    return f"{method}__{protocol}-v{version}{f'-{tag}' if tag else ''}__seed{seed}.json"
 
 
 def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[str, Any], precision: str,

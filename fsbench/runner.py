@@ -186,5 +186,6 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                             precision=precision, backends=backends, measured=measured, gallery_ids=set(crops.crops),
                             failures=failures, item_failures=crops.failures, variant=variant, timings=timings,
                             device=device, seed=cfg.seed)
-    path = results.write(cfg.out / results.file_name(card.name, protocol.name, protocol.version, cfg.seed), result)
+    path = results.write(cfg.out / results.file_name(card.name, protocol.name, protocol.version, cfg.seed,
+                                                    protocol.variant_tag), result)
     return path, result

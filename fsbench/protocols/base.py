@@ -72,6 +72,7 @@ class Protocol(ABC):
     description: str
     metrics: tuple[str, ...]  # keys of fsbench.metrics.definitions.METRICS
     needs_data_root: bool = False
+    variant_tag: str = ""  # set by options that change what is measured; it names the results file apart
 
     @abstractmethod
     def build(self, data_root: Path | None, seed: int) -> ProtocolData:

@@ -113,25 +113,34 @@ def video_protocol_data(videos: list[Video], swap_pairs: list[tuple[str, str]], 
     return ProtocolData(pairs, gallery, dataset, variant, failures, sequences=sequences)
 
 
-def _video_metrics(frames: FrameChoice) -> tuple[str, ...]:
-    return VIDEO_METRICS + TEMPORAL_METRICS if frames.consecutive else VIDEO_METRICS
+class VideoProtocol(Protocol):
+    """A protocol over video clips; its ``frames`` option chooses the target frames (:class:`FrameChoice`)."""
+
+    metrics = VIDEO_METRICS
+    frames: FrameChoice
+
+    def choose_frames(self, frames: str | int) -> None:
+        """With consecutive target frames the protocol also reports the temporal metrics, in a results file of
+        its own; the default's metrics, version and file name are those of evenly spaced frames."""
+        self.frames = FrameChoice.parse(frames)
+        if self.frames.consecutive:
+            self.metrics = VIDEO_METRICS + TEMPORAL_METRICS
+            self.variant_tag = f"consecutive{self.frames.count}"
 
 
-class FFPP(Protocol):
+class FFPP(VideoProtocol):
     """FaceForensics++ face-swap protocol on the user's copy (``--data-root``)."""
 
     name = "ffpp"
     version = 1
     description = ("FaceForensics++: the 1000 manipulated-video pairs <target>_<source> (or a splits json), "
                    "10 evenly spaced target frames, gallery = 10 frames of every original video")
-    metrics = VIDEO_METRICS
     needs_data_root = True
 
     def __init__(self, compression: str = "c23", splits: str | None = None, split: str = "test",
                  frames: str | int = FRAMES_PER_VIDEO) -> None:
         self.compression, self.splits, self.split = compression, splits, split
-        self.frames = FrameChoice.parse(frames)
-        self.metrics = _video_metrics(self.frames)
+        self.choose_frames(frames)
 
     def build(self, data_root: Path | None, seed: int) -> ProtocolData:
         from fsbench.data.ffpp import FFPPDataset
@@ -144,18 +153,16 @@ class FFPP(Protocol):
                                     "gallery frame comes from the source video"})
 
 
-class MiniVideo(Protocol):
+class MiniVideo(VideoProtocol):
     """FF++-shaped protocol on the embedded test videos: each clip is a video, identities cross videos."""
 
     name = "mini-video"
     version = 1
     description = ("embedded test videos cut into clips: every clip as target, the first clip of every other test "
                    "identity as source, 10 evenly spaced frames per clip, retrieval across videos by identity")
-    metrics = VIDEO_METRICS
 
     def __init__(self, frames: str | int = FRAMES_PER_VIDEO) -> None:
-        self.frames = FrameChoice.parse(frames)
-        self.metrics = _video_metrics(self.frames)
+        self.choose_frames(frames)
 
     def build(self, data_root: Path | None, seed: int) -> ProtocolData:
         from fsbench.data import mini
