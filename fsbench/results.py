@@ -328,6 +328,16 @@ def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _value_rows(result: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+    """(unit id, values) of what ``key`` is measured on: each frame sequence for a temporal figure (named by its
+    source and first target frame), else each pair."""
+    from fsbench.metrics.definitions import figure_metric
+
+    if figure_metric(key).per_sequence:
+        return [(f"{s['source']}\n{s['first_target']}", s["values"]) for s in result.get("sequences", [])]
+    return [(s["pair"], s["values"]) for s in result["samples"]]
+
+
 def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int = 2000) -> dict[str, dict[str, Any]]:
     """Per metric: mean of A and B, B − A, and a 95 % bootstrap interval of the difference.
 
@@ -342,8 +352,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int 
         key_a, name = index_a[measured], index_b[measured]
         if a["aggregates"][key_a].get("absent") or b["aggregates"][name].get("absent"):
             continue
-        rows_a = {s["pair"]: {name: s["values"].get(key_a)} for s in a["samples"]}
-        rows_b = {s["pair"]: s["values"] for s in b["samples"]}
+        rows_a = {unit: {name: values.get(key_a)} for unit, values in _value_rows(a, key_a)}
+        rows_b = dict(_value_rows(b, name))
         ma, mb = a["aggregates"][key_a]["mean"], b["aggregates"][name]["mean"]
         row: dict[str, Any] = {"a": ma, "b": mb, "diff": None if ma is None or mb is None else mb - ma,
                                "ci95": None, "paired": False, "n": 0}

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fsbench import registry
+from fsbench import registry, results
 from fsbench.cli import main
 from fsbench.faces.crops import CropStore
 from fsbench.metrics import temporal
@@ -105,6 +105,8 @@ def test_copy_target_run_reports_the_temporal_figures(tmp_path, capsys):
         agg = result["aggregates"][key]
         assert agg["per"] == "sequence" and agg["n"] == 1 and agg["mean"] == pytest.approx(0.0, abs=1e-6), key
         assert key in out
+    paired = results.compare(result, result)["pose_jitter"]  # compared sequence by sequence
+    assert paired["paired"] and paired["n"] == 1 and paired["diff"] == 0.0
 
 
 @pytest.mark.parametrize("protocol, option, message", [

@@ -87,7 +87,7 @@ def _options_of(cls: type[Protocol]) -> list[str]:
 
 
 def _taken_by(option: str) -> str:
-    """``; frames is an option of mini-video, ffpp``: the protocols that take ``option``, if any."""
+    """``; frames is an option of ffpp, mini-video``: the protocols that take ``option``, if any."""
     from fsbench import registry
 
     takers = [n for n in registry.protocols.names() if option in _options_of(registry.protocols.get(n))]
