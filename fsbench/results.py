@@ -244,7 +244,7 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the aggregates, one metric a line, labelled with the backend that measured it."""
-    from fsbench.metrics.definitions import figure_metric, figure_slot
+    from fsbench.metrics.definitions import figure_label, figure_metric
 
     proto = result["protocol"]
     lines = [f"{result['method']['name']} on {proto['name']} v{proto['version']}: "
@@ -255,7 +255,7 @@ def format_table(result: dict[str, Any]) -> str:
     for name, agg in result["aggregates"].items():
         spec = figure_metric(name)
         arrow = "↑" if spec.higher_is_better else "↓"
-        label = result["backends"].get(figure_slot(name), {}).get("label", "pixels")
+        label = figure_label(result["backends"], name)
         if spec.name == "fd_id":
             label = f"FD-id ({label})"
         if agg.get("absent"):

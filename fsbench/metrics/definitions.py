@@ -117,6 +117,12 @@ def figure_slot(key: str) -> str:
     return slot(figure_metric(key).family, backend or None)
 
 
+def figure_label(backends: dict[str, dict], key: str) -> str:
+    """The label a figure is printed under: its backend's (``backends``: slot → backend record), or ``pixels`` for a
+    metric that no backend measures."""
+    return "pixels" if figure_metric(key).family == "pixels" else backends[figure_slot(key)]["label"]
+
+
 def figures(metric_names: tuple[str, ...] | list[str], slots: list[str]) -> list[str]:
     """Every figure a run reports: each metric once per slot of its family, the primary slot's first; a metric of
     pixels, which no backend measures, once under its own name."""
