@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import difflib
 import sys
-from functools import partial
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -178,8 +177,16 @@ def _scored_run(sequence: tuple[str, ...], index: dict[str, int]) -> list[int]:
 
 def _per_run(compute: Callable[[np.ndarray, np.ndarray], float], swap: np.ndarray, target: np.ndarray,
              runs: list[list[int]]) -> list[float | None]:
-    """``compute`` over each run's rows of ``swap`` and ``target``; None for a run under two frames."""
+    """``compute`` over each run's rows of the per-frame features ``swap`` and ``target``; None under two frames."""
     return [_value(compute(swap[run], target[run])) if len(run) > 1 else None for run in runs]
+
+
+def _flicker(swap_crops: list[np.ndarray], target_crops: list[np.ndarray], runs: list[list[int]],
+             template: str) -> list[float | None]:
+    """Flicker of each run in the template's face mask, stacking one run's crops at a time; None under two frames."""
+    mask = face_mask(template, swap_crops[0].shape[0])
+    return [_value(temporal.flicker(np.stack([swap_crops[k] for k in run]), np.stack([target_crops[k] for k in run]),
+                                    mask)) if len(run) > 1 else None for run in runs]
 
 
 def score_sequences(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair],
@@ -198,20 +205,20 @@ def score_sequences(metric_names: tuple[str, ...], backends: dict[str, Backend],
     used = sorted({i for run in runs for i in run})
     row_of = {i: k for k, i in enumerate(used)}
     rows = [[row_of[i] for i in run] for run in runs]
-    swap_crops = np.stack([swaps[i] for i in used])
-    target_crops = np.stack([crops.method_crop(scored[i].target) for i in used])
+    swap_crops = [swaps[i] for i in used]
+    target_crops = [crops.method_crop(scored[i].target) for i in used]
     values: list[dict[str, float | None]] = [{} for _ in runs]
     for slot_name, backend in backends.items():
         jitters = [m for m in names if METRICS[m].family == slot_family(slot_name) and m in _FEATURE_JITTER]
-        if jitters:
-            f_swap = backend_features(backend, list(swap_crops), method_template)
-            f_target = backend_features(backend, list(target_crops), method_template)
+        if not jitters:
+            continue
+        f_swap = backend_features(backend, swap_crops, method_template)
+        f_target = backend_features(backend, target_crops, method_template)
         for m in jitters:
             for row, value in zip(values, _per_run(_FEATURE_JITTER[m], f_swap, f_target, rows)):
                 row[figure_key(m, slot_name)] = value
     if "flicker" in names:
-        mask = face_mask(method_template, swap_crops.shape[1])
-        for row, value in zip(values, _per_run(partial(temporal.flicker, mask=mask), swap_crops, target_crops, rows)):
+        for row, value in zip(values, _flicker(swap_crops, target_crops, rows, method_template)):
             row["flicker"] = value
     return [{"source": scored[run[0]].source.id, "first_target": scored[run[0]].target.id,
              "last_target": scored[run[-1]].target.id, "frames": len(run), "values": row}
