@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fsbench import results, samples, wild
-from fsbench.metrics.definitions import declared, figure_metric, figure_slot, slot_family
+from fsbench.metrics.definitions import declared, figure_label, figure_metric, slot_family
 
 ROOT = Path(__file__).resolve().parent.parent / "leaderboards"
 RESULTS = ROOT / "results"
@@ -122,7 +122,7 @@ def _cell(agg: dict[str, Any] | None) -> str:
 
 def _metric_label(board: Board, figure: str) -> str:
     spec = figure_metric(figure)
-    label = spec.printed_label(board.header["backends"][figure_slot(figure)]["label"])
+    label = figure_label(board.header["backends"], figure)
     return f"{spec.name} {'↑' if spec.higher_is_better else '↓'} ({label})"
 
 

@@ -5,7 +5,7 @@ import json
 import os
 import platform
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -123,13 +123,15 @@ def summarise(values: list[float | None], seed: int) -> dict[str, Any]:
 
 def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | None]],
                set_level: dict[str, float | None], n_scored: int, backends: dict[str, dict[str, Any]],
-               gallery_identities: int, seed: int) -> dict[str, dict[str, Any]]:
+               gallery_identities: int, seed: int,
+               per_sequence: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Per figure (each metric once per backend slot of its family, ``backends`` being slot → record): its
     summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics, the Fréchet
     distances: the one value, no interval, marked ``set_level``; per-clip metrics: as per-sample ones over the
     clips, marked ``"per": "clip"``; a top-k figure that a gallery of
     ``gallery_identities`` cannot make meaningful: no value, the reason under ``absent``), the backend it was
-    measured with and its unit."""
+    measured with and its unit. A temporal figure is summarised over the ``per_sequence`` values instead, marked
+    ``"per": "sequence"``."""
     from fsbench.metrics.definitions import figure_metric, figure_slot, figures, small_gallery_reason
 
     out = {}
@@ -140,6 +142,8 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
             agg = {"n": n_scored, "mean": None, "var": None, "ci95": None, "absent": absent}
         elif spec.aggregate == "per_clip":  # a clip's value is on its first pair's row alone
             agg = {**summarise([row[key] for row in per_sample if key in row], seed), "per": "clip"}
+        elif spec.per_sequence:
+            agg = {**summarise([row["values"].get(key) for row in per_sequence or []], seed), "per": "sequence"}
         elif spec.per_sample:
             agg = summarise([row.get(key) for row in per_sample], seed)
         else:
@@ -152,12 +156,14 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
 @dataclass
 class Measured:
     """What scoring a run's swaps gave: the pairs scored (in order), their per-metric values, the set-level
-    figures (Fréchet distances) and the protocol's reference figures (e.g. same-person cosine)."""
+    figures (Fréchet distances), the protocol's reference figures (e.g. same-person cosine) and, for frame
+    sequences, each sequence's temporal figures (:func:`fsbench.scoring.score_sequences`)."""
 
     scored: list[Pair]
     per_sample: list[dict[str, float | None]]
     set_level: dict[str, float | None]
     reference: dict[str, Any]
+    per_sequence: list[dict[str, Any]] = field(default_factory=list)
 
 
 def backend_record(backend: Backend) -> dict[str, Any]:
@@ -166,9 +172,10 @@ def backend_record(backend: Backend) -> dict[str, Any]:
             "weights_sha256": backend.weight_sha256()}
 
 
-def file_name(method: str, protocol: str, version: int, seed: int) -> str:
-    """The results file of ``method`` on a protocol version with ``seed``; a rerun replaces it."""
-    return f"{method}__{protocol}-v{version}__seed{seed}.json"
+def file_name(method: str, protocol: str, version: int, seed: int, tag: str = "") -> str:
+    """The results file of ``method`` on a protocol version (``tag``: a variant whose figures differ from the
+    default's, e.g. ``consecutive16``) with ``seed``; a rerun replaces it."""
+    return f"{method}__{protocol}-v{version}{f'-{tag}' if tag else ''}__seed{seed}.json"
 
 
 def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[str, Any], precision: str,
@@ -193,8 +200,9 @@ def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[s
         "dataset": data.dataset,
         "counts": {"pairs": n_pairs, "pairs_scored": len(scored), "failures": len(failures), "gallery": len(gallery)},
         "aggregates": aggregates(protocol.reported_metrics(), measured.per_sample, measured.set_level, len(scored),
-                                 records, len({g.identity for g in gallery}), seed),
+                                 records, len({g.identity for g in gallery}), seed, measured.per_sequence),
         "reference": measured.reference,
+        **({"sequences": measured.per_sequence} if measured.per_sequence else {}),
         "samples": [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
                     for p, row in zip(scored, measured.per_sample)],
         "failures": [{"pair": pid, "reason": why} for pid, why in sorted({**data.failures, **failures}.items())],
@@ -239,7 +247,7 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of the aggregates, one metric a line, labelled with the backend that measured it."""
-    from fsbench.metrics.definitions import figure_metric, figure_slot
+    from fsbench.metrics.definitions import figure_label, figure_metric
 
     proto = result["protocol"]
     lines = [f"{result['method']['name']} on {proto['name']} v{proto['version']}: "
@@ -250,7 +258,7 @@ def format_table(result: dict[str, Any]) -> str:
     for name, agg in result["aggregates"].items():
         spec = figure_metric(name)
         arrow = "↑" if spec.higher_is_better else "↓"
-        label = spec.printed_label(result["backends"][figure_slot(name)]["label"])
+        label = figure_label(result["backends"], name)
         if agg.get("absent"):
             lines.append(f"  {name:<{width}} {arrow}  absent: {agg['absent']} ({label})")
             continue
@@ -263,7 +271,7 @@ def format_table(result: dict[str, Any]) -> str:
         else:
             ci = f"  95% CI [{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]" if agg.get("ci95") else ""
             spread = ci + (f"  var {agg['var']:.4f}" if agg.get("var") is not None else "")
-        per = " clips" if agg.get("per") == "clip" else ""
+        per = {"clip": " clips", "sequence": " sequences"}.get(agg.get("per"), "")
         lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}{per}  [{label}]")
     return "\n".join(lines)
 
@@ -321,6 +329,16 @@ def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _value_rows(result: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
+    """(unit id, values) of what ``key`` is measured on: each frame sequence for a temporal figure (named by its
+    source and first target frame), else each pair."""
+    from fsbench.metrics.definitions import figure_metric
+
+    if figure_metric(key).per_sequence:
+        return [(f"{s['source']}\n{s['first_target']}", s["values"]) for s in result.get("sequences", [])]
+    return [(s["pair"], s["values"]) for s in result["samples"]]
+
+
 def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int = 2000) -> dict[str, dict[str, Any]]:
     """Per metric: mean of A and B, B − A, and a 95 % bootstrap interval of the difference.
 
@@ -335,8 +353,8 @@ def compare(a: dict[str, Any], b: dict[str, Any], seed: int = 0, resamples: int 
         key_a, name = index_a[measured], index_b[measured]
         if a["aggregates"][key_a].get("absent") or b["aggregates"][name].get("absent"):
             continue
-        rows_a = {s["pair"]: {name: s["values"].get(key_a)} for s in a["samples"]}
-        rows_b = {s["pair"]: s["values"] for s in b["samples"]}
+        rows_a = {unit: {name: values.get(key_a)} for unit, values in _value_rows(a, key_a)}
+        rows_b = dict(_value_rows(b, name))
         ma, mb = a["aggregates"][key_a]["mean"], b["aggregates"][name]["mean"]
         row: dict[str, Any] = {"a": ma, "b": mb, "diff": None if ma is None or mb is None else mb - ma,
                                "ci95": None, "paired": False, "n": 0}

@@ -19,7 +19,7 @@ from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import figure_key, metric, slot_family
 from fsbench.protocols.base import Pair, Protocol, ProtocolData, create as create_protocol
-from fsbench.scoring import choose_backends, same_person_cosine, score
+from fsbench.scoring import choose_backends, same_person_cosine, score, score_sequences
 from fsbench.swapcache import SwapCache, probe_precision, swap_cache_folder, swap_pairs
 
 
@@ -147,7 +147,8 @@ def _measure(protocol: Protocol, data: ProtocolData, pairs: list[Pair], backends
         if data.same_person and slot_family(slot_name) == "identity":
             reference[figure_key("same_person_id_cosine", slot_name)] = results.summarise(
                 same_person_cosine(backend, data.same_person, crops), cfg.seed)
-    return results.Measured(scored, per_sample, set_level, reference)
+    per_sequence = score_sequences(protocol.metrics, backends, scored, swaps, crops, data.sequences, template)
+    return results.Measured(scored, per_sample, set_level, reference, per_sequence)
 
 
 def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
@@ -185,5 +186,6 @@ def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:
                             precision=precision, backends=backends, measured=measured, gallery_ids=set(crops.crops),
                             failures=failures, item_failures=crops.failures, variant=variant, timings=timings,
                             device=device, seed=cfg.seed)
-    path = results.write(cfg.out / results.file_name(card.name, protocol.name, protocol.version, cfg.seed), result)
+    path = results.write(cfg.out / results.file_name(card.name, protocol.name, protocol.version, cfg.seed,
+                                                    protocol.variant_tag), result)
     return path, result

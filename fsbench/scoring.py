@@ -14,10 +14,11 @@ from tqdm import tqdm
 
 from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
+from fsbench.faces.templates import face_mask
 from fsbench.metrics.base import Backend
 from fsbench.metrics.computes import finite
-from fsbench.metrics.definitions import (INPUTS, MetricDef, MetricInputs, figure_key, metric, plugin_metrics, slot,
-                                         slot_family)
+from fsbench.metrics.definitions import (INPUTS, PIXELS, MetricDef, MetricInputs, figure_key, metric,
+                                         plugin_metrics, slot, slot_family)
 from fsbench.metrics.identity import cosine
 from fsbench.progress import bar as progress_bar
 from fsbench.protocols.base import Item, Pair
@@ -46,7 +47,7 @@ def chosen_backends(families: set[str] | list[str], overrides: dict[str, str] | 
     without a default backend is refused."""
     overrides = overrides or {}
     defaults = default_backends()
-    orphans = sorted(set(families) - set(defaults))
+    orphans = sorted(set(families) - set(defaults) - {PIXELS})
     if orphans:
         raise UsageError(f"no backend measures metric family {', '.join(orphans)}: a metric of a family of its own "
                          f"names the backend that measures it (default_backend)")
@@ -126,7 +127,7 @@ def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: l
 
     Each slot's backend embeds the inputs its family's metrics read (swaps, sources, targets, gallery), once;
     with ``progress``, one bar counts those crops."""
-    specs = [metric(m) for m in metric_names]
+    specs = [s for s in (metric(m) for m in metric_names) if not s.per_sequence]  # those: score_sequences
     needs = _inputs_by_family(specs)
     active = {s: b for s, b in backends.items() if slot_family(s) in needs}
     gallery_ok = [g for g in gallery if g.id in crops.crops]
@@ -163,6 +164,68 @@ def _store(spec: MetricDef, values: Any, inputs: MetricInputs, key: str, per_sam
                          f"{'clips' if spec.aggregate == 'per_clip' else 'pairs'}")
     for row, value in zip(rows, values):
         per_sample[row][key] = None if value is None else finite(value)
+
+
+def _scored_run(sequence: tuple[str, ...], index: dict[str, int]) -> list[int]:
+    """Indices into the scored pairs of the longest run of consecutive frames of ``sequence`` that were scored (a
+    failed frame or ``--limit`` cuts a sequence; a value never spans a missing frame)."""
+    best: list[int] = []
+    run: list[int] = []
+    for pair_id in sequence:
+        run = run + [index[pair_id]] if pair_id in index else []
+        best = run if len(run) > len(best) else best
+    return best
+
+
+def _per_run(spec: MetricDef, swap: np.ndarray, target: np.ndarray, runs: list[list[int]]) -> list[float | None]:
+    """``spec``'s compute over each run's rows of the per-frame features ``swap`` and ``target``; None under two
+    frames."""
+    return [finite(spec.run_sequence(swap[run], target[run])) if len(run) > 1 else None for run in runs]
+
+
+def _pixels(spec: MetricDef, swap_crops: list[np.ndarray], target_crops: list[np.ndarray], runs: list[list[int]],
+            template: str) -> list[float | None]:
+    """``spec``'s compute on each run's crops in the template's face mask, stacking one run's crops at a time; None
+    under two frames."""
+    mask = face_mask(template, swap_crops[0].shape[0])
+    return [finite(spec.run_sequence(np.stack([swap_crops[k] for k in run]), np.stack([target_crops[k] for k in run]),
+                                     mask)) if len(run) > 1 else None for run in runs]
+
+
+def score_sequences(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair],
+                    swaps: list[np.ndarray], crops: CropStore, sequences: list[tuple[str, ...]],
+                    method_template: str) -> list[dict[str, Any]]:
+    """The temporal figures of each frame sequence that has a scored frame: its source, first and last target
+    frame, frame count and values (None under two frames). Swaps and targets are both measured on crops in the
+    method's template (the target's method crop is what an unchanged target returns), so the target's own motion
+    cancels exactly; identity and pose jitter once per backend slot of their family, flicker in the template's
+    face mask."""
+    specs = [s for s in (metric(m) for m in metric_names) if s.per_sequence]
+    index = {p.id: i for i, p in enumerate(scored)}
+    runs = [run for run in (_scored_run(seq, index) for seq in sequences) if run] if specs else []
+    if not runs:
+        return []
+    used = sorted({i for run in runs for i in run})
+    row_of = {i: k for k, i in enumerate(used)}
+    rows = [[row_of[i] for i in run] for run in runs]
+    swap_crops = [swaps[i] for i in used]
+    target_crops = [crops.method_crop(scored[i].target) for i in used]
+    values: list[dict[str, float | None]] = [{} for _ in runs]
+    for slot_name, backend in backends.items():
+        jitters = [s for s in specs if s.family == slot_family(slot_name)]
+        if not jitters:
+            continue
+        f_swap = backend_features(backend, swap_crops, method_template)
+        f_target = backend_features(backend, target_crops, method_template)
+        for spec in jitters:
+            for row, value in zip(values, _per_run(spec, f_swap, f_target, rows)):
+                row[figure_key(spec.name, slot_name)] = value
+    for spec in [s for s in specs if s.family == PIXELS]:
+        for row, value in zip(values, _pixels(spec, swap_crops, target_crops, rows, method_template)):
+            row[spec.name] = value
+    return [{"source": scored[run[0]].source.id, "first_target": scored[run[0]].target.id,
+             "last_target": scored[run[-1]].target.id, "frames": len(run), "values": row}
+            for run, row in zip(runs, values)]
 
 
 def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:

@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     import numpy as np
 
 INPUTS = ("swap", "source", "target", "gallery", "frames")
+# the family of metrics that read the crops themselves (flicker): no backend measures it
+PIXELS = "pixels"
 Input = Literal["swap", "source", "target", "gallery", "frames"]
 Value = Union[float, None]
 
@@ -70,7 +72,8 @@ Compute = Callable[[MetricInputs, "MetricDef"], Union[Sequence[Value], Value]]
 @dataclass(frozen=True)
 class MetricDef:
     name: str
-    family: str  # the backend family whose features it reads ("identity", "pose", ... or a plugin's own)
+    family: str  # the backend family whose features it reads ("identity", "pose", ... or a plugin's own); "pixels":
+    # the crops themselves, no backend (flicker)
     variant: str  # what exactly is computed; part of the comparability key
     higher_is_better: bool
     inputs: tuple[Input, ...]  # what it reads, a subset of INPUTS
@@ -81,6 +84,10 @@ class MetricDef:
     label: str = "{backend}"  # what the figure is printed under; {backend} is the measuring backend's label
     top_k: int | None = None  # retrieval metrics: how many nearest gallery entries count as a hit
     default_backend: str | None = None  # for a family fsbench has no default backend for: the one a run uses
+    # temporal metrics: one value per frame sequence, computed by fsbench.scoring.score_sequences from the
+    # sequence's swaps and targets (compute(swap, target) on per-frame features, or on crops and a face mask for
+    # pixels), summarised over sequences
+    per_sequence: bool = False
 
     @property
     def per_sample(self) -> bool:
@@ -90,13 +97,20 @@ class MetricDef:
     def printed_label(self, backend_label: str) -> str:
         return self.label.replace("{backend}", backend_label)
 
+    def _function(self) -> Callable:
+        if isinstance(self.compute, str):
+            module, _, attr = self.compute.partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return self.compute
+
     def run(self, inputs: MetricInputs) -> Sequence[Value] | Value:
         """The compute's values for one backend slot (see :data:`Compute`)."""
-        compute = self.compute
-        if isinstance(compute, str):
-            module, _, attr = compute.partition(":")
-            compute = getattr(importlib.import_module(module), attr)
-        return compute(inputs, self)
+        return self._function()(inputs, self)
+
+    def run_sequence(self, *arrays: np.ndarray) -> float:
+        """A temporal metric's value for one frame sequence: its compute on the sequence's swap and target
+        (per-frame features, or crops and a face mask for pixels)."""
+        return self._function()(*arrays)
 
 
 # A top-k retrieval figure is printed only when its gallery holds at least this many identities per k: with fewer,
@@ -156,6 +170,18 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
               ("swap", "gallery"), _C + "frechet_to_gallery",
               "Fréchet distance between feature statistics of the swapped faces and the reference set of real "
               "faces; printed under the backend's label (FID only for the Inception backend)", "set"),
+    MetricDef("id_jitter", "identity", "mean 1 − cos of consecutive swaps' embeddings minus the target's", False,
+              ("swap", "target", "frames"), "fsbench.metrics.temporal:identity_jitter",
+              "identity jitter: how much more the swap's identity embedding changes from frame to frame than the "
+              "target's; 0 for an unchanged target", unit="cosine distance", per_sequence=True),
+    MetricDef("pose_jitter", "pose", "mean L2 of (swap's − target's) frame-to-frame change of (yaw, pitch, roll)",
+              False, ("swap", "target", "frames"), "fsbench.metrics.temporal:pose_jitter",
+              "pose jitter: head motion of the swap beyond the target's own, per pair of consecutive frames; 0 for "
+              "an unchanged target", unit="degrees", per_sequence=True),
+    MetricDef("flicker", PIXELS, "mean |frame difference| in the face mask, swap minus target", False,
+              ("swap", "target", "frames"), "fsbench.metrics.temporal:flicker",
+              "flicker: frame-difference energy of the swapped crops inside the face mask beyond the target's; 0 "
+              "for an unchanged target", unit="8-bit levels", label="pixels", per_sequence=True),
 ]}
 for _spec in METRICS.values():
     registry.metric_definitions.register(_spec.name, _spec)
@@ -206,6 +232,9 @@ def reported(own: Sequence[str], provided: Sequence[str] | frozenset[str]) -> tu
     extra = [m.name for m in plugin_metrics() if set(m.inputs) <= set(provided) and m.name not in own]
     return tuple(own) + tuple(extra)
 
+# the temporal metrics a video protocol reports when its target frames are consecutive
+TEMPORAL_METRICS = ("id_jitter", "pose_jitter", "flicker")
+
 
 def slot(family: str, backend: str | None = None) -> str:
     """The slot of a backend: ``family`` for the primary one (``backend`` None), ``family@backend`` otherwise."""
@@ -233,7 +262,18 @@ def figure_slot(key: str) -> str:
     return slot(figure_metric(key).family, backend or None)
 
 
+def figure_label(backends: dict[str, dict], key: str) -> str:
+    """The label a figure is printed under (``backends``: slot → backend record): its declaration's label with the
+    measuring backend's, or the declaration's own for a metric of pixels, which no backend measures."""
+    spec = figure_metric(key)
+    if spec.family == PIXELS:
+        return spec.label
+    return spec.printed_label(backends[figure_slot(key)]["label"])
+
+
 def figures(metric_names: Sequence[str], slots: Sequence[str]) -> list[str]:
-    """Every figure a run reports: each metric once per slot of its family, the primary slot's first."""
+    """Every figure a run reports: each metric once per slot of its family, the primary slot's first; a metric of
+    pixels, which no backend measures, once under its own name."""
     ordered = sorted(slots, key=lambda s: "@" in s)
-    return [figure_key(m, s) for m in metric_names for s in ordered if metric(m).family == slot_family(s)]
+    return [figure_key(m, s) for m in metric_names for s in (ordered if metric(m).family != PIXELS else [PIXELS])
+            if metric(m).family == slot_family(s)]

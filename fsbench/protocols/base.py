@@ -61,6 +61,9 @@ class ProtocolData:
     variant: dict[str, Any] = field(default_factory=dict)  # choices that change figures (recorded)
     failures: dict[str, str] = field(default_factory=dict)  # videos or pairs that could not be enumerated
     same_person: list[tuple[Item, Item]] = field(default_factory=list)  # real pairs scored as a ceiling (LFW)
+    # the ids of the pairs that form each frame sequence (one source onto consecutive frames of one target clip), in
+    # frame order; the temporal metrics are computed per sequence
+    sequences: list[tuple[str, ...]] = field(default_factory=list)
 
 
 class Protocol(ABC):
@@ -72,6 +75,7 @@ class Protocol(ABC):
     # come in clips of consecutive frames adds "frames"
     inputs: frozenset[str] = frozenset({"swap", "source", "target", "gallery"})
     needs_data_root: bool = False
+    variant_tag: str = ""  # set by options that change what is measured; it names the results file apart
 
     def reported_metrics(self) -> tuple[str, ...]:
         """Its own metrics, then every metric another package declares whose inputs it gives."""
@@ -91,6 +95,14 @@ def _options_of(cls: type[Protocol]) -> list[str]:
     return [p.name for p in params if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
+def _taken_by(option: str) -> str:
+    """``; frames is an option of ffpp, mini-video``: the protocols that take ``option``, if any."""
+    from fsbench import registry
+
+    takers = [n for n in registry.protocols.names() if option in _options_of(registry.protocols.get(n))]
+    return f"; {option} is an option of {', '.join(takers)}" if takers else ""
+
+
 def create(name: str, options: dict[str, str], data_root: Path | None) -> Protocol:
     """The protocol ``name`` with ``options``; an option it does not take, or a data root given to a protocol of
     embedded data (which would ignore it), is a ValueError naming what it does take."""
@@ -105,5 +117,6 @@ def create(name: str, options: dict[str, str], data_root: Path | None) -> Protoc
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
-        raise UsageError(f"protocol '{name}' does not take options {', '.join(unknown)}: {takes}")
+        raise UsageError(f"protocol '{name}' does not take options {', '.join(unknown)}: {takes}"
+                         + "".join(_taken_by(option) for option in unknown))
     return cls(**options)

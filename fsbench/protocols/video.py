@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from fsbench.errors import UsageError
+from fsbench.metrics.definitions import TEMPORAL_METRICS
 from fsbench.protocols.base import Item, Pair, Protocol, ProtocolData
 from fsbench.protocols.stills import STILLS_METRICS
 
@@ -26,56 +28,119 @@ class Video:
         return Item(self.id, self.identity, asset=self.asset, path=self.path).file()
 
 
-def sample_frames(video: Video, frames: int) -> list[Item]:
-    """``frames`` evenly spaced frames of the clip as items; raises FaceError if the video cannot be read."""
+@dataclass(frozen=True)
+class FrameChoice:
+    """Which target frames a video protocol swaps: ``count`` evenly spaced over the clip (``frames=10``, the
+    default), or ``count`` consecutive ones from the middle of the clip (``frames=consecutive:16``), whose swaps of
+    one source then form a frame sequence scored for temporal consistency. The source frame and the gallery stay
+    the evenly spaced ones of the default either way."""
+
+    count: int = FRAMES_PER_VIDEO
+    consecutive: bool = False
+
+    @staticmethod
+    def parse(text: str | int) -> "FrameChoice":
+        value = str(text)
+        consecutive = value.startswith("consecutive:")
+        count = value.removeprefix("consecutive:")
+        if not count.isdigit() or int(count) < (2 if consecutive else 1):
+            raise UsageError(f"--protocol-option frames={value}: expected a number of evenly spaced target frames "
+                             f"(frames=10) or consecutive:N with N >= 2 (frames=consecutive:16)")
+        return FrameChoice(int(count), consecutive)
+
+    def variant(self) -> dict[str, str]:
+        """What the variant records beyond the default's keys; nothing for evenly spaced frames."""
+        if not self.consecutive:
+            return {}
+        return {"target_frames": f"{self.count} consecutive frames from the middle of each target clip",
+                "sequences": "the swaps of one source onto the consecutive frames of one target clip, in frame "
+                             "order; temporal metrics per sequence"}
+
+
+def sample_frames(video: Video, frames: int, consecutive: bool = False) -> list[Item]:
+    """``frames`` evenly spaced frames of the clip (or, ``consecutive``, that many consecutive frames from its
+    middle) as items; raises FaceError if the video cannot be read."""
     from fsbench.faces import io
 
     end = video.end if video.end is not None else io.video_frame_count(video.file())
-    indices = [video.start + i for i in io.evenly_spaced(end - video.start, frames)]
-    return [Item(id=f"{video.id}#{i}", identity=video.identity, asset=video.asset, path=video.path, frame=i)
-            for i in indices]
+    length = end - video.start
+    first = max(0, (length - frames) // 2)
+    offsets = range(first, min(length, first + frames)) if consecutive else io.evenly_spaced(length, frames)
+    return [Item(id=f"{video.id}#{video.start + i}", identity=video.identity, asset=video.asset, path=video.path,
+                 frame=video.start + i) for i in offsets]
 
 
-def video_protocol_data(videos: list[Video], swap_pairs: list[tuple[str, str]], frames: int,
-                        dataset: dict, variant: dict) -> ProtocolData:
-    """Pairs are (target video id, source video id); each sampled target frame is swapped with the source frame."""
+def _sample_videos(videos: list[Video], frames: FrameChoice) -> tuple[dict, dict, dict[str, str]]:
+    """Per readable video its evenly spaced frames (source frame and gallery) and its target frames; the videos
+    that could not be read, with the reason."""
     from fsbench.faces.errors import FaceError
 
     sampled: dict[str, list[Item]] = {}
+    targets: dict[str, list[Item]] = {}
     failures: dict[str, str] = {}
     for video in videos:
         try:
-            sampled[video.id] = sample_frames(video, frames)
+            sampled[video.id] = sample_frames(video, FRAMES_PER_VIDEO if frames.consecutive else frames.count)
+            targets[video.id] = (sample_frames(video, frames.count, consecutive=True) if frames.consecutive
+                                 else sampled[video.id])
         except FaceError as err:
             failures[video.id] = f"{type(err).__name__}: {err}"
-    pairs = []
+    return sampled, targets, failures
+
+
+def video_protocol_data(videos: list[Video], swap_pairs: list[tuple[str, str]], frames: FrameChoice,
+                        dataset: dict, variant: dict) -> ProtocolData:
+    """Pairs are (target video id, source video id); each target frame is swapped with the source frame. With
+    consecutive target frames, the pairs of each (target, source) form a frame sequence."""
+    sampled, targets, failures = _sample_videos(videos, frames)
+    pairs, sequences = [], []
     for target, source in swap_pairs:
         missing = [v for v in (target, source) if v not in sampled]
         if missing:
             failures[f"{target}_{source}"] = "unreadable or missing video: " + ", ".join(missing)
             continue
         src_item = sampled[source][min(SOURCE_FRAME, len(sampled[source]) - 1)]
-        pairs.extend(Pair(src_item, tgt_item) for tgt_item in sampled[target])
+        sequence = [Pair(src_item, tgt_item) for tgt_item in targets[target]]
+        pairs.extend(sequence)
+        if frames.consecutive:
+            sequences.append(tuple(p.id for p in sequence))
     gallery = [item for items in sampled.values() for item in items]
-    variant = {**variant, "frames_per_target": frames,
-               "source_frame": f"sampled frame {SOURCE_FRAME} of {frames} of the source video",
-               "gallery": f"{frames} sampled frames of every readable real video", "retrieval_label": "identity"}
-    return ProtocolData(pairs, gallery, dataset, variant, failures)
+    n_gallery = FRAMES_PER_VIDEO if frames.consecutive else frames.count
+    variant = {**variant, "frames_per_target": frames.count,
+               "source_frame": f"sampled frame {SOURCE_FRAME} of {n_gallery} of the source video",
+               "gallery": f"{n_gallery} sampled frames of every readable real video", "retrieval_label": "identity",
+               **frames.variant()}
+    return ProtocolData(pairs, gallery, dataset, variant, failures, sequences=sequences)
 
 
-class FFPP(Protocol):
+class VideoProtocol(Protocol):
+    """A protocol over video clips; its ``frames`` option chooses the target frames (:class:`FrameChoice`)."""
+
+    metrics = VIDEO_METRICS
+    frames: FrameChoice
+
+    def choose_frames(self, frames: str | int) -> None:
+        """With consecutive target frames the protocol also reports the temporal metrics, in a results file of
+        its own; the default's metrics, version and file name are those of evenly spaced frames."""
+        self.frames = FrameChoice.parse(frames)
+        if self.frames.consecutive:
+            self.metrics = VIDEO_METRICS + TEMPORAL_METRICS
+            self.variant_tag = f"consecutive{self.frames.count}"
+
+
+class FFPP(VideoProtocol):
     """FaceForensics++ face-swap protocol on the user's copy (``--data-root``)."""
 
     name = "ffpp"
     version = 1
     description = ("FaceForensics++: the 1000 manipulated-video pairs <target>_<source> (or a splits json), "
                    "10 evenly spaced target frames, gallery = 10 frames of every original video")
-    metrics = VIDEO_METRICS
     needs_data_root = True
 
     def __init__(self, compression: str = "c23", splits: str | None = None, split: str = "test",
-                 frames: int = FRAMES_PER_VIDEO) -> None:
-        self.compression, self.splits, self.split, self.frames = compression, splits, split, int(frames)
+                 frames: str | int = FRAMES_PER_VIDEO) -> None:
+        self.compression, self.splits, self.split = compression, splits, split
+        self.choose_frames(frames)
 
     def build(self, data_root: Path | None, seed: int) -> ProtocolData:
         from fsbench.data.ffpp import FFPPDataset
@@ -88,17 +153,16 @@ class FFPP(Protocol):
                                     "gallery frame comes from the source video"})
 
 
-class MiniVideo(Protocol):
+class MiniVideo(VideoProtocol):
     """FF++-shaped protocol on the embedded test videos: each clip is a video, identities cross videos."""
 
     name = "mini-video"
     version = 1
     description = ("embedded test videos cut into clips: every clip as target, the first clip of every other test "
                    "identity as source, 10 evenly spaced frames per clip, retrieval across videos by identity")
-    metrics = VIDEO_METRICS
 
-    def __init__(self, frames: int = FRAMES_PER_VIDEO) -> None:
-        self.frames = int(frames)
+    def __init__(self, frames: str | int = FRAMES_PER_VIDEO) -> None:
+        self.choose_frames(frames)
 
     def build(self, data_root: Path | None, seed: int) -> ProtocolData:
         from fsbench.data import mini

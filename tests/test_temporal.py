@@ -1,0 +1,121 @@
+"""Temporal consistency on video protocols: consecutive target frames form sequences; an unchanged target reads 0
+excess, per-frame noise raises every figure, and protocols without video refuse the option."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fsbench import registry, results
+from fsbench.cli import main
+from fsbench.faces.crops import CropStore
+from fsbench.metrics import temporal
+from fsbench.protocols.video import MiniVideo
+from fsbench.scoring import score_sequences
+
+TEMPORAL = ("id_jitter", "pose_jitter", "flicker")
+
+
+@pytest.fixture(scope="module")
+def sequence():
+    """The first sequence of mini-video with 16 consecutive target frames: its pairs and their crops."""
+    data = MiniVideo(frames="consecutive:16").build(None, 0)
+    ids = set(data.sequences[0])
+    pairs = [p for p in data.pairs if p.id in ids]
+    crops = CropStore("ffhq-256", 256)
+    crops.prepare({i.id: i for p in pairs for i in (p.source, p.target)}.values(), progress=False)
+    assert not crops.failures
+    return pairs, crops, data.sequences[0]
+
+
+@pytest.fixture(scope="module")
+def backends():
+    return {"identity": registry.metrics.get("dlib")(), "pose": registry.metrics.get("hopenet-shufflenet")()}
+
+
+def _scores(sequence, backends, swaps):
+    pairs, crops, ids = sequence
+    rows = score_sequences(TEMPORAL, backends, pairs, swaps, crops, [ids], "ffhq-256")
+    assert len(rows) == 1 and rows[0]["frames"] == len(pairs)
+    return rows[0]["values"]
+
+
+def test_the_option_takes_consecutive_frames_and_keeps_the_default_unchanged():
+    default, consecutive = MiniVideo().build(None, 0), MiniVideo(frames="consecutive:16").build(None, 0)
+    assert default.sequences == [] and "target_frames" not in default.variant
+    assert MiniVideo().metrics == MiniVideo.metrics and MiniVideo().variant_tag == ""
+    assert [g.id for g in consecutive.gallery] == [g.id for g in default.gallery]  # same gallery and source frames
+    assert {p.source.id for p in consecutive.pairs} == {p.source.id for p in default.pairs}
+    by_id = {p.id: p for p in consecutive.pairs}
+    assert len(consecutive.sequences) * 16 == len(consecutive.pairs)
+    for seq in consecutive.sequences:
+        frames = [by_id[pid].target.frame for pid in seq]
+        assert frames == list(range(frames[0], frames[0] + 16))
+        assert len({by_id[pid].source.id for pid in seq}) == 1
+    assert "16 consecutive" in consecutive.variant["target_frames"]
+
+
+def test_an_unchanged_target_reads_zero_excess(sequence, backends):
+    pairs, crops, _ = sequence
+    values = _scores(sequence, backends, [crops.method_crop(p.target) for p in pairs])
+    assert set(values) == set(TEMPORAL)
+    for name in TEMPORAL:
+        assert values[name] == pytest.approx(0.0, abs=1e-6), name
+
+
+def test_per_frame_noise_raises_every_figure(sequence, backends):
+    pairs, crops, _ = sequence
+    targets = [crops.method_crop(p.target).astype(np.float32) for p in pairs]
+    figures = []
+    for level in (3.0, 10.0, 30.0):  # standard deviation of Gaussian noise, 8-bit levels, drawn anew per frame
+        rng = np.random.default_rng(0)
+        noisy = [np.clip(t + rng.normal(0, level, t.shape), 0, 255).round().astype(np.uint8) for t in targets]
+        figures.append(_scores(sequence, backends, noisy))
+    for name in TEMPORAL:
+        series = [f[name] for f in figures]
+        assert 0 < series[0] < series[1] < series[2], (name, series)
+
+
+def test_feature_noise_raises_the_jitters():
+    rng = np.random.default_rng(1)
+    steps = np.cumsum(rng.normal(0, 1, (16, 3)), axis=0)  # a head that moves
+    embeddings = rng.normal(0, 1, (16, 128)) * 0.1 + rng.normal(0, 1, 128)
+    for fn, target in ((temporal.pose_jitter, steps), (temporal.identity_jitter, embeddings)):
+        assert fn(target, target) == 0.0
+        series = [fn(target + rng.normal(0, level, target.shape), target) for level in (0.05, 0.2, 0.8)]
+        assert 0 < series[0] < series[1] < series[2], (fn.__name__, series)
+
+
+def test_a_sequence_needs_two_frames_and_matching_shapes():
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        temporal.pose_jitter(np.zeros((1, 3)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="face mask"):
+        temporal.flicker(np.zeros((2, 4, 4, 3)), np.zeros((2, 4, 4, 3)), np.zeros((4, 4)))
+
+
+def test_copy_target_run_reports_the_temporal_figures(tmp_path, capsys):
+    code = main(["run", "--method", "copy-target", "--protocol", "mini-video", "--protocol-option",
+                 "frames=consecutive:16", "--limit", "16", "--out", str(tmp_path), "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    result = json.loads((tmp_path / "copy-target__mini-video-v1-consecutive16__seed0.json").read_text())
+    assert result["protocol"]["variant"]["frames"] == "consecutive:16" and len(result["sequences"]) == 1
+    for key in ("id_jitter", "id_jitter@arcface-mbf", "pose_jitter", "pose_jitter@mediapipe-pose", "flicker"):
+        agg = result["aggregates"][key]
+        assert agg["per"] == "sequence" and agg["n"] == 1 and agg["mean"] == pytest.approx(0.0, abs=1e-6), key
+        assert key in out
+    paired = results.compare(result, result)["pose_jitter"]  # compared sequence by sequence
+    assert paired["paired"] and paired["n"] == 1 and paired["diff"] == 0.0
+
+
+@pytest.mark.parametrize("protocol, option, message", [
+    ("mini-stills", "frames=consecutive:16", "frames is an option of ffpp, mini-video"),
+    ("mini-video", "frames=consecutive:1", "consecutive:N with N >= 2"),
+    ("mini-video", "frames=often", "expected a number of evenly spaced target frames"),
+])
+def test_the_option_is_refused_in_one_line(protocol, option, message, tmp_path, capsys):
+    code = main(["run", "--method", "copy-target", "--protocol", protocol, "--protocol-option", option,
+                 "--out", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
