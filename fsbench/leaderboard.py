@@ -478,7 +478,7 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
             problems += [f"{wild.SHEET}: {method} on {pair}: {why}" for pair, why in wild.store(method, folder).items()]
         for protocol in () if wild_only else EMBEDDED:
             version = registry.protocols.get(protocol).version
-            name = f"{card.name}__{protocol}-v{version}__seed0.json"
+            name = results.file_name(card.name, protocol, version, 0)
             if not (folder / name).is_file() or _rerun(results.load(folder / name)):
                 path, _ = run(RunConfig(method=method, protocol=protocol, out=runs, progress=progress))
                 if path is None:  # a rank > 0 under torchrun

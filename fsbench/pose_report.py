@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from fsbench.errors import UsageError
+
 ANGLES = ("yaw", "pitch", "roll")
 DEFAULT_SETS = ("mini-video", "portraits")
 _MIRROR_SIGNS = np.array([-1.0, 1.0, -1.0])  # yaw and roll flip under a mirror, pitch stays
@@ -78,7 +80,7 @@ def pose_report(backends: list[str] | None = None, sets: tuple[str, ...] = DEFAU
     for name in names:
         family = registry.metrics.get(name).info.family
         if family != "pose":
-            raise ValueError(f"'{name}' measures {family}, not pose: the report compares pose backends")
+            raise UsageError(f"'{name}' measures {family}, not pose: the report compares pose backends")
     nets = {name: registry.metrics.get(name)(device="cpu") for name in names}
     report: dict[str, Any] = {"backends": {n: nets[n].info.label for n in names}, "sets": {}}
     for protocol in sets:

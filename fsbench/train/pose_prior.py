@@ -3,13 +3,13 @@ crops, so that a generator can be told to keep the target's pose.
 
 Why: a swap takes a share of the source's head pose when the identity loss's recognisers are not pose-invariant
 (the monitor's ``pose_from_source`` measures that share).
-MediaPipe, which scores pose, is not differentiable; this network is its stand-in. It sees training identities
+MediaPipe's pose is not differentiable; this network is its stand-in. It sees training identities
 only (it is fitted on the training crops), and the loss runs it on both the swap and the target, so a bias it has
 on a face cancels.
 
-Its labels are MediaPipe's, the benchmark's pose metric, so a method trained with this term is scored on pose by the
-network its loss imitates (a generator can fool this small network without fooling MediaPipe, but the two are not
-independent). dlib's 68 landmarks with a perspective-n-point fit to a generic 3-D head would be an independent
+Its labels are MediaPipe's, the benchmark's second pose column (``pose_error@mediapipe-pose``), so that column is
+not independent of a method trained with this term; the default ``pose_error`` (``hopenet-shufflenet``) never takes
+part in training. dlib's 68 landmarks with a perspective-n-point fit to a generic 3-D head would be an independent
 teacher, but they agree with MediaPipe on yaw and hardly on pitch and roll.
 """
 from __future__ import annotations
