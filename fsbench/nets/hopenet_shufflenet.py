@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from fsbench.faces.align import template_to_template
-from fsbench.nets.hopenet import IMAGENET_MEAN, IMAGENET_STD, NUM_BINS
+from fsbench.nets.hopenet import NUM_BINS, box_in_crop
+from fsbench.nets.imagenet import cut_and_resize
 
 INPUT_SIZE = 224
 # YuNet's face box (left, top, right, bottom) in ffhq-256 crop coordinates at 256: the per-coordinate median
@@ -95,11 +94,8 @@ def load_hopenet_shufflenet(path: str | Path, threads: int | None = None) -> Pos
 def input_box(template: str, size: int) -> tuple[int, int, int, int]:
     """The enlarged face box, clipped to the crop (left, top, right, bottom; integer pixels, right/bottom
     exclusive), that ``lib/fr_pose.js`` would cut from an image that is a ``template`` crop of side ``size``."""
-    m = template_to_template("ffhq-256", 256, template, size)
-    x0, y0, x1, y1 = FACE_BOX_FFHQ256
-    centre = m[:, :2] @ np.array([(x0 + x1) / 2, (y0 + y1) / 2]) + m[:, 2]
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # templates are upright: rotation is negligible
-    half_w, half_h = (x1 - x0) * scale * (0.5 + ENLARGE), (y1 - y0) * scale * (0.5 + ENLARGE)
+    centre, half_w, half_h = box_in_crop(FACE_BOX_FFHQ256, template, size)
+    half_w, half_h = half_w * (1 + 2 * ENLARGE), half_h * (1 + 2 * ENLARGE)
     left, top = int(centre[0] - half_w), int(centre[1] - half_h)
     right, bottom = int(centre[0] + half_w), int(centre[1] + half_h)
     return max(left, 0), max(top, 0), min(right, size), min(bottom, size)
@@ -107,9 +103,4 @@ def input_box(template: str, size: int) -> tuple[int, int, int, int]:
 
 def preprocess(crops: torch.Tensor, template: str) -> torch.Tensor:
     """``B×3×224×224`` network input from ``B×3×S×S`` RGB crops in [0, 1] aligned with ``template``."""
-    left, top, right, bottom = input_box(template, crops.shape[-1])
-    x = F.interpolate(crops[..., top:bottom, left:right], size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
-                      align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return cut_and_resize(crops, input_box(template, crops.shape[-1]), INPUT_SIZE)

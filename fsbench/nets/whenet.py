@@ -41,13 +41,11 @@ from torch import nn
 from fsbench.errors import UsageError
 from fsbench.faces.align import realign
 from fsbench.faces.templates import TEMPLATES
+from fsbench.nets.imagenet import cut_and_resize, expected_angle
 
 YAW_BINS, PITCH_ROLL_BINS = 120, 66
-BIN_WIDTH = 3.0  # degrees
 YAW_OFFSET, PITCH_ROLL_OFFSET = 180.0, 99.0
 INPUT_SIZE = 224
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 BN_EPS = 1e-3  # Keras' BatchNormalization default, which qubvel's EfficientNet keeps
 SE_RATIO = 0.25
 FEATURE_DIM = 1280
@@ -138,11 +136,8 @@ class WHENet(nn.Module):
 
 def degrees(logits: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """``B×3`` (yaw, pitch, roll) in degrees: the softmax expectation of each head's bins (the official code)."""
-    out = []
-    for x, offset in zip(logits, (YAW_OFFSET, PITCH_ROLL_OFFSET, PITCH_ROLL_OFFSET)):
-        idx = torch.arange(x.shape[-1], dtype=x.dtype, device=x.device)
-        out.append((F.softmax(x, dim=-1) * idx).sum(-1) * BIN_WIDTH - offset)
-    return torch.stack(out, dim=1)
+    offsets = (YAW_OFFSET, PITCH_ROLL_OFFSET, PITCH_ROLL_OFFSET)
+    return torch.stack([expected_angle(x, offset) for x, offset in zip(logits, offsets)], dim=1)
 
 
 def _read(path: Path) -> list[tuple[str, dict[str, np.ndarray]]]:
@@ -264,9 +259,4 @@ def preprocess(crops: torch.Tensor, template: str) -> torch.Tensor:
     a tight crop such as ``arcface-112`` holds less than the head box)."""
     if template != FRAME_TEMPLATE or crops.shape[-1] != FRAME_SIZE:
         crops = realign(crops, template, FRAME_TEMPLATE, FRAME_SIZE)
-    left, top, right, bottom = input_box(FRAME_TEMPLATE, FRAME_SIZE)
-    x = F.interpolate(crops[..., top:bottom, left:right], size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
-                      align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return cut_and_resize(crops, input_box(FRAME_TEMPLATE, FRAME_SIZE), INPUT_SIZE)

@@ -12,13 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsbench.api import UsageError
+from fsbench.nets import imagenet
 
 ID_MARGIN = 0.02
 # the public code's VGG-loss weights for relu1_1 … relu5_1; the MobileNetV2 substitute uses the same five weights
 # for five feature maps at strides 2, 4, 8, 16, 32
 PERCEPTUAL_WEIGHTS = (0.0, 0.6, 0.8, 1.0, 1.2)
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def identity_loss(cosine: torch.Tensor, margin: float = ID_MARGIN) -> torch.Tensor:
@@ -42,8 +41,6 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         self.slices = nn.ModuleList(slices)
         self.label = label
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
         for p in self.parameters():
             p.requires_grad_(False)
         self.eval()
@@ -52,7 +49,7 @@ class PerceptualLoss(nn.Module):
         return super().train(False)
 
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = ((x + 1) / 2 - self.mean) / self.std
+        x = imagenet.normalise((x + 1) / 2)
         out = []
         for s in self.slices:
             x = s(x)
