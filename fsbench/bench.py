@@ -163,7 +163,7 @@ def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
         entry["network"], count = native[name]
         entry["gflops_per_face"] = count() / 1e9
     else:
-        counter = FlopCounterMode(display=False)
+        counter = FlopCounterMode(display=False, custom_mapping=prepack.FLOP_FORMULAS)
         with counter, torch.no_grad():
             backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
         entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
