@@ -28,9 +28,9 @@ from fsbench.weights import (exported_metadata, load_weights, prefixed, read_wei
 
 __all__ = ["FsbenchError", "Method", "MethodCard", "TEMPLATES", "UsageError", "asset_path", "asset_sha256",
            "exported_metadata", "face_mask", "fold_batchnorm", "identity_encoder", "inference_dtype",
-           "interleaved_ms", "landmarks68", "load_mobilefacenet", "load_weights", "matmul_gflops", "native_bf16_cpu",
-           "prefixed", "prepack_convolutions", "read_weights", "realign", "recorded_architecture", "recorded_config",
-           "require_assets", "training_recognisers"]
+           "interleaved_ms", "landmarks68", "load_asset", "load_mobilefacenet", "load_weights", "matmul_gflops",
+           "native_bf16_cpu", "prefixed", "prepack_convolutions", "read_weights", "realign", "recorded_architecture",
+           "recorded_config", "require_assets", "training_recognisers"]
 
 
 @dataclass(frozen=True)
@@ -194,6 +194,16 @@ def require_assets(names: list[str], who: str) -> dict[str, Path]:
     from fsbench import assets
 
     return assets.require(names, who)
+
+
+def load_asset(name: str, **options: Any) -> Any:
+    """A reference asset (a file you supply) loaded by its own strict loader, ``options`` passed to the loader:
+    a parsed ONNX swap graph, or an insightface recogniser's onnxruntime session with its input size and
+    normalisation (``cuda=True`` puts it on the GPU). A wrong or missing file is one error naming it and the
+    command that fixes it."""
+    from fsbench import assets
+
+    return assets.load(name, **options)
 
 
 def asset_sha256(name: str) -> str:

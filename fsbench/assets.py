@@ -21,7 +21,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Any, Iterable, Literal
 
 from tqdm import tqdm
 
@@ -605,8 +605,9 @@ def require(names: Iterable[str], who: str) -> dict[str, Path]:
     return {n: path(n) for n in names}
 
 
-def _load_strictly(asset: Asset, path: Path):
-    """The asset's loader on ``path``; any failure is one AssetError naming the file and what was expected."""
+def _load_strictly(asset: Asset, path: Path, **options: Any):
+    """The asset's loader on ``path`` (with the loader's keyword ``options``); any failure is one AssetError naming
+    the file and what was expected."""
     if asset.loader is None:
         return path
     import importlib
@@ -615,7 +616,7 @@ def _load_strictly(asset: Asset, path: Path):
     try:
         with warnings.catch_warnings():  # torch's note on a pickle protocol precedes the refusal reported below
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return getattr(importlib.import_module(module), attr)(path)
+            return getattr(importlib.import_module(module), attr)(path, **options)
     except Exception as err:  # noqa: BLE001 - a wrong file fails in the unpickler, protobuf, scipy or torch
         raise AssetError(f"{path}: not {asset.filename} ({asset.purpose}): {_load_error_detail(err, path)}") from None
 
@@ -688,11 +689,12 @@ def _extract_and_tidy(asset: Asset) -> Path:
     return target
 
 
-def load(name: str):
+def load(name: str, **options: Any):
     """A reference asset loaded by its strict loader (a network in eval mode, a template array, a parsed ONNX
-    model); a wrong file is an :class:`AssetError` naming it, never a traceback from the unpickler."""
+    model), ``options`` passed to the loader (e.g. ``cuda=True`` for an ONNX recogniser); a wrong file is an
+    :class:`AssetError` naming it, never a traceback from the unpickler."""
     asset = get(name)
-    return _load_strictly(asset, path(name))
+    return _load_strictly(asset, path(name), **options)
 
 
 def sha256(name: str) -> str:

@@ -310,9 +310,19 @@ def build(root: Path = ROOT, check: bool = False) -> list[str]:
     return stale if check else problems
 
 
-# ID retrieval and cosine by dlib and by ArcFace side by side; the independent pose, then MediaPipe's
-HEADLINE_METRICS = ("id_top1_frame", "id_top1_frame@arcface-mbf", "id_cosine", "id_cosine@arcface-mbf",
-                    "pose_error", "pose_error@mediapipe-pose", "expression_error", "fd")
+# the index's headline metrics; each is shown by its family's primary backend and then by each further one
+HEADLINE_METRICS = ("id_top1_frame", "id_cosine", "pose_error", "expression_error", "fd")
+
+
+def headline_figures() -> list[str]:
+    """The figure names of the headline table: each of :data:`HEADLINE_METRICS` followed by its figures by the
+    further backends every run reports (``scoring.EXTRA_BACKENDS``): dlib's and ArcFace's identity side by side,
+    the independent pose, then MediaPipe's."""
+    from fsbench.metrics.definitions import figure_key, metric, slot
+    from fsbench.scoring import EXTRA_BACKENDS
+
+    return [figure_key(name, slot(metric(name).family, extra)) for name in HEADLINE_METRICS
+            for extra in (None, *EXTRA_BACKENDS.get(metric(name).family, ()))]
 
 
 def render_index(boards: dict[str, Board], wild_page: bool = False) -> str:
@@ -325,7 +335,7 @@ def render_index(boards: dict[str, Board], wild_page: bool = False) -> str:
              "rejected files.", ""]
     if order:
         board = boards[order[0]]
-        metrics = [m for m in HEADLINE_METRICS if m in board_figures(board)]
+        metrics = [m for m in headline_figures() if m in board_figures(board)]
         lines += [f"## Headline: [{board.protocol}]({board.protocol}.md) (protocol v{board.version})", "",
                   "| method | " + " | ".join(_metric_label(board, m) for m in metrics) + " |",
                   "|" + "---|" * (len(metrics) + 1)]

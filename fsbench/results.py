@@ -253,7 +253,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [f"{result['method']['name']} on {proto['name']} v{proto['version']}: "
              f"{result['counts']['pairs_scored']}/{result['counts']['pairs']} pairs scored, "
              f"{result['counts']['failures']} failures"]
-    lines += failure_lines(result) + cache_lines(result)
+    lines += failure_lines(result)
     width = max(len(k) for k in result["aggregates"]) if result["aggregates"] else 10
     for name, agg in result["aggregates"].items():
         spec = figure_metric(name)
@@ -286,13 +286,6 @@ def failure_lines(result: dict[str, Any], first: int = 3) -> list[str]:
     if len(rows) > first:
         lines.append(f"    ... {len(rows) - first} more in the results file (\"failures\", \"item_failures\")")
     return lines
-
-
-def cache_lines(result: dict[str, Any]) -> list[str]:
-    """``312 of 320 swaps from the cache`` when a run reused swaps an earlier run made."""
-    timings = result.get("timings", {})
-    cached, now = timings.get("from_cache", 0), timings.get("swapped_now", 0)
-    return [f"  {cached} of {cached + now} swaps from the cache (resumed)"] if cached else []
 
 
 def figure_index(result: dict[str, Any]) -> dict[tuple[str, str | None], str]:

@@ -63,10 +63,13 @@ def training_recognisers(encoder: str, metadata: Mapping[str, str]) -> tuple[str
     return tuple(dict.fromkeys((encoder, *loss)))
 
 
-def recorded_config(path: Path) -> dict[str, Any]:
-    """The training recipe an exported weights file records in its ``config`` metadata (plain values)."""
+def recorded_config(path: Path, metadata: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The training recipe an exported weights file records in its ``config`` metadata (plain values).
+    ``metadata``: the file's metadata where the caller has read it already (``exported_metadata(path, "config")``),
+    so that the file is read once."""
+    metadata = exported_metadata(path, "config") if metadata is None else metadata
     try:
-        config = json.loads(exported_metadata(path, "config")["config"])
+        config = json.loads(metadata["config"])
     except json.JSONDecodeError as err:
         raise UsageError(f"{path}: its recorded configuration is not JSON ({err})") from None
     if not isinstance(config, dict):
@@ -74,11 +77,12 @@ def recorded_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def recorded_architecture(cls: type[T], path: Path, method: str) -> T:
+def recorded_architecture(cls: type[T], path: Path, method: str, config: Mapping[str, Any] | None = None) -> T:
     """The architecture (a dataclass ``cls``) of the networks in an exported weights file: its recipe's ``arch``.
     The shipped files record their recipe flat, the architecture's fields among the others. A file that records
-    not every field of ``cls`` is another method's: a UsageError says so."""
-    recorded = recorded_config(path)
+    not every field of ``cls`` is another method's: a UsageError says so. ``config``: the file's
+    :func:`recorded_config` where the caller has read it already."""
+    recorded = recorded_config(path) if config is None else config
     values = recorded.get("arch", recorded)
     missing = [f.name for f in fields(cls) if f.name not in values]
     if missing:

@@ -66,6 +66,17 @@ def test_build_renders_rows_and_check_detects_staleness(tmp_path, stored):
     assert any("mini-stills.md is not what the results produce" in p for p in stale)
 
 
+def test_the_headline_follows_each_metric_with_every_further_backend_of_its_family(monkeypatch):
+    from fsbench import scoring
+
+    monkeypatch.setitem(scoring.EXTRA_BACKENDS, "pose", ("mediapipe-pose", "whenet"))
+    figures = leaderboard.headline_figures()
+    start = figures.index("pose_error")
+    assert figures[start:start + 4] == ["pose_error", "pose_error@mediapipe-pose", "pose_error@whenet",
+                                        "expression_error"]
+    assert figures[:2] == ["id_top1_frame", "id_top1_frame@arcface-mbf"]
+
+
 def test_foreign_invalid_and_incomparable_files_are_rejected_with_reason(tmp_path):
     _write(tmp_path, "a.json", _result("copy-target", 0.80))
     _write(tmp_path, "plugin.json", _result("their-method", 0.95))

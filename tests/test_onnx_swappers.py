@@ -40,23 +40,34 @@ def _tensor(name: str, shape: list) -> Any:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
 
 
-def recogniser(path: Path) -> Path:
-    """A stand-in for w600k_r50.onnx: N×3×112×112 → N×512 (16 px average pooling, then a linear map)."""
+def recogniser(path: Path, fc: np.ndarray | None = None) -> Path:
+    """A stand-in for w600k_r50.onnx: N×3×112×112 → N×512 (16 px average pooling, then the linear map ``fc``,
+    147×512, default random)."""
     nodes = [helper.make_node("AveragePool", ["input.1"], ["pooled"], kernel_shape=[16, 16], strides=[16, 16]),
              helper.make_node("Flatten", ["pooled"], ["flat"]),
              helper.make_node("MatMul", ["flat", "fc"], ["683"])]
     return _save(path, nodes, [_tensor("input.1", ["None", 3, 112, 112])], _tensor("683", ["None", 512]),
-                 [("fc", RNG.normal(size=(147, 512)))])
+                 [("fc", RNG.normal(size=(147, 512)) if fc is None else fc)])
 
 
-def converter(path: Path) -> Path:
-    """A stand-in for FaceFusion's crossface_*.onnx: ``input`` N×512 → N×512."""
+def colour_recogniser(path: Path) -> Path:
+    """A recogniser whose output is known in closed form: the mean of each input channel in its first three
+    dimensions, zeros in the rest. insightface feeds it ``(x − 127.5) / 127.5`` on 0..255 pixels, so a crop of one
+    colour ``c`` (RGB in [0, 1]) gives ``2c − 1`` there."""
+    fc = np.zeros((3, 49, 512))
+    for channel in range(3):
+        fc[channel, :, channel] = 1 / 49
+    return recogniser(path, fc.reshape(147, 512))
+
+
+def converter(path: Path, w: np.ndarray | None = None) -> Path:
+    """A stand-in for FaceFusion's crossface_*.onnx: ``input`` N×512 → N×512, ``input @ w`` (default random)."""
     nodes = [helper.make_node("MatMul", ["input", "w"], ["output"])]
     return _save(path, nodes, [_tensor("input", ["batch", 512])], _tensor("output", ["batch", 512]),
-                 [("w", RNG.normal(size=(512, 512)) / 20)])
+                 [("w", RNG.normal(size=(512, 512)) / 20 if w is None else w)])
 
 
-def swap_graph(path: Path, spec: Swapper, batch: int | str, mix: float, emap: bool = False) -> Path:
+def swap_graph(path: Path, spec: Swapper, batch: int | str, mix: float, emap: np.ndarray | None = None) -> Path:
     """``output`` = target (un-normalised when the output is in [0, 1]) + mix · (source @ w) on every pixel."""
     size = spec.size
     mean = np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1)
@@ -69,8 +80,8 @@ def swap_graph(path: Path, spec: Swapper, batch: int | str, mix: float, emap: bo
              helper.make_node("Add", ["base", "shift4"], ["output"])]
     inits = [("std", std), ("mean", mean), ("one", np.ones(1)), ("zero", np.zeros(1)),
              ("w", RNG.normal(size=(512, 3)) * mix), ("shape", np.array([-1, 3, 1, 1]))]
-    if emap:
-        inits.append(("emap", RNG.normal(size=(512, 512))))
+    if emap is not None:
+        inits.append(("emap", emap))
     path = _save(path, nodes, [_tensor("target", [batch, 3, size, size]), _tensor("source", [batch, 512])],
                  _tensor("output", [batch, 3, size, size]), inits)
     model = onnx.load(str(path))  # Reshape wants int64 shapes
@@ -89,7 +100,8 @@ def synthetic(tmp_path_factory):
         files = {"arcface-w600k-r50": recogniser(folder / "w600k_r50.onnx"),
                  "crossface-simswap": converter(folder / "crossface_simswap.onnx"),
                  "crossface-ghost": converter(folder / "crossface_ghost.onnx"),
-                 "inswapper": swap_graph(folder / "inswapper_128.onnx", SWAPPERS["inswapper"], 1, 0.05, emap=True),
+                 "inswapper": swap_graph(folder / "inswapper_128.onnx", SWAPPERS["inswapper"], 1, 0.05,
+                                         emap=RNG.normal(size=(512, 512))),
                  "simswap-256": swap_graph(folder / "simswap_256.onnx", SWAPPERS["simswap-256"], "N", 0.05)}
         for n in (1, 2, 3):
             files[f"ghost-{n}-256"] = swap_graph(folder / f"ghost_{n}_256.onnx", SWAPPERS[f"ghost-{n}-256"], "N", 0.05)
@@ -128,29 +140,45 @@ def test_a_wrong_file_is_refused_in_one_line(synthetic, capsys, monkeypatch):
     assert code == 2 and len(err.strip().splitlines()) == 1 and "inputs ['input.1']" in err
 
 
-def test_inswapper_embedding_is_the_normalised_emap_product(synthetic):
-    method = onnx_method.Inswapper()
-    source = _crops(3, 128)
-    crops = onnx_method.realign(source, "arcface-128", "arcface-112", 112)
-    raw = method.recogniser({"input.1": ((crops - 0.5) / 0.5).numpy()})
-    emap = numpy_helper.to_array(onnx.load(str(synthetic / "inswapper_128.onnx")).graph.initializer[-1])
-    expected = raw / np.linalg.norm(raw, axis=1, keepdims=True) @ emap
-    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
-    np.testing.assert_allclose(method.embed_identity(source).numpy(), expected, atol=1e-5)
+COLOUR = np.array([0.2, 0.65, 0.9], np.float32)  # a source crop of one colour: 2c − 1 = (−0.6, 0.3, 0.8)
+SHIFT = np.roll(np.eye(512), 1, axis=1)  # x @ SHIFT moves each entry one dimension on
+
+
+@pytest.fixture
+def known(synthetic, tmp_path, monkeypatch):
+    """The synthetic files with the colour recogniser, an emap that shifts by one dimension and converters
+    that triple their input, in an index of the test's own: every source embedding is known in closed form."""
+    (tmp_path / "reference.json").write_text((synthetic / "reference.json").read_text())
+    monkeypatch.setattr(assets, "_reference_index", lambda: tmp_path / "reference.json")
+    assets.add("arcface-w600k-r50", colour_recogniser(tmp_path / "w600k_r50.onnx"))
+    assets.add("inswapper", swap_graph(tmp_path / "inswapper_128.onnx", SWAPPERS["inswapper"], 1, 0.05, emap=SHIFT))
+    for name in ("crossface-simswap", "crossface-ghost"):
+        assets.add(name, converter(tmp_path / f"{name.replace('-', '_')}.onnx", 3 * np.eye(512)))
+
+
+def _one_colour(count: int, size: int) -> torch.Tensor:
+    return torch.from_numpy(COLOUR).view(1, 3, 1, 1).expand(count, 3, size, size).contiguous()
+
+
+def test_inswapper_embedding_is_the_normalised_emap_product(known):
+    """``unit(unit(raw) @ emap)``: the normalised colour, shifted one dimension on by the emap."""
+    raw = 2 * COLOUR - 1
+    expected = np.zeros(512, np.float32)
+    expected[1:4] = raw / np.linalg.norm(raw)
+    got = onnx_method.Inswapper().embed_identity(_one_colour(2, 128)).numpy()
+    np.testing.assert_allclose(got, np.stack([expected] * 2), atol=1e-5)
 
 
 @pytest.mark.parametrize("name, normalised", [("simswap-256", True), ("ghost-1-256", False)])
-def test_converted_embeddings(synthetic, name, normalised):
+def test_converted_embeddings(known, name, normalised):
+    """SimSwap's converted embedding is L2-normalised, GHOST's is the converter's output as it is: three times
+    the normalised colour."""
     method = onnx_method.SimSwap256() if name == "simswap-256" else onnx_method.Ghost1()
-    source = _crops(2, 256)
-    crops = onnx_method.realign(source, "arcface-112-v1", "arcface-112", 112)
-    raw = method.recogniser({"input.1": ((crops - 0.5) / 0.5).numpy()})
-    expected = method.converter({"input": raw})
-    norms = np.linalg.norm(expected, axis=1, keepdims=True)
-    expected = expected / norms if normalised else expected
-    got = method.embed_identity(source).numpy()
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    assert np.allclose(np.linalg.norm(got, axis=1), 1.0) == normalised
+    expected = np.zeros(512, np.float32)
+    expected[:3] = 3 * (2 * COLOUR - 1)
+    expected = expected / np.linalg.norm(expected) if normalised else expected
+    got = method.embed_identity(_one_colour(2, 256)).numpy()
+    np.testing.assert_allclose(got, np.stack([expected] * 2), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["inswapper", "simswap-256", "ghost-1-256"])
@@ -160,7 +188,7 @@ def test_normalisation_round_trip(synthetic, tmp_path, name, monkeypatch):
     (tmp_path / "reference.json").write_text((synthetic / "reference.json").read_text())
     monkeypatch.setattr(assets, "_reference_index", lambda: tmp_path / "reference.json")
     assets.add(spec.swap_file, swap_graph(tmp_path / f"{spec.upstream}.onnx", spec, 1 if name == "inswapper" else "N",
-                                          0.0, emap=spec.embedding == "emap"))
+                                          0.0, emap=RNG.normal(size=(512, 512)) if spec.embedding == "emap" else None))
     method = registry.create_method(name)
     target = _crops(2, spec.size, seed=2)
     torch.testing.assert_close(method.swap(_crops(2, spec.size), target), target, atol=1e-5, rtol=0)

@@ -63,10 +63,14 @@ def _tweaked_copy(src, dst):
     return dst
 
 
+def _shipped(cls: type) -> Path:
+    return Path(sys.modules[cls.__module__].__file__).parent / "weights" / cls.card.checkpoint
+
+
 @pytest.mark.parametrize("name", ["faceshifter", "mobilefsgan"])
 def test_a_weights_file_other_than_the_shipped_one_is_named_by_its_sha256(name, tmp_path):
     cls = registry.methods.get(name)
-    shipped = Path(sys.modules[cls.__module__].__file__).parent / "weights" / cls.card.checkpoint
+    shipped = _shipped(cls)
     same = registry.create_method(name, "cpu", Path(shutil.copy(shipped, tmp_path / "copy.safetensors")))
     assert same.card.name == name and same.card.checkpoint_sha256 == cls.card.checkpoint_sha256
     other = _tweaked_copy(shipped, tmp_path / "other.safetensors")
@@ -75,6 +79,22 @@ def test_a_weights_file_other_than_the_shipped_one_is_named_by_its_sha256(name, 
     assert method.card.name == f"{name}@{sha[:12]}"
     assert (method.card.checkpoint, method.card.checkpoint_sha256) == (str(other.resolve()), sha)
     assert cls.card.name == name  # the class's card is untouched
+
+
+@pytest.mark.parametrize("name", ["faceshifter", "mobilefsgan"])
+def test_a_weights_file_is_hashed_once_and_its_metadata_read_once_for_the_network_and_once_for_the_card(
+        name, tmp_path, monkeypatch):
+    from safetensors import safe_open
+
+    from fsbench import weights
+
+    other = _tweaked_copy(_shipped(registry.methods.get(name)), tmp_path / "other.safetensors")
+    hashed, opened = [], []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: hashed.append(self) or read_bytes(self))
+    monkeypatch.setattr(weights, "safe_open", lambda path, **kw: opened.append(path) or safe_open(path, **kw))
+    registry.create_method(name, "cpu", other)
+    assert hashed.count(other) == 1 and opened.count(str(other)) == 2
 
 
 class _Payload:

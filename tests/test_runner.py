@@ -153,6 +153,20 @@ def test_kill_and_resume_matches_an_uninterrupted_run(faces_dir, tmp_path, basel
     assert resumed["aggregates"] == uninterrupted["aggregates"]
 
 
+def test_a_resumed_run_says_once_how_many_swaps_come_from_the_cache(tmp_path, capsys):
+    from fsbench.cli import main
+
+    command = ["run", "--method", "copy-target", "--protocol", "mini-stills", "--limit", "2", "--quiet",
+               "--out", str(tmp_path)]
+    assert main(command) == 0
+    first = capsys.readouterr()
+    assert "from the cache" not in first.out + first.err
+    assert main(command) == 0
+    resumed = capsys.readouterr()
+    assert (resumed.out + resumed.err).count("from the cache") == 1
+    assert "mini-stills (1/1): 2 of 2 swaps from the cache" in resumed.err
+
+
 def test_two_ranks_give_the_same_aggregates(faces_dir, tmp_path, baseline_runs):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "fsbench", "run", "--method", "paste-source", "--protocol", "folder",

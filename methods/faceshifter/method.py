@@ -63,24 +63,25 @@ class FastFaceShifter(nn.Module):
         return self.net(target, z_src.to(self.dtype), z_tgt.to(self.dtype)).float().contiguous()
 
 
-def _card(path: Path) -> MethodCard:
-    """The card of the weights in ``path`` (the paper's architecture and no checkpoint if there is no file)."""
-    exists = path.is_file()
-    arch = recorded_architecture(Architecture, path, "FaceShifter") if exists else Architecture()
-    recognisers = training_recognisers(arch.id_encoder, exported_metadata(path)) if exists else (arch.id_encoder,)
+def _card(path: Path, sha256: str | None = None) -> MethodCard:
+    """The card of the weights in ``path`` (the paper's architecture and no checkpoint if there is no file), their
+    metadata read once; ``sha256``: the file's hash, given by the caller (create_method names a user's file and
+    its hash on the card :meth:`FaceShifter.card_for` gives)."""
+    meta = exported_metadata(path, "config") if path.is_file() else {}
+    config = recorded_config(path, meta) if meta else {}
+    arch = recorded_architecture(Architecture, path, "FaceShifter", config) if meta else Architecture()
+    recognisers = training_recognisers(arch.id_encoder, meta) if meta else (arch.id_encoder,)
     return MethodCard(
         name="faceshifter", version="3", input_size=arch.size, template=TEMPLATE, licence="MIT",
-        checkpoint=path.name if exists else None,
-        checkpoint_sha256=hashlib.sha256(path.read_bytes()).hexdigest() if exists else None,
-        parameters=parameter_count(arch),
+        checkpoint=path.name if meta else None, checkpoint_sha256=sha256, parameters=parameter_count(arch),
         paper="Li et al., FaceShifter: Towards High Fidelity and Occlusion Aware Face Swapping, CVPR 2020",
-        notes={"config": recorded_config(path) if exists else {"arch": asdict(arch)},
+        notes={"config": config if meta else {"arch": asdict(arch)},
                "identity_encoder": arch.id_encoder, "inference": "BN folded, bf16 where native (else fp32)",
                "training_recognisers": list(recognisers), "model_card": "methods/faceshifter/MODEL_CARD.md"})
 
 
 class FaceShifter(Method):
-    card = _card(WEIGHTS)
+    card = _card(WEIGHTS, hashlib.sha256(WEIGHTS.read_bytes()).hexdigest() if WEIGHTS.is_file() else None)
 
     def __init__(self, device: str | torch.device = "cpu", weights: Path | None = None,
                  random_arch: Architecture | None = None, precision: str = "auto") -> None:

@@ -22,9 +22,10 @@ def load_generator(path: Path) -> tuple[EncoderDecoder, dict[str, Any]]:
     """The generator a weights file was trained as (width and embedding size from its metadata), in eval mode, and
     the recipe it records."""
     meta = exported_metadata(path, "config", "embedding")
-    net = EncoderDecoder(recorded_architecture(Architecture, path, "MobileFSGAN").width, int(meta["embedding"]))
+    cfg = recorded_config(path, meta)
+    net = EncoderDecoder(recorded_architecture(Architecture, path, "MobileFSGAN", cfg).width, int(meta["embedding"]))
     load_weights(path, net)
-    return net.eval(), recorded_config(path)
+    return net.eval(), cfg
 
 
 def _trained_on(cfg: dict[str, Any]) -> str:
@@ -38,8 +39,8 @@ def _card(path: Path, sha256: str | None = None) -> MethodCard:
     """The card of the weights in ``path`` (the shipped file's sha256 is pinned by the caller rather than hashed at
     every import); notes from the file's training configuration, empty if there is no file."""
     meta = exported_metadata(path, "config") if path.is_file() else {}
-    cfg = recorded_config(path) if meta else {}
-    identity = recorded_architecture(Architecture, path, "MobileFSGAN").identity if meta else Architecture().identity
+    cfg = recorded_config(path, meta) if meta else {}
+    identity = (recorded_architecture(Architecture, path, "MobileFSGAN", cfg) if meta else Architecture()).identity
     return MethodCard(name="mobilefsgan", version="1", input_size=128, template=TEMPLATE, checkpoint=path.name,
                       checkpoint_sha256=sha256, parameters=2_075_413,
                       licence="MIT (code); weights trained in-repo (see MODEL_CARD.md)",
@@ -67,8 +68,8 @@ class MobileFSGAN(Method):
             if not path.is_file():
                 raise UsageError(f"{path}: MobileFSGAN weights missing (train them with "
                                  f"`fsbench train mobilefsgan --config cpu --out DIR`)")
-            self.generator, _ = load_generator(path)
-            identity = recorded_architecture(Architecture, path, "MobileFSGAN").identity
+            self.generator, cfg = load_generator(path)
+            identity = recorded_architecture(Architecture, path, "MobileFSGAN", cfg).identity
         self.identity = IdentityNet(identity, self.device)
         self.dtype = inference_dtype(precision, self.device)
         self.fast = fold(self.generator).to(self.device, self.dtype).to(memory_format=torch.channels_last)

@@ -23,10 +23,12 @@ Embedding = Literal["emap", "converted-normalised", "converted"]
 class Swapper:
     """A public swapper as fsbench runs it.
 
-    The source identity is the recogniser's raw embedding of the source crop (re-aligned to ``arcface-112`` at
-    112 px, RGB, ``(x − 0.5) / 0.5`` on [0, 1] pixels), then, by ``embedding``: ``emap`` — L2-normalised,
-    multiplied by the swap graph's last initialiser and L2-normalised again; ``converted-normalised`` — passed
-    through the ``converter`` graph and L2-normalised; ``converted`` — passed through the converter as it is.
+    The source identity is the recogniser's raw embedding of the source crop, re-aligned to ``arcface-112`` at the
+    recogniser's input side, RGB, normalised as the recogniser asset's loader reads the file by insightface's rule
+    (``(x − 127.5) / 127.5`` on 0..255 pixels for ``w600k_r50.onnx``); then, by ``embedding``: ``emap`` —
+    L2-normalised, multiplied by the swap graph's last initialiser and L2-normalised again;
+    ``converted-normalised`` — passed through the ``converter`` graph and L2-normalised; ``converted`` — passed
+    through the converter as it is.
     The target crop is fed as ``(x − mean) / std`` per channel in ``channels`` order; the output is in [0, 1]
     (``output="unit"``) or normalised like the input (``output="normalised"``, undone before clipping).
     """
@@ -47,7 +49,6 @@ class Swapper:
     channels: Literal["RGB", "BGR"] = "RGB"
     version: str = "1"
     recogniser_template: str = "arcface-112"
-    recogniser_size: int = 112
 
     @property
     def files(self) -> list[str]:

@@ -11,30 +11,37 @@ import hashlib
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from fsbench.api import Method, MethodCard, asset_sha256, realign, require_assets
+from fsbench.api import Method, MethodCard, asset_sha256, load_asset, realign, require_assets
 from methods.onnx_swappers.declarations import PUBLISHED_SHA256, SWAPPERS, Swapper
 
 _WARNED: set[tuple[str, str]] = set()  # (method, file) already warned of an unpublished hash
 _IDENTITY_CACHE = 4096  # source embeddings kept between swap calls (a protocol reuses each source many times)
 
 
+def open_graph(model: Path | bytes, device: torch.device) -> Any:
+    """An onnxruntime InferenceSession of a graph file or serialised graph, on CUDA when ``device`` is and
+    onnxruntime has it, with as many threads as torch."""
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3  # errors only: inswapper's emap is an initialiser no node reads
+    return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, providers=providers)
+
+
 class OnnxGraph:
-    """An onnxruntime InferenceSession of one graph, fed in chunks its batch dimension accepts."""
+    """An onnxruntime InferenceSession of one graph (``inference``), fed in chunks its batch dimension accepts."""
 
-    def __init__(self, path: Path, device: torch.device) -> None:
-        import onnxruntime as ort
-
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.log_severity_level = 3  # errors only: inswapper's emap is an initialiser no node reads
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+    def __init__(self, inference: Any) -> None:
+        self.session = inference
         self.input_names = [i.name for i in self.session.get_inputs()]
         batch = self.session.get_inputs()[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
@@ -87,14 +94,13 @@ def loaded_card(spec: Swapper, paths: dict[str, Path], parameters: int) -> Metho
                    checkpoint_sha256=digest, parameters=parameters, notes=notes)
 
 
-def _initialiser_values(path: Path) -> tuple[int, np.ndarray]:
-    """The number of values in a graph's initialisers and its last initialiser (inswapper's emap)."""
-    import onnx
+def _initialiser_values(model: Any) -> tuple[int, np.ndarray]:
+    """The number of values in a parsed graph's initialisers and its last initialiser (inswapper's emap)."""
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path)).graph
-    count = sum(int(np.prod(i.dims)) for i in graph.initializer)
-    return count, numpy_helper.to_array(graph.initializer[-1]).astype(np.float32)
+    initialisers = model.graph.initializer
+    count = sum(int(np.prod(i.dims)) for i in initialisers)
+    return count, numpy_helper.to_array(initialisers[-1]).astype(np.float32)
 
 
 class OnnxSwapper(Method):
@@ -106,10 +112,12 @@ class OnnxSwapper(Method):
         super().__init__(device)
         spec = self.spec
         paths = require_assets(spec.files, f"method '{spec.name}'")
-        self.swapper = OnnxGraph(paths[spec.swap_file], self.device)
-        self.recogniser = OnnxGraph(paths[spec.recogniser], self.device)
-        self.converter = OnnxGraph(paths[spec.converter], self.device) if spec.converter else None
-        parameters, last = _initialiser_values(paths[spec.swap_file])
+        graph = load_asset(spec.swap_file)  # the checked, parsed graph: counted here, run from its bytes
+        self.swapper = OnnxGraph(open_graph(graph.SerializeToString(), self.device))
+        parameters, last = _initialiser_values(graph)
+        model = load_asset(spec.recogniser, cuda=self.device.type == "cuda")  # with its input side and normalisation
+        self.recognition, self.recogniser = model, OnnxGraph(model.session)
+        self.converter = OnnxGraph(open_graph(paths[spec.converter], self.device)) if spec.converter else None
         self.emap = last if spec.embedding == "emap" else None
         self.card = loaded_card(spec, paths, parameters)
         for name in self.card.notes["unpublished_hashes"]:
@@ -124,8 +132,9 @@ class OnnxSwapper(Method):
     def embed_identity(self, source: torch.Tensor) -> torch.Tensor:
         """``B×512`` source embeddings as the swap graph takes them (see :class:`Swapper`)."""
         spec = self.spec
-        crops = realign(source.detach().float().cpu(), spec.template, spec.recogniser_template, spec.recogniser_size)
-        raw = self.recogniser({self.recogniser.input_names[0]: ((crops - 0.5) / 0.5).numpy()})
+        rec = self.recognition  # its size and its normalisation on the 0..255 scale, by insightface's rule
+        crops = realign(source.detach().float().cpu(), spec.template, spec.recogniser_template, rec.size)
+        raw = self.recogniser({rec.input_name: ((crops - rec.mean / 255) / (rec.std / 255)).numpy()})
         if spec.embedding == "emap":
             latent = _unit(_unit(raw) @ self.emap)
         else:
