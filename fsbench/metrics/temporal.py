@@ -66,8 +66,8 @@ def flicker(swap: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
     return _step_difference(swap, mask) - _step_difference(target, mask)
 
 
-def _per_clip(clips: list[list[int]] | None, swap: Sequence[np.ndarray] | None,
-              target: Sequence[np.ndarray] | None, sequence: Callable[..., float], *extra: np.ndarray) -> list[float | None]:
+def _per_clip(clips: list[list[int]] | None, swap: Sequence[np.ndarray] | None, target: Sequence[np.ndarray] | None,
+              sequence: Callable[..., float], *extra: np.ndarray) -> list[float | None]:
     """``sequence`` over each clip's rows of ``swap`` and ``target`` (feature arrays, or lists of crops), stacked one
     clip at a time, and ``extra``; None for a clip under two frames."""
     assert clips is not None and swap is not None and target is not None
