@@ -329,11 +329,12 @@ def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def _value_rows(result: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
     """(unit id, values) of what ``key`` is measured on: each clip for a per-clip figure (named by its source and
-    first target frame; a schema-1 file's temporal figures are under ``sequences``), else each pair."""
+    first target frame), else each pair. A schema-1 file holds its temporal figures under ``sequences`` and other
+    per-clip values on the samples."""
     from fsbench.metrics.definitions import figure_metric
 
-    if figure_metric(key).aggregate == "per_clip":
-        clips = result.get("clips", result.get("sequences", []))
+    clips = result.get("clips", result.get("sequences"))
+    if figure_metric(key).aggregate == "per_clip" and clips is not None:
         return [(f"{c['source']}\n{c['first_target']}", c["values"]) for c in clips]
     return [(s["pair"], s["values"]) for s in result["samples"]]
 

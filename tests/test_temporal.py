@@ -125,6 +125,9 @@ def test_copy_target_run_reports_the_temporal_figures(tmp_path, capsys):
     assert "n=1 clips" in out
     paired = results.compare(result, result)["pose_jitter"]  # compared clip by clip
     assert paired["paired"] and paired["n"] == 1 and paired["diff"] == 0.0
+    schema1 = {**{k: v for k, v in result.items() if k != "clips"}, "schema": 1, "sequences": result["clips"]}
+    paired = results.compare(schema1, result)["flicker"]  # a schema-1 file's temporal figures are its sequences
+    assert paired["paired"] and paired["n"] == 1 and paired["diff"] == 0.0
 
 
 @pytest.mark.parametrize("protocol, option, message", [
