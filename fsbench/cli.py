@@ -45,15 +45,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _print_metric_definitions() -> None:
     """Each declared metric: name, family, direction, inputs, aggregation, unit, what it computes, where declared."""
-    from fsbench.metrics.definitions import METRICS, plugin_metrics
+    from fsbench.metrics.definitions import AGGREGATES, METRICS, plugin_metrics
 
     print("metrics (fsbench/metrics/definitions.py; other packages: entry-point group fsbench.metric_definitions):")
     for spec in [*METRICS.values(), *plugin_metrics()]:
         name = spec.name
         arrow = "higher is better" if spec.higher_is_better else "lower is better"
-        how = "per sample" if spec.per_sample else "set-level"
+        how = AGGREGATES[spec.aggregate]
         origin = registry.metric_definitions.origin(name)
-        print(f"  {name:<18} {spec.family:<13} {arrow:<17} {how:<10} inputs: {', '.join(spec.inputs):<15} "
+        print(f"  {name:<18} {spec.family:<13} {arrow:<17} {how:<10} inputs: {', '.join(spec.inputs):<26} "
               f"unit: {spec.unit or '-'}")
         label = "" if spec.label == "{backend}" else f"; printed as {spec.printed_label('<backend label>')}"
         print(f"  {'':<18} {spec.variant}{label}" + ("" if origin == "builtin" else f"  [{origin}]"))

@@ -28,6 +28,18 @@ class UnknownNameError(FsbenchError, KeyError):
         return str(self.args[0])
 
 
+def resolve(target: Any) -> Any:
+    """The object a lazy ``"module:attr"`` target names (``attr`` may be dotted), importing its module; any other
+    target is returned as it is."""
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    return obj
+
+
 @dataclass
 class _Entry:
     name: str
@@ -100,12 +112,7 @@ class Registry(Generic[T]):
             close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise UnknownNameError(f"unknown {self.kind} '{name}'.{hint} Known: {', '.join(sorted(self._entries))}")
-        if isinstance(entry.target, str):
-            module, _, attr = entry.target.partition(":")
-            obj: Any = importlib.import_module(module)
-            for part in attr.split(".") if attr else []:
-                obj = getattr(obj, part)
-            entry.target = obj
+        entry.target = resolve(entry.target)
         return entry.target
 
 

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from fsbench.metrics.base import Backend
     from fsbench.protocols.base import Pair, Protocol, ProtocolData
 
-SCHEMA_VERSION = 1
+# schema 2 records per-clip values once per clip, under "clips"; a schema-1 file holds its temporal ones under
+# "sequences" and per-clip values of other metrics on the clip's first sample
+SCHEMA_VERSION = 2
 REQUIRED_KEYS = ("schema", "protocol", "method", "backends", "dataset", "samples", "aggregates", "environment")
 
 
@@ -124,14 +126,12 @@ def summarise(values: list[float | None], seed: int) -> dict[str, Any]:
 def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | None]],
                set_level: dict[str, float | None], n_scored: int, backends: dict[str, dict[str, Any]],
                gallery_identities: int, seed: int,
-               per_sequence: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+               per_clip: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Per figure (each metric once per backend slot of its family, ``backends`` being slot → record): its
-    summary (per-sample metrics: mean, variance, 95 % bootstrap interval; set-level metrics, the Fréchet
-    distances: the one value, no interval, marked ``set_level``; per-clip metrics: as per-sample ones over the
-    clips, marked ``"per": "clip"``; a top-k figure that a gallery of
-    ``gallery_identities`` cannot make meaningful: no value, the reason under ``absent``), the backend it was
-    measured with and its unit. A temporal figure is summarised over the ``per_sequence`` values instead, marked
-    ``"per": "sequence"``."""
+    summary (per-sample metrics: mean, variance, 95 % bootstrap interval; per-clip metrics: the same over the
+    ``per_clip`` records' values, marked ``"per": "clip"``; set-level metrics, the Fréchet distances: the one value,
+    no interval, marked ``set_level``; a top-k figure that a gallery of ``gallery_identities`` cannot make
+    meaningful: no value, the reason under ``absent``), the backend it was measured with and its unit."""
     from fsbench.metrics.definitions import figure_metric, figure_slot, figures, small_gallery_reason
 
     out = {}
@@ -140,10 +140,8 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
         absent = small_gallery_reason(spec.name, gallery_identities)
         if absent:
             agg = {"n": n_scored, "mean": None, "var": None, "ci95": None, "absent": absent}
-        elif spec.aggregate == "per_clip":  # a clip's value is on its first pair's row alone
-            agg = {**summarise([row[key] for row in per_sample if key in row], seed), "per": "clip"}
-        elif spec.per_sequence:
-            agg = {**summarise([row["values"].get(key) for row in per_sequence or []], seed), "per": "sequence"}
+        elif spec.aggregate == "per_clip":
+            agg = {**summarise([row["values"].get(key) for row in per_clip or []], seed), "per": "clip"}
         elif spec.per_sample:
             agg = summarise([row.get(key) for row in per_sample], seed)
         else:
@@ -156,14 +154,14 @@ def aggregates(metric_names: Iterable[str], per_sample: list[dict[str, float | N
 @dataclass
 class Measured:
     """What scoring a run's swaps gave: the pairs scored (in order), their per-metric values, the set-level
-    figures (Fréchet distances), the protocol's reference figures (e.g. same-person cosine) and, for frame
-    sequences, each sequence's temporal figures (:func:`fsbench.scoring.score_sequences`)."""
+    figures (Fréchet distances), the protocol's reference figures (e.g. same-person cosine) and, where a metric
+    aggregates per clip, each clip's record with its values (:func:`fsbench.scoring.score`)."""
 
     scored: list[Pair]
     per_sample: list[dict[str, float | None]]
     set_level: dict[str, float | None]
     reference: dict[str, Any]
-    per_sequence: list[dict[str, Any]] = field(default_factory=list)
+    per_clip: list[dict[str, Any]] = field(default_factory=list)
 
 
 def backend_record(backend: Backend) -> dict[str, Any]:
@@ -200,9 +198,9 @@ def record(*, protocol: Protocol, data: ProtocolData, n_pairs: int, card: dict[s
         "dataset": data.dataset,
         "counts": {"pairs": n_pairs, "pairs_scored": len(scored), "failures": len(failures), "gallery": len(gallery)},
         "aggregates": aggregates(protocol.reported_metrics(), measured.per_sample, measured.set_level, len(scored),
-                                 records, len({g.identity for g in gallery}), seed, measured.per_sequence),
+                                 records, len({g.identity for g in gallery}), seed, measured.per_clip),
         "reference": measured.reference,
-        **({"sequences": measured.per_sequence} if measured.per_sequence else {}),
+        **({"clips": measured.per_clip} if measured.per_clip else {}),
         "samples": [{"pair": p.id, "source": p.source.id, "target": p.target.id, "values": row}
                     for p, row in zip(scored, measured.per_sample)],
         "failures": [{"pair": pid, "reason": why} for pid, why in sorted({**data.failures, **failures}.items())],
@@ -271,7 +269,7 @@ def format_table(result: dict[str, Any]) -> str:
         else:
             ci = f"  95% CI [{agg['ci95'][0]:.4f}, {agg['ci95'][1]:.4f}]" if agg.get("ci95") else ""
             spread = ci + (f"  var {agg['var']:.4f}" if agg.get("var") is not None else "")
-        per = {"clip": " clips", "sequence": " sequences"}.get(agg.get("per"), "")
+        per = " clips" if agg.get("per") == "clip" else ""
         lines.append(f"  {name:<{width}} {arrow} {agg['mean']:.4f}{unit}{spread}  n={agg['n']}{per}  [{label}]")
     return "\n".join(lines)
 
@@ -323,12 +321,14 @@ def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 
 def _value_rows(result: dict[str, Any], key: str) -> list[tuple[str, dict[str, Any]]]:
-    """(unit id, values) of what ``key`` is measured on: each frame sequence for a temporal figure (named by its
-    source and first target frame), else each pair."""
+    """(unit id, values) of what ``key`` is measured on: each clip for a per-clip figure (named by its source and
+    first target frame), else each pair. A schema-1 file holds its temporal figures under ``sequences`` and other
+    per-clip values on the samples."""
     from fsbench.metrics.definitions import figure_metric
 
-    if figure_metric(key).per_sequence:
-        return [(f"{s['source']}\n{s['first_target']}", s["values"]) for s in result.get("sequences", [])]
+    clips = result.get("clips", result.get("sequences"))
+    if figure_metric(key).aggregate == "per_clip" and clips is not None:
+        return [(f"{c['source']}\n{c['first_target']}", c["values"]) for c in clips]
     return [(s["pair"], s["values"]) for s in result["samples"]]
 
 

@@ -19,7 +19,7 @@ from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 from fsbench.metrics.base import Backend
 from fsbench.metrics.definitions import figure_key, metric, slot_family
 from fsbench.protocols.base import Pair, Protocol, ProtocolData, create as create_protocol
-from fsbench.scoring import choose_backends, same_person_cosine, score, score_sequences
+from fsbench.scoring import choose_backends, same_person_cosine, score
 from fsbench.swapcache import SwapCache, probe_precision, swap_cache_folder, swap_pairs
 
 
@@ -140,15 +140,14 @@ def _measure(protocol: Protocol, data: ProtocolData, pairs: list[Pair], backends
             scored.append(p)
         except UsageError as err:  # an unreadable cached swap fails its pair alone
             failures[p.id] = str(err)
-    per_sample, set_level = score(protocol.reported_metrics(), backends, scored, swaps, crops, data.gallery,
-                                  template, cfg.progress)
+    per_sample, per_clip, set_level = score(protocol.reported_metrics(), backends, scored, swaps, crops,
+                                            data.gallery, data.clips, template, cfg.progress)
     reference = {}
     for slot_name, backend in backends.items():
         if data.same_person and slot_family(slot_name) == "identity":
             reference[figure_key("same_person_id_cosine", slot_name)] = results.summarise(
                 same_person_cosine(backend, data.same_person, crops), cfg.seed)
-    per_sequence = score_sequences(protocol.metrics, backends, scored, swaps, crops, data.sequences, template)
-    return results.Measured(scored, per_sample, set_level, reference, per_sequence)
+    return results.Measured(scored, per_sample, set_level, reference, per_clip)
 
 
 def run(cfg: RunConfig) -> tuple[Path | None, dict[str, Any] | None]:

@@ -12,13 +12,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fsbench.errors import UsageError
+from fsbench import registry
+from fsbench.errors import FsbenchError, UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, CropStore, to_tensor
 from fsbench.faces.templates import face_mask
 from fsbench.metrics.base import Backend
 from fsbench.metrics.computes import finite
-from fsbench.metrics.definitions import (INPUTS, PIXELS, MetricDef, MetricInputs, figure_key, metric,
-                                         plugin_metrics, slot, slot_family)
+from fsbench.metrics.definitions import (AGGREGATES, EMBEDDED_INPUTS, INPUTS, PIXELS, MetricDef, MetricInputs,
+                                         Pixels, figure_key, metric, plugin_metrics, slot, slot_family)
 from fsbench.metrics.identity import cosine
 from fsbench.progress import bar as progress_bar
 from fsbench.protocols.base import Item, Pair
@@ -62,8 +63,6 @@ def chosen_backends(families: set[str] | list[str], overrides: dict[str, str] | 
 def check_backend_choice(requested: dict[str, str]) -> None:
     """Refuse a ``--backend FAMILY=NAME`` choice whose family is unknown or whose backend measures another family
     (an unknown backend name is the registry's UnknownNameError): a misspelt family would be ignored silently."""
-    from fsbench import registry
-
     families = default_backends()
     for family, name in requested.items():
         if family not in families:
@@ -89,27 +88,48 @@ def choose_backends(requested: dict[str, str], families: Iterable[str]) -> dict[
     return chosen_backends(families, requested)
 
 
+def _origin(backend: Backend) -> str:
+    """Where a backend comes from: its registry entry's origin (the entry point and the distribution that declares
+    it), else its class."""
+    name = backend.info.name
+    if name in registry.metrics:
+        return registry.metrics.origin(name)
+    return f"{type(backend).__module__}.{type(backend).__qualname__}"
+
+
 def backend_features(backend: Backend, crops: list[np.ndarray], template: str, bar: tqdm | None = None) -> np.ndarray:
-    """``backend``'s features of uint8 RGB crops aligned with ``template``, in its batches; ``bar`` counts crops."""
+    """``backend``'s features of uint8 RGB crops aligned with ``template``, in its batches; ``bar`` counts crops.
+    Features that are not one row per crop are one error naming the backend and where it comes from."""
     out = []
     for start in range(0, len(crops), backend.batch_size):
         batch = to_tensor(crops[start:start + backend.batch_size]).to(backend.device)
         with torch.no_grad():
-            out.append(backend.features(batch, template).float().cpu().numpy())
+            features = backend.features(batch, template).float().cpu().numpy()
+        if features.ndim != 2 or len(features) != len(batch):
+            raise FsbenchError(f"metric backend '{backend.info.name}' ({_origin(backend)}) returned features of "
+                               f"shape {features.shape} for {len(batch)} crops: a backend returns one row per crop")
+        out.append(features)
         if bar is not None:
             bar.update(len(batch))
     return np.concatenate(out) if out else np.zeros((0, backend.info.dim), np.float32)
 
 
-def clips(pairs: list[Pair]) -> list[list[int]]:
-    """The rows of ``pairs`` grouped into clips (one source swapped into frames of one target video), each in
-    frame order; pairs of still targets form no clip."""
-    groups: dict[tuple, list[int]] = {}
-    for row, p in enumerate(pairs):
-        if p.target.frame is not None:
-            key = (p.source.id, p.target.asset, p.target.path, p.target.face_index)
-            groups.setdefault(key, []).append(row)
-    return [sorted(rows, key=lambda r: pairs[r].target.frame) for rows in groups.values()]
+def _scored_run(clip: tuple[str, ...], index: dict[str, int]) -> list[int]:
+    """Indices into the scored pairs of the longest run of consecutive frames of ``clip`` that were scored (a
+    failed frame or ``--limit`` cuts a clip; a value never spans a missing frame)."""
+    best: list[int] = []
+    run: list[int] = []
+    for pair_id in clip:
+        run = run + [index[pair_id]] if pair_id in index else []
+        best = run if len(run) > len(best) else best
+    return best
+
+
+def scored_clips(clips: list[tuple[str, ...]], scored: list[Pair]) -> list[list[int]]:
+    """The protocol's ``clips`` (each its pair ids in frame order, ``ProtocolData.clips``) as rows of ``scored``,
+    each cut to its longest run of scored consecutive frames; a clip with no scored frame is left out."""
+    index = {p.id: i for i, p in enumerate(scored)}
+    return [run for run in (_scored_run(clip, index) for clip in clips) if run]
 
 
 def _inputs_by_family(specs: list[MetricDef]) -> dict[str, list[str]]:
@@ -118,114 +138,77 @@ def _inputs_by_family(specs: list[MetricDef]) -> dict[str, list[str]]:
             for family in dict.fromkeys(m.family for m in specs)}
 
 
+def _clip_records(scored: list[Pair], clips: list[list[int]], values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each clip once: its source, first and last target frame, frame count and per-clip values."""
+    return [{"source": scored[clip[0]].source.id, "first_target": scored[clip[0]].target.id,
+             "last_target": scored[clip[-1]].target.id, "frames": len(clip), "values": row}
+            for clip, row in zip(clips, values)]
+
+
+def _crops(wanted: set[str], scored: list[Pair], swaps: list[np.ndarray], crops: CropStore, gallery: list[Item],
+           method_template: str) -> dict[str, tuple[list[np.ndarray], str]]:
+    """Each ``wanted`` input's crops and the template they are aligned with: the swaps and the targets as the
+    method saw them in the method's template, sources, targets and gallery as evaluation crops."""
+    make = {"swap": lambda: swaps, "source": lambda: [crops.eval_crop(p.source) for p in scored],
+            "target": lambda: [crops.eval_crop(p.target) for p in scored],
+            "target_seen": lambda: [crops.method_crop(p.target) for p in scored],
+            "gallery": lambda: [crops.eval_crop(g) for g in gallery]}
+    return {i: (make[i](), method_template if i in ("swap", "target_seen") else EVAL_TEMPLATE) for i in wanted}
+
+
 def score(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair], swaps: list[np.ndarray],
-          crops: CropStore, gallery: list[Item], method_template: str,
-          progress: bool = False) -> tuple[list[dict], dict[str, float | None]]:
-    """Per-sample metric values (None where unmeasurable) and set-level values, named by figure
-    (``fsbench.metrics.definitions.figure_key``): every declared metric in ``metric_names`` (see
-    fsbench/metrics/definitions.py) once for each backend slot of its family in ``backends``.
+          crops: CropStore, gallery: list[Item], clips: list[tuple[str, ...]], method_template: str,
+          progress: bool = False) -> tuple[list[dict], list[dict], dict[str, float | None]]:
+    """Per-sample values (None where unmeasurable), per-clip records (:func:`_clip_records`, where a metric
+    aggregates per clip) and set-level values, named by figure (``fsbench.metrics.definitions.figure_key``): every
+    declared metric in ``metric_names`` (see fsbench/metrics/definitions.py) once for each backend slot of its
+    family in ``backends``, and a metric of pixels once. ``clips``: the protocol's clips of consecutive frames.
 
-    Each slot's backend embeds the inputs its family's metrics read (swaps, sources, targets, gallery), once;
-    with ``progress``, one bar counts those crops."""
-    specs = [s for s in (metric(m) for m in metric_names) if not s.per_sequence]  # those: score_sequences
+    Each slot's backend embeds the inputs its family's metrics read (swaps, sources, targets, targets as the method
+    saw them, gallery), once; with ``progress``, one bar counts those crops."""
+    specs = [metric(m) for m in metric_names]
     needs = _inputs_by_family(specs)
-    active = {s: b for s, b in backends.items() if slot_family(s) in needs}
+    slots: dict[str, Backend | None] = {s: b for s, b in backends.items() if slot_family(s) in needs}
+    slots.update({PIXELS: None} if PIXELS in needs else {})
     gallery_ok = [g for g in gallery if g.id in crops.crops]
-    real = {"source": [p.source for p in scored], "target": [p.target for p in scored], "gallery": gallery_ok}
-    total = sum(len(scored) if i == "swap" else len(real[i]) for s in active for i in needs[slot_family(s)]
-                if i != "frames")
+    reads = {i for m in specs for i in m.inputs}
+    wanted = reads & set(EMBEDDED_INPUTS) | ({"target_seen"} if "pixels" in reads else set())
+    embedded = _crops(wanted, scored, swaps, crops, gallery_ok, method_template)
+    rows = scored_clips(clips, scored) if "frames" in reads else None
+    pixels = (Pixels(swaps, embedded["target_seen"][0], face_mask(method_template, crops.method_size))
+              if "pixels" in reads else None)
     per_sample: list[dict[str, Any]] = [{} for _ in scored]
+    per_clip: list[dict[str, Any]] = [{} for _ in rows or []]
     set_level: dict[str, float | None] = {}
+    total = sum(len(embedded[i][0]) for s in slots for i in needs[slot_family(s)] if i in embedded)
     with progress_bar("score", total=total, unit="crop", disable=not progress) as bar:
-        for slot_name, backend in active.items():
+        for slot_name, backend in slots.items():
             family = slot_family(slot_name)
-            feats = {i: backend_features(backend, swaps, method_template, bar) if i == "swap" else
-                     backend_features(backend, [crops.eval_crop(x) for x in real[i]], EVAL_TEMPLATE, bar)
-                     for i in needs[family] if i != "frames"}
-            inputs = MetricInputs(feats.get("swap"), feats.get("source"), feats.get("target"), feats.get("gallery"),
-                                  [p.source.identity for p in scored], [g.identity for g in gallery_ok],
-                                  clips(scored) if "frames" in needs[family] else None)
+            feats = {i: backend_features(backend, *embedded[i], bar) for i in needs[family] if i in embedded}
+            inputs = MetricInputs(**{i: feats.get(i) for i in EMBEDDED_INPUTS}, clips=rows, pixels=pixels,
+                                  source_identities=[p.source.identity for p in scored],
+                                  gallery_identities=[g.identity for g in gallery_ok])
             for spec in [m for m in specs if m.family == family]:
-                _store(spec, spec.run(inputs), inputs, figure_key(spec.name, slot_name), per_sample, set_level)
-    return per_sample, set_level
+                _store(spec, spec.run(inputs), figure_key(spec.name, slot_name), per_sample, per_clip, set_level)
+    per_clip_metrics = any(m.aggregate == "per_clip" for m in specs)
+    return per_sample, _clip_records(scored, rows, per_clip) if rows and per_clip_metrics else [], set_level
 
 
-def _store(spec: MetricDef, values: Any, inputs: MetricInputs, key: str, per_sample: list[dict[str, Any]],
+def _store(spec: MetricDef, values: Any, key: str, per_sample: list[dict[str, Any]], per_clip: list[dict[str, Any]],
            set_level: dict[str, float | None]) -> None:
-    """Puts a compute's values under figure ``key``: one per pair's row, one per clip on the clip's first row, or
-    the one set-level value."""
+    """Puts a compute's values under figure ``key``: one per pair's row, one per clip, or the one set-level value;
+    a compute that gives another number of values is one error naming the metric and where it is declared."""
     if spec.aggregate == "set":
         set_level[key] = None if values is None else finite(values)
         return
-    rows = [clip[0] for clip in inputs.clips or []] if spec.aggregate == "per_clip" else range(len(per_sample))
-    values = list(values)
+    rows, unit = (per_clip, "clip") if spec.aggregate == "per_clip" else (per_sample, "pair")
+    values = list(values) if isinstance(values, Iterable) else [values]
     if len(values) != len(rows):
-        raise ValueError(f"metric '{spec.name}' gave {len(values)} values for {len(rows)} "
-                         f"{'clips' if spec.aggregate == 'per_clip' else 'pairs'}")
+        raise FsbenchError(f"metric '{spec.name}' ({registry.metric_definitions.origin(spec.name)}): its compute "
+                           f"returned {len(values)} value(s) for {len(rows)} {unit}(s); a "
+                           f"{AGGREGATES[spec.aggregate]} metric returns one value per {unit}")
     for row, value in zip(rows, values):
-        per_sample[row][key] = None if value is None else finite(value)
-
-
-def _scored_run(sequence: tuple[str, ...], index: dict[str, int]) -> list[int]:
-    """Indices into the scored pairs of the longest run of consecutive frames of ``sequence`` that were scored (a
-    failed frame or ``--limit`` cuts a sequence; a value never spans a missing frame)."""
-    best: list[int] = []
-    run: list[int] = []
-    for pair_id in sequence:
-        run = run + [index[pair_id]] if pair_id in index else []
-        best = run if len(run) > len(best) else best
-    return best
-
-
-def _per_run(spec: MetricDef, swap: np.ndarray, target: np.ndarray, runs: list[list[int]]) -> list[float | None]:
-    """``spec``'s compute over each run's rows of the per-frame features ``swap`` and ``target``; None under two
-    frames."""
-    return [finite(spec.run_sequence(swap[run], target[run])) if len(run) > 1 else None for run in runs]
-
-
-def _pixels(spec: MetricDef, swap_crops: list[np.ndarray], target_crops: list[np.ndarray], runs: list[list[int]],
-            template: str) -> list[float | None]:
-    """``spec``'s compute on each run's crops in the template's face mask, stacking one run's crops at a time; None
-    under two frames."""
-    mask = face_mask(template, swap_crops[0].shape[0])
-    return [finite(spec.run_sequence(np.stack([swap_crops[k] for k in run]), np.stack([target_crops[k] for k in run]),
-                                     mask)) if len(run) > 1 else None for run in runs]
-
-
-def score_sequences(metric_names: tuple[str, ...], backends: dict[str, Backend], scored: list[Pair],
-                    swaps: list[np.ndarray], crops: CropStore, sequences: list[tuple[str, ...]],
-                    method_template: str) -> list[dict[str, Any]]:
-    """The temporal figures of each frame sequence that has a scored frame: its source, first and last target
-    frame, frame count and values (None under two frames). Swaps and targets are both measured on crops in the
-    method's template (the target's method crop is what an unchanged target returns), so the target's own motion
-    cancels exactly; identity and pose jitter once per backend slot of their family, flicker in the template's
-    face mask."""
-    specs = [s for s in (metric(m) for m in metric_names) if s.per_sequence]
-    index = {p.id: i for i, p in enumerate(scored)}
-    runs = [run for run in (_scored_run(seq, index) for seq in sequences) if run] if specs else []
-    if not runs:
-        return []
-    used = sorted({i for run in runs for i in run})
-    row_of = {i: k for k, i in enumerate(used)}
-    rows = [[row_of[i] for i in run] for run in runs]
-    swap_crops = [swaps[i] for i in used]
-    target_crops = [crops.method_crop(scored[i].target) for i in used]
-    values: list[dict[str, float | None]] = [{} for _ in runs]
-    for slot_name, backend in backends.items():
-        jitters = [s for s in specs if s.family == slot_family(slot_name)]
-        if not jitters:
-            continue
-        f_swap = backend_features(backend, swap_crops, method_template)
-        f_target = backend_features(backend, target_crops, method_template)
-        for spec in jitters:
-            for row, value in zip(values, _per_run(spec, f_swap, f_target, rows)):
-                row[figure_key(spec.name, slot_name)] = value
-    for spec in [s for s in specs if s.family == PIXELS]:
-        for row, value in zip(values, _pixels(spec, swap_crops, target_crops, rows, method_template)):
-            row[spec.name] = value
-    return [{"source": scored[run[0]].source.id, "first_target": scored[run[0]].target.id,
-             "last_target": scored[run[-1]].target.id, "frames": len(run), "values": row}
-            for run, row in zip(runs, values)]
+        row[key] = None if value is None else finite(value)
 
 
 def same_person_cosine(backend: Backend, pairs: list[tuple[Item, Item]], crops: CropStore) -> list[float | None]:

@@ -19,6 +19,22 @@ def face_crop() -> torch.Tensor:
 
 
 @pytest.fixture
+def declare(monkeypatch):
+    """Declares a metric (a :class:`fsbench.metrics.definitions.MetricDef`) for one test, as an installed package
+    would, with the origin ``test``."""
+    from fsbench import registry
+
+    reg = registry.metric_definitions
+    reg.names()
+    monkeypatch.setattr(reg, "_entries", dict(reg._entries))
+
+    def add(spec):
+        reg.register(spec.name, spec, origin="test")
+        return spec
+    return add
+
+
+@pytest.fixture
 def step_run():
     """A minimal :class:`fsbench.train.GANRun` class for tests of the trainer: ``step_run(modules, optimizers,
     step_fn, averages=None)``; its swap passes the target through, its sample grid is an empty file."""

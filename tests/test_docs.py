@@ -110,6 +110,32 @@ def test_model_card_figures_are_the_leaderboards(card: Path) -> None:
     assert own and own in card.read_text()
 
 
+TEMPORAL_RESULTS = ROOT / "leaderboards" / "results" / "temporal"
+
+
+def test_temporal_figures_are_the_committed_results() -> None:
+    """The temporal table of docs/protocols.md quotes, per method, each figure's mean and 95 % interval from its
+    committed results file in leaderboards/results/temporal/ (to the decimals its column shows), has a row for each
+    such file, and names the command that wrote them."""
+    from fsbench import results
+    from fsbench.protocols.video import MiniVideo
+
+    text = (ROOT / "docs" / "protocols.md").read_text()
+    header, rows = next(t for t in _tables(text) if t[0][0] == "method" and any("flicker" in h for h in t[0]))
+    tag, protocol = "consecutive16", MiniVideo(frames="consecutive:16")
+    assert protocol.variant_tag == tag
+    assert f"--protocol-option frames=consecutive:16 --out {TEMPORAL_RESULTS.relative_to(ROOT)}" in text
+    for row in rows:
+        result = results.load(TEMPORAL_RESULTS / results.file_name(row[0], protocol.name, protocol.version, 0, tag))
+        for column, cell in zip(header[1:], row[1:]):
+            agg = result["aggregates"][column.split("`")[1]]
+            places = len(cell.split()[0].split(".")[1])
+            low, high = agg["ci95"]
+            assert cell.replace("−", "-") == f"{agg['mean']:.{places}f} [{low:.{places}f}, {high:.{places}f}]", row[0]
+    assert sorted(row[0] for row in rows) == sorted(p.name.split("__")[0] for p in TEMPORAL_RESULTS.glob("*.json"))
+    assert len(rows) >= 3 and len(header) == 6
+
+
 # "session" means a rater's study session or an onnxruntime session, nothing else (no history narration).
 _SESSION = re.compile("session", re.IGNORECASE)
 _STUDY_FILES = ("fsbench/study/", "app.py", "tests/test_study")

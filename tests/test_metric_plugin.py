@@ -1,7 +1,8 @@
 """Metrics as declarations: a package in tests/plugin_metric adds a metric over a built-in family and a metric with a
 backend of its own through entry points, and both reach the results file, the leaderboard and `fsbench list`
 without an edit to fsbench; a protocol reports a package's metric only when it gives the metric's inputs; a
-frame-sequence metric sees the pairs of each clip in frame order."""
+frame-sequence metric sees the pairs of each of the protocol's clips in frame order, and a per-clip metric's values
+are recorded once per clip; a compute that gives the wrong number of values is one error naming it."""
 from __future__ import annotations
 
 import json
@@ -16,13 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from fsbench import assets, registry, results
+from fsbench import assets, results
 from fsbench.faces.crops import EVAL_SIZE, EVAL_TEMPLATE, CropStore
 from fsbench.metrics.base import Backend, BackendInfo
 from fsbench.metrics.definitions import MetricDef, MetricInputs, metric
 from fsbench.protocols.base import Item, Pair
 from fsbench.protocols.stills import MiniStills
-from fsbench.scoring import chosen_backends, clips, score
+from fsbench.errors import FsbenchError
+from fsbench.scoring import backend_features, chosen_backends, score
 
 PLUGIN = Path(__file__).parent / "plugin_metric"
 REPO = Path(__file__).resolve().parent.parent
@@ -101,19 +103,6 @@ def test_fsbench_list_prints_the_package_declarations(plugged):
     assert "mean-colour" in listing.split("backends")[1]
 
 
-@pytest.fixture
-def declare(monkeypatch):
-    """Declares a metric for one test, as an installed package would."""
-    reg = registry.metric_definitions
-    reg.names()
-    monkeypatch.setattr(reg, "_entries", dict(reg._entries))
-
-    def add(spec: MetricDef) -> MetricDef:
-        reg.register(spec.name, spec, origin="test")
-        return spec
-    return add
-
-
 def _jitter(name: str) -> MetricDef:
     return MetricDef(name, "identity", "frame-to-frame change", False, ("swap", "frames"), lambda i, m: [],
                      "a frame-sequence metric")
@@ -129,10 +118,23 @@ def test_a_protocol_reports_a_package_metric_only_when_it_gives_its_inputs(decla
     assert Clips().reported_metrics() == MiniStills.metrics + ("jitter",)
 
 
+def test_fsbench_list_says_how_each_metric_aggregates(declare, capsys):
+    from fsbench.cli import main
+
+    declare(MetricDef("clip_excess", "identity", "v", False, ("swap", "frames"), "x:y", "d", aggregate="per_clip"))
+    assert main(["list", "metrics"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert [n for n in ("id_jitter", "pose_jitter", "flicker", "clip_excess") if "per clip" not in rows[n]] == []
+    assert "per sample" in rows["id_cosine"] and "set-level" in rows["fd"]
+
+
 def test_a_malformed_declaration_is_one_error_naming_it(declare):
     declare(MetricDef("odd", "identity", "v", True, ("swap", "audio"), "x:y", "d", aggregate="median"))
     with pytest.raises(Exception, match=r"metric 'odd' \(test\): unknown inputs audio .*aggregate 'median'"):
         metric("odd")
+    declare(MetricDef("glow", "pixels", "v", True, ("pixels", "target_seen"), "x:y", "d"))
+    with pytest.raises(Exception, match="a metric of the pixels family has no backend to embed target_seen"):
+        metric("glow")
 
 
 def test_a_metric_of_a_family_without_a_backend_is_refused(declare):
@@ -143,12 +145,6 @@ def test_a_metric_of_a_family_without_a_backend_is_refused(declare):
 
 def _pair(source: str, video: str, frame: int | None) -> Pair:
     return Pair(Item(source, source, path=f"{source}.jpg"), Item(f"{video}:{frame}", video, path=video, frame=frame))
-
-
-def test_clips_are_one_source_in_one_video_in_frame_order():
-    pairs = [_pair("a", "v1", 9), _pair("a", "v1", 7), _pair("b", "v1", 8), _pair("a", "v2", 1),
-             _pair("a", "v1", 8), _pair("a", "still.jpg", None)]
-    assert clips(pairs) == [[1, 4, 0], [2], [3]]
 
 
 class _MeanColour(Backend):
@@ -175,26 +171,63 @@ def _clip_excess(inputs: MetricInputs, spec: MetricDef) -> list[float | None]:
     return [float(excess[clip].max()) for clip in inputs.clips]
 
 
-def test_a_frame_sequence_metric_sees_each_clip_in_frame_order(declare):
-    declare(MetricDef("jitter", "colour", "frame-to-frame change of swap − target", False,
-                      ("swap", "target", "frames"), _frame_jitter, "flicker", default_backend="test-mean-colour"))
-    declare(MetricDef("clip_excess", "colour", "largest |swap − target| of a clip", False,
-                      ("swap", "target", "frames"), _clip_excess, "excess", aggregate="per_clip"))
+def _clip_fixture() -> tuple[list[Pair], list[tuple[str, ...]], CropStore, list[np.ndarray], dict[str, Backend]]:
+    """Two clips, a's frames 0-2 and b's 0-1, scored in another order; targets all at level 100, swaps at the
+    levels of each frame."""
     pairs = [_pair("a", "v", frame) for frame in (2, 0, 1)] + [_pair("b", "v", frame) for frame in (0, 1)]
+    by_frame = {(p.source.id, p.target.frame): p.id for p in pairs}
+    clip_ids = [tuple(by_frame["a", f] for f in range(3)), tuple(by_frame["b", f] for f in range(2))]
     crops = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
     for p in pairs:
         crops.crops[p.target.id] = (np.full((8, 8, 3), 100, np.uint8),) * 2
     levels = {("a", 0): 100, ("a", 1): 110, ("a", 2): 100, ("b", 0): 120, ("b", 1): 120}
     swaps = [np.full((8, 8, 3), levels[p.source.id, p.target.frame], np.uint8) for p in pairs]
-    backends = {"colour": _MeanColour(), "colour@test-mean-colour": _MeanColour()}
-    per_sample, set_level = score(("jitter", "clip_excess"), backends, pairs, swaps, crops, [], EVAL_TEMPLATE)
+    return pairs, clip_ids, crops, swaps, {"colour": _MeanColour(), "colour@test-mean-colour": _MeanColour()}
+
+
+def test_a_frame_sequence_metric_sees_each_clip_in_frame_order(declare):
+    declare(MetricDef("jitter", "colour", "frame-to-frame change of swap − target", False,
+                      ("swap", "target", "frames"), _frame_jitter, "flicker", default_backend="test-mean-colour"))
+    declare(MetricDef("clip_excess", "colour", "largest |swap − target| of a clip", False,
+                      ("swap", "target", "frames"), _clip_excess, "excess", aggregate="per_clip"))
+    pairs, clip_ids, crops, swaps, backends = _clip_fixture()
+    per_sample, per_clip, set_level = score(("jitter", "clip_excess"), backends, pairs, swaps, crops, [], clip_ids,
+                                            EVAL_TEMPLATE)
     step = 10 / 255 * np.sqrt(3)
     for key in ("jitter", "jitter@test-mean-colour"):  # frames a2, a0, a1, b0, b1
         assert [row[key] for row in per_sample] == pytest.approx([step, None, step, None, 0.0])
-    assert [row.get("clip_excess") for row in per_sample] == pytest.approx([None, step, None, 2 * step, None])
+    assert not any("clip_excess" in row for row in per_sample)  # recorded once per clip, not on a pair
+    assert [(c["source"], c["first_target"], c["last_target"], c["frames"]) for c in per_clip] == [
+        ("a", "v:0", "v:2", 3), ("b", "v:0", "v:1", 2)]
+    assert [c["values"]["clip_excess"] for c in per_clip] == pytest.approx([step, 2 * step])
     assert set_level == {}
     records = {slot: {"name": "test-mean-colour", "label": "mean colour"} for slot in backends}
-    agg = results.aggregates(["jitter", "clip_excess"], per_sample, set_level, len(pairs), records, 0, seed=0)
+    agg = results.aggregates(["jitter", "clip_excess"], per_sample, set_level, len(pairs), records, 0, seed=0,
+                             per_clip=per_clip)
     assert agg["jitter"]["n"] == 3 and agg["jitter"]["missing"] == 2
     assert (agg["clip_excess"]["n"], agg["clip_excess"]["missing"], agg["clip_excess"]["per"]) == (2, 0, "clip")
     assert agg["clip_excess"]["mean"] == pytest.approx(1.5 * step)
+
+
+@pytest.mark.parametrize("aggregate, values, message", [
+    ("per_sample", lambda i, m: [0.0], r"returned 1 value\(s\) for 5 pair"),
+    ("per_clip", lambda i, m: [0.0] * 5, r"returned 5 value\(s\) for 2 clip"),
+    ("per_sample", lambda i, m: 0.0, r"returned 1 value\(s\) for 5 pair"),
+])
+def test_a_compute_giving_the_wrong_number_of_values_is_one_error_naming_it(declare, aggregate, values, message):
+    declare(MetricDef("miscount", "colour", "v", False, ("swap", "frames"), values, "d", aggregate=aggregate,
+                      default_backend="test-mean-colour"))
+    pairs, clip_ids, crops, swaps, backends = _clip_fixture()
+    with pytest.raises(FsbenchError, match=rf"metric 'miscount' \(test\): its compute {message}"):
+        score(("miscount",), backends, pairs, swaps, crops, [], clip_ids, EVAL_TEMPLATE)
+
+
+def test_a_backend_giving_the_wrong_number_of_rows_is_one_error_naming_it():
+    class Short(_MeanColour):
+        def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
+            return crops.mean(dim=(2, 3))[:1]
+
+    _, _, _, swaps, _ = _clip_fixture()
+    with pytest.raises(FsbenchError, match=r"backend 'test-mean-colour' \(.*Short\) returned features of shape "
+                                           r"\(1, 3\) for 2 crops"):
+        backend_features(Short(), swaps, EVAL_TEMPLATE)

@@ -205,6 +205,18 @@ def test_a_bug_is_one_line_that_says_so(monkeypatch, capsys):
         main(["list", "methods"])
 
 
+def test_a_package_metric_giving_the_wrong_number_of_values_is_one_line(declare, files, capsys):
+    """A compute of an installed package's metric that gives another number of values than pairs fails the run in
+    one line naming the metric and where it is declared."""
+    from fsbench.metrics.definitions import MetricDef
+
+    declare(MetricDef("miscount", "identity", "v", True, ("swap",), lambda inputs, metric: [], "gives nothing"))
+    code, err = _invoke(["run", "--method", "copy-target", "--protocol", "mini-stills", "--limit", "1", "--quiet",
+                         "--out", files["out"]], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "metric 'miscount' (test): its compute returned 0 value(s) for 1 pair(s)" in err, err
+
+
 def test_an_asset_cache_that_is_a_file_names_the_variable(files, monkeypatch, capsys):
     monkeypatch.setenv("FSBENCH_HOME", files["text"])
     code, err = _invoke(["run", "--method", "copy-target", "--protocol", "mini-stills", "--limit", "1", "--out",

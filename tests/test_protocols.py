@@ -62,11 +62,13 @@ def test_ffpp_protocol_end_to_end(ffpp_root, tmp_path, capsys):
 def test_ffpp_takes_consecutive_target_frames(ffpp_root):
     from fsbench.protocols.video import FFPP
 
-    data = FFPP(frames="consecutive:4").build(ffpp_root, 0)
+    protocol = FFPP(frames="consecutive:4")
+    assert "frames" in protocol.inputs and "frames" not in FFPP().inputs
+    data = protocol.build(ffpp_root, 0)
     by_id = {p.id: p for p in data.pairs}
-    assert len(data.sequences) == 3 and len(data.pairs) == 3 * 4  # the three readable pairs, 4 frames each
-    for sequence in data.sequences:
-        assert [by_id[pid].target.frame for pid in sequence] == [4, 5, 6, 7]  # the middle of a 12-frame video
+    assert len(data.clips) == 3 and len(data.pairs) == 3 * 4  # the three readable pairs, 4 frames each
+    for clip in data.clips:
+        assert [by_id[pid].target.frame for pid in clip] == [4, 5, 6, 7]  # the middle of a 12-frame video
     assert data.variant["frames_per_target"] == 4 and len(data.gallery) == 3 * 10  # the default's gallery
 
 LFW_PEOPLE = {"Barack_Obama": ["media/face_recognition/obama.jpg", "media/face_recognition/obama2.jpg"],

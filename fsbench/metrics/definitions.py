@@ -7,17 +7,20 @@ aggregates, its unit, the label it is printed under and its compute. ``fsbench.s
 metric of a protocol in one loop; nothing else knows a metric by name.
 
 Inputs (:data:`INPUTS`): the backend features of the ``swap``s, of the pairs' ``source`` and ``target`` faces
-and of the protocol's ``gallery`` of real faces (with the identities of sources and gallery faces), and
-``frames``: the pairs grouped into clips, each clip the rows of one source swapped into consecutive frames of one
-target video, in frame order. A metric reads only what it declares, and the features of an input are computed
-only when a metric of the run declares it.
+(evaluation crops), of ``target_seen``, each target as the method saw it (its crop in the method's template, measured
+like the swap, so that a swap that is its target reads exactly as the target), and of the protocol's ``gallery`` of
+real faces (with the identities of sources and gallery faces); ``frames``: the clips, each the rows of one source
+swapped into consecutive frames of one target video, in frame order (a protocol's clips of consecutive frames, each
+cut to its longest run of scored frames, so that no value spans a missing frame); ``pixels``: the uint8 crops of the
+swaps and of the targets as seen, with the template's face mask. A metric reads only what it declares, and the
+features of an input are computed only when a metric of the run declares it.
 
-Aggregation: ``per_sample`` metrics give one value per pair (None where unmeasurable) and are reported with mean,
-variance and a 95 % bootstrap interval over the pairs that have a value; ``per_clip`` metrics (they read
-``frames``) give one value per clip, in the order of ``inputs.clips``, stored on the clip's first pair and reported
-likewise over the clips; ``set`` metrics give one value for the whole set (the Fréchet distances), reported
-without an interval. A frame-sequence metric may also be ``per_sample``: the value of a pair measured against its
-clip's previous frame, None on a clip's first frame.
+Aggregation (:data:`AGGREGATES`): ``per_sample`` metrics give one value per pair (None where unmeasurable) and are
+reported with mean, variance and a 95 % bootstrap interval over the pairs that have a value; ``per_clip`` metrics
+(they read ``frames``) give one value per clip, in the order of ``inputs.clips``, recorded once per clip and reported
+likewise over the clips; ``set`` metrics give one value for the whole set (the Fréchet distances), reported without
+an interval. A frame-sequence metric may also be ``per_sample``: the value of a pair measured against its clip's
+previous frame, None on a clip's first frame.
 
 Other packages declare metrics through the entry-point group ``fsbench.metric_definitions`` (an entry named after
 the metric, pointing at its :class:`MetricDef`) and backends through ``fsbench.metrics``; docs/architecture.md says
@@ -31,7 +34,6 @@ further one; results record which backend each figure came from, so figures are 
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Literal, Sequence, Union
 
@@ -41,27 +43,44 @@ from fsbench.errors import UsageError
 if TYPE_CHECKING:
     import numpy as np
 
-INPUTS = ("swap", "source", "target", "gallery", "frames")
-# the family of metrics that read the crops themselves (flicker): no backend measures it
+# the inputs a backend embeds, then those it does not (see the module doc)
+EMBEDDED_INPUTS = ("swap", "source", "target", "target_seen", "gallery")
+INPUTS = (*EMBEDDED_INPUTS, "frames", "pixels")
+# the family of metrics that read the crops themselves (flicker): no backend measures it, and its metrics read
+# pixels and frames, no embedded input
 PIXELS = "pixels"
-Input = Literal["swap", "source", "target", "gallery", "frames"]
+Input = Literal["swap", "source", "target", "target_seen", "gallery", "frames", "pixels"]
 Value = Union[float, None]
+# how a metric aggregates, and how `fsbench list metrics` says it
+AGGREGATES = {"per_sample": "per sample", "per_clip": "per clip", "set": "set-level"}
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """The crops themselves, in the method's template: per scored pair the uint8 ``H×W×3`` RGB swap and target as
+    the method saw it, and the template's soft face ``mask`` (``H×W`` float32 in [0, 1])."""
+
+    swap: Sequence[np.ndarray]
+    target_seen: Sequence[np.ndarray]
+    mask: np.ndarray
 
 
 @dataclass(frozen=True)
 class MetricInputs:
     """What a metric's compute receives for one backend slot: ``N×dim`` float32 features of the ``N`` scored
-    pairs' swaps, sources and targets (rows in pair order), ``G×dim`` of the gallery faces whose crops exist, and
-    the clips; an input no metric of the run declares is None. A row is NaN where the backend could not measure
-    that crop."""
+    pairs' swaps, sources, targets and targets as seen (rows in pair order), ``G×dim`` of the gallery faces whose
+    crops exist, the clips and the pixels; an input no metric of the run declares is None. A row is NaN where the
+    backend could not measure that crop."""
 
     swap: np.ndarray | None
     source: np.ndarray | None
     target: np.ndarray | None
+    target_seen: np.ndarray | None
     gallery: np.ndarray | None
     source_identities: list[str]  # per pair
     gallery_identities: list[str]  # per gallery row
     clips: list[list[int]] | None  # per clip its pairs' rows in frame order ("frames")
+    pixels: Pixels | None  # ("pixels")
 
 
 # compute(inputs, metric) -> one value per pair (per_sample), per clip (per_clip) or one value (set); None or NaN:
@@ -84,10 +103,6 @@ class MetricDef:
     label: str = "{backend}"  # what the figure is printed under; {backend} is the measuring backend's label
     top_k: int | None = None  # retrieval metrics: how many nearest gallery entries count as a hit
     default_backend: str | None = None  # for a family fsbench has no default backend for: the one a run uses
-    # temporal metrics: one value per frame sequence, computed by fsbench.scoring.score_sequences from the
-    # sequence's swaps and targets (compute(swap, target) on per-frame features, or on crops and a face mask for
-    # pixels), summarised over sequences
-    per_sequence: bool = False
 
     @property
     def per_sample(self) -> bool:
@@ -97,20 +112,9 @@ class MetricDef:
     def printed_label(self, backend_label: str) -> str:
         return self.label.replace("{backend}", backend_label)
 
-    def _function(self) -> Callable:
-        if isinstance(self.compute, str):
-            module, _, attr = self.compute.partition(":")
-            return getattr(importlib.import_module(module), attr)
-        return self.compute
-
     def run(self, inputs: MetricInputs) -> Sequence[Value] | Value:
         """The compute's values for one backend slot (see :data:`Compute`)."""
-        return self._function()(inputs, self)
-
-    def run_sequence(self, *arrays: np.ndarray) -> float:
-        """A temporal metric's value for one frame sequence: its compute on the sequence's swap and target
-        (per-frame features, or crops and a face mask for pixels)."""
-        return self._function()(*arrays)
+        return registry.resolve(self.compute)(inputs, self)
 
 
 # A top-k retrieval figure is printed only when its gallery holds at least this many identities per k: with fewer,
@@ -133,6 +137,7 @@ def small_gallery_reason(metric_name: str, gallery_identities: int) -> str | Non
 
 
 _C = "fsbench.metrics.computes:"
+_T = "fsbench.metrics.temporal:"
 
 
 def _retrieval(k: int, gallery: Literal["frame", "identity"]) -> MetricDef:
@@ -171,17 +176,17 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in [
               "Fréchet distance between feature statistics of the swapped faces and the reference set of real "
               "faces; printed under the backend's label (FID only for the Inception backend)", "set"),
     MetricDef("id_jitter", "identity", "mean 1 − cos of consecutive swaps' embeddings minus the target's", False,
-              ("swap", "target", "frames"), "fsbench.metrics.temporal:identity_jitter",
+              ("swap", "target_seen", "frames"), _T + "clip_identity_jitter",
               "identity jitter: how much more the swap's identity embedding changes from frame to frame than the "
-              "target's; 0 for an unchanged target", unit="cosine distance", per_sequence=True),
+              "target's; 0 for an unchanged target", "per_clip", unit="cosine distance"),
     MetricDef("pose_jitter", "pose", "mean L2 of (swap's − target's) frame-to-frame change of (yaw, pitch, roll)",
-              False, ("swap", "target", "frames"), "fsbench.metrics.temporal:pose_jitter",
+              False, ("swap", "target_seen", "frames"), _T + "clip_pose_jitter",
               "pose jitter: head motion of the swap beyond the target's own, per pair of consecutive frames; 0 for "
-              "an unchanged target", unit="degrees", per_sequence=True),
+              "an unchanged target", "per_clip", unit="degrees"),
     MetricDef("flicker", PIXELS, "mean |frame difference| in the face mask, swap minus target", False,
-              ("swap", "target", "frames"), "fsbench.metrics.temporal:flicker",
+              ("pixels", "frames"), _T + "clip_flicker",
               "flicker: frame-difference energy of the swapped crops inside the face mask beyond the target's; 0 "
-              "for an unchanged target", unit="8-bit levels", label="pixels", per_sequence=True),
+              "for an unchanged target", "per_clip", unit="8-bit levels", label="pixels"),
 ]}
 for _spec in METRICS.values():
     registry.metric_definitions.register(_spec.name, _spec)
@@ -209,10 +214,13 @@ def _problems(spec: MetricDef, name: str) -> list[str]:
     if not set(spec.inputs) <= set(INPUTS):
         unknown = ", ".join(sorted(set(spec.inputs) - set(INPUTS)))
         problems.append(f"unknown inputs {unknown} (known: {', '.join(INPUTS)})")
-    if spec.aggregate not in ("per_sample", "per_clip", "set"):
-        problems.append(f"aggregate '{spec.aggregate}' is none of per_sample, per_clip, set")
+    if spec.aggregate not in AGGREGATES:
+        problems.append(f"aggregate '{spec.aggregate}' is none of {', '.join(AGGREGATES)}")
     if spec.aggregate == "per_clip" and "frames" not in spec.inputs:
         problems.append("a per_clip metric reads frames")
+    embedded = sorted(set(spec.inputs) & set(EMBEDDED_INPUTS))
+    if spec.family == PIXELS and embedded:
+        problems.append(f"a metric of the {PIXELS} family has no backend to embed {', '.join(embedded)}")
     return problems
 
 

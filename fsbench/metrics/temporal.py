@@ -1,14 +1,24 @@
-"""Temporal consistency of a swapped frame sequence, each figure relative to the target's own motion.
+"""Temporal consistency of a swapped clip, each figure relative to the target's own motion.
 
-The swaps of one source onto consecutive frames of one target clip form a sequence. Each function takes the
-per-frame features (or crops) of the swapped frames and of the target frames, in frame order and measured the same
-way (same backend, same crop framing), and returns one value for the sequence: how much more the swap changes from
-frame to frame than the target does. A swap that is the target (copy-target) reads exactly 0; a positive value is
-jitter or flicker the swap adds, a negative one a swap steadier than the target it follows.
+The swaps of one source onto consecutive frames of one target video form a clip. The sequence functions
+(:func:`identity_jitter`, :func:`pose_jitter`, :func:`flicker`) take the per-frame features (or crops) of the
+swapped frames and of the target frames, in frame order and measured the same way (same backend, same crop framing),
+and return one value for the sequence: how much more the swap changes from frame to frame than the target does. A
+swap that is the target (copy-target) reads exactly 0; a positive value is jitter or flicker the swap adds, a
+negative one a swap steadier than the target it follows. The ``clip_*`` functions are the computes of the declared
+temporal metrics (fsbench/metrics/definitions.py): a sequence function over each clip of the swaps and the targets
+as the method saw them, None for a clip under two frames.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable, Sequence
+
 import numpy as np
+
+from fsbench.metrics.computes import finite
+
+if TYPE_CHECKING:
+    from fsbench.metrics.definitions import MetricDef, MetricInputs
 
 
 def _check_sequence(swap: np.ndarray, target: np.ndarray) -> None:
@@ -54,3 +64,31 @@ def flicker(swap: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
     if mask.shape != swap.shape[1:3] or mask.sum() <= 0:
         raise ValueError(f"expected a non-empty {swap.shape[1:3]} face mask, got shape {mask.shape}")
     return _step_difference(swap, mask) - _step_difference(target, mask)
+
+
+def _per_clip(clips: list[list[int]] | None, swap: Sequence[np.ndarray] | None, target: Sequence[np.ndarray] | None,
+              sequence: Callable[..., float], *extra: np.ndarray) -> list[float | None]:
+    """``sequence`` over each clip's rows of ``swap`` and ``target`` (feature arrays, or lists of crops), stacked one
+    clip at a time, and ``extra``; None for a clip under two frames."""
+    assert clips is not None and swap is not None and target is not None
+
+    def rows(x: Sequence[np.ndarray], clip: list[int]) -> np.ndarray:
+        return np.stack([x[r] for r in clip])
+    return [finite(sequence(rows(swap, clip), rows(target, clip), *extra)) if len(clip) > 1 else None
+            for clip in clips]
+
+
+def clip_identity_jitter(inputs: MetricInputs, metric: MetricDef) -> list[float | None]:
+    """:func:`identity_jitter` of each clip's swap and target-as-seen embeddings."""
+    return _per_clip(inputs.clips, inputs.swap, inputs.target_seen, identity_jitter)
+
+
+def clip_pose_jitter(inputs: MetricInputs, metric: MetricDef) -> list[float | None]:
+    """:func:`pose_jitter` of each clip's swap and target-as-seen head poses."""
+    return _per_clip(inputs.clips, inputs.swap, inputs.target_seen, pose_jitter)
+
+
+def clip_flicker(inputs: MetricInputs, metric: MetricDef) -> list[float | None]:
+    """:func:`flicker` of each clip's swapped and target-as-seen crops in the template's face mask."""
+    assert inputs.pixels is not None
+    return _per_clip(inputs.clips, inputs.pixels.swap, inputs.pixels.target_seen, flicker, inputs.pixels.mask)

@@ -61,9 +61,9 @@ class ProtocolData:
     variant: dict[str, Any] = field(default_factory=dict)  # choices that change figures (recorded)
     failures: dict[str, str] = field(default_factory=dict)  # videos or pairs that could not be enumerated
     same_person: list[tuple[Item, Item]] = field(default_factory=list)  # real pairs scored as a ceiling (LFW)
-    # the ids of the pairs that form each frame sequence (one source onto consecutive frames of one target clip), in
-    # frame order; the temporal metrics are computed per sequence
-    sequences: list[tuple[str, ...]] = field(default_factory=list)
+    # the ids of the pairs of each clip (one source onto consecutive frames of one target video), in frame order:
+    # what metrics that read frames see (fsbench.scoring.scored_clips)
+    clips: list[tuple[str, ...]] = field(default_factory=list)
 
 
 class Protocol(ABC):
@@ -73,7 +73,7 @@ class Protocol(ABC):
     metrics: tuple[str, ...]  # the built-in metrics it reports (fsbench/metrics/definitions.py)
     # what its pairs give a metric to read (fsbench.metrics.definitions.INPUTS); a protocol whose target frames
     # come in clips of consecutive frames adds "frames"
-    inputs: frozenset[str] = frozenset({"swap", "source", "target", "gallery"})
+    inputs: frozenset[str] = frozenset({"swap", "source", "target", "target_seen", "gallery", "pixels"})
     needs_data_root: bool = False
     variant_tag: str = ""  # set by options that change what is measured; it names the results file apart
 

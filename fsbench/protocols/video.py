@@ -32,7 +32,7 @@ class Video:
 class FrameChoice:
     """Which target frames a video protocol swaps: ``count`` evenly spaced over the clip (``frames=10``, the
     default), or ``count`` consecutive ones from the middle of the clip (``frames=consecutive:16``), whose swaps of
-    one source then form a frame sequence scored for temporal consistency. The source frame and the gallery stay
+    one source then form a clip, scored for temporal consistency. The source frame and the gallery stay
     the evenly spaced ones of the default either way."""
 
     count: int = FRAMES_PER_VIDEO
@@ -49,7 +49,8 @@ class FrameChoice:
         return FrameChoice(int(count), consecutive)
 
     def variant(self) -> dict[str, str]:
-        """What the variant records beyond the default's keys; nothing for evenly spaced frames."""
+        """What the variant records beyond the default's keys; nothing for evenly spaced frames. Two results
+        compare only when their variants are equal, so this wording is fixed for the protocol's version."""
         if not self.consecutive:
             return {}
         return {"target_frames": f"{self.count} consecutive frames from the middle of each target clip",
@@ -91,26 +92,26 @@ def _sample_videos(videos: list[Video], frames: FrameChoice) -> tuple[dict, dict
 def video_protocol_data(videos: list[Video], swap_pairs: list[tuple[str, str]], frames: FrameChoice,
                         dataset: dict, variant: dict) -> ProtocolData:
     """Pairs are (target video id, source video id); each target frame is swapped with the source frame. With
-    consecutive target frames, the pairs of each (target, source) form a frame sequence."""
+    consecutive target frames, the pairs of each (target, source) form a clip."""
     sampled, targets, failures = _sample_videos(videos, frames)
-    pairs, sequences = [], []
+    pairs, clips = [], []
     for target, source in swap_pairs:
         missing = [v for v in (target, source) if v not in sampled]
         if missing:
             failures[f"{target}_{source}"] = "unreadable or missing video: " + ", ".join(missing)
             continue
         src_item = sampled[source][min(SOURCE_FRAME, len(sampled[source]) - 1)]
-        sequence = [Pair(src_item, tgt_item) for tgt_item in targets[target]]
-        pairs.extend(sequence)
+        clip = [Pair(src_item, tgt_item) for tgt_item in targets[target]]
+        pairs.extend(clip)
         if frames.consecutive:
-            sequences.append(tuple(p.id for p in sequence))
+            clips.append(tuple(p.id for p in clip))
     gallery = [item for items in sampled.values() for item in items]
     n_gallery = FRAMES_PER_VIDEO if frames.consecutive else frames.count
     variant = {**variant, "frames_per_target": frames.count,
                "source_frame": f"sampled frame {SOURCE_FRAME} of {n_gallery} of the source video",
                "gallery": f"{n_gallery} sampled frames of every readable real video", "retrieval_label": "identity",
                **frames.variant()}
-    return ProtocolData(pairs, gallery, dataset, variant, failures, sequences=sequences)
+    return ProtocolData(pairs, gallery, dataset, variant, failures, clips=clips)
 
 
 class VideoProtocol(Protocol):
@@ -120,11 +121,13 @@ class VideoProtocol(Protocol):
     frames: FrameChoice
 
     def choose_frames(self, frames: str | int) -> None:
-        """With consecutive target frames the protocol also reports the temporal metrics, in a results file of
-        its own; the default's metrics, version and file name are those of evenly spaced frames."""
+        """With consecutive target frames the protocol gives clips (the input ``frames``) and reports the temporal
+        metrics, and any other package's metric that reads frames, in a results file of its own; the default's
+        metrics, inputs, version and file name are those of evenly spaced frames."""
         self.frames = FrameChoice.parse(frames)
         if self.frames.consecutive:
             self.metrics = VIDEO_METRICS + TEMPORAL_METRICS
+            self.inputs = Protocol.inputs | {"frames"}
             self.variant_tag = f"consecutive{self.frames.count}"
 
 
