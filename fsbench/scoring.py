@@ -25,10 +25,10 @@ from fsbench.progress import bar as progress_bar
 from fsbench.protocols.base import Item, Pair
 
 # The primary backend of each family, and the further ones every run also reports (figure names in
-# fsbench/metrics/definitions.py). The default pose_error comes from an estimator no method trains against;
-# MediaPipe's pose, which FaceShifter's pose term was fitted to, stays beside it. Identity is reported by dlib's
-# ResNet and by ArcFace.
-DEFAULT_BACKENDS = {"identity": "dlib", "pose": "hopenet-shufflenet", "expression": "mediapipe-blendshapes",
+# fsbench/metrics/definitions.py). The default pose_error comes from WHENet, an estimator no method trains against
+# and the more mirror-consistent of the two such (docs/protocols.md, "Pose estimators"); MediaPipe's pose, which
+# FaceShifter's pose term was fitted to, stays beside it. Identity is reported by dlib's ResNet and by ArcFace.
+DEFAULT_BACKENDS = {"identity": "dlib", "pose": "whenet", "expression": "mediapipe-blendshapes",
                     "distribution": "mobilenet-v2"}
 EXTRA_BACKENDS = {"identity": ("arcface-mbf",), "pose": ("mediapipe-pose",)}
 

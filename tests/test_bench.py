@@ -65,7 +65,7 @@ def test_bench_metrics_reports_every_stage_with_its_flop_bound(tmp_path) -> None
     assert report["faces"] == 3
     stack = chosen_backends(list(DEFAULT_BACKENDS))  # the primary and further backends of every family
     assert list(report["stages"]) == ["detect+align", *(f"{s.split('@')[0]}:{n}" for s, n in stack.items())]
-    assert {"identity:arcface-mbf", "pose:hopenet-shufflenet", "pose:mediapipe-pose"} <= set(report["stages"])
+    assert {"identity:arcface-mbf", "pose:whenet", "pose:mediapipe-pose"} <= set(report["stages"])
     for name, stage in report["stages"].items():  # every stage that runs a network, torch's or not, has its bound
         if name == "expression:mediapipe-blendshapes":  # reads the pose stage's landmarker call
             assert stage["gflops_per_face"] == 0 and "percent_of_bound" not in stage

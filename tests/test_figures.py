@@ -7,7 +7,7 @@ from fsbench.scoring import DEFAULT_BACKENDS, EXTRA_BACKENDS, chosen_backends
 
 def test_default_stack_reports_arcface_beside_dlib_and_mediapipe_beside_the_independent_pose() -> None:
     chosen = chosen_backends(set(DEFAULT_BACKENDS))
-    assert chosen == {"identity": "dlib", "identity@arcface-mbf": "arcface-mbf", "pose": "hopenet-shufflenet",
+    assert chosen == {"identity": "dlib", "identity@arcface-mbf": "arcface-mbf", "pose": "whenet",
                       "pose@mediapipe-pose": "mediapipe-pose", "expression": "mediapipe-blendshapes",
                       "distribution": "mobilenet-v2"}
     # MediaPipe's pose reading comes before the blendshapes that reuse it

@@ -108,7 +108,7 @@ def test_figures_of_a_backend_compare_by_name_whatever_slot_it_filled(baseline_r
     """A result whose pose_error came from MediaPipe as the primary pose backend compares with a newer one that
     reports MediaPipe's pose as the further figure pose_error@mediapipe-pose, and not with its primary pose."""
     new = baseline_runs["paste-source"][1]
-    assert new["aggregates"]["pose_error"]["backend"] == "hopenet-shufflenet"
+    assert new["aggregates"]["pose_error"]["backend"] == "whenet"
     assert new["aggregates"]["pose_error@mediapipe-pose"]["backend"] == "mediapipe-pose"
     old = json.loads(json.dumps(new))
     old["backends"] = {slot: b for slot, b in old["backends"].items() if slot not in ("pose", "identity@arcface-mbf")}

@@ -14,10 +14,11 @@ API, IMAGE mode). Its rotation ``R`` (canonical face model → camera; camera fr
 viewer) is decomposed as ``R = Rx(α) · Ry(β) · Rz(γ)`` (pitch applied last, in the camera frame: the order of
 300W-LP, on which Hopenet was trained) and ``(yaw, pitch, roll) = −(β, α, γ)`` gives the semantics above.
 Mirroring is conjugation by diag(−1, 1, 1), which negates β and γ and keeps α.
-``whenet`` (embedded) is WHENet (see :mod:`fsbench.nets.whenet`), whose yaw and roll follow Hopenet's convention.
+``whenet`` (embedded) is WHENet (see :mod:`fsbench.nets.whenet`), whose yaw and roll follow Hopenet's convention;
+no method trains against it, so it gives the default ``pose_error``.
 ``hopenet`` (reference) is Hopenet ``hopenet_robust_alpha1`` (see :mod:`fsbench.nets.hopenet`).
 ``hopenet-shufflenet`` (embedded) is a Hopenet-style ShuffleNetV2 with Hopenet's bins and conventions (see
-:mod:`fsbench.nets.hopenet_shufflenet`); no method trains against it, so it gives the default ``pose_error``.
+:mod:`fsbench.nets.hopenet_shufflenet`), on request; ``fsbench pose-report`` compares the estimators.
 
 MediaPipe runs its own face detector inside each crop. Crops are first re-aligned to ``ffhq-256`` at 256 (the
 whole head with margin, where tight ArcFace-112 crops otherwise go undetected), so that methods with different

@@ -8,7 +8,7 @@ only (it is fitted on the training crops), and the loss runs it on both the swap
 on a face cancels.
 
 Its labels are MediaPipe's, the benchmark's second pose column (``pose_error@mediapipe-pose``), so that column is
-not independent of a method trained with this term; the default ``pose_error`` (``hopenet-shufflenet``) never takes
+not independent of a method trained with this term; the default ``pose_error`` (``whenet``) never takes
 part in training. dlib's 68 landmarks with a perspective-n-point fit to a generic 3-D head would be an independent
 teacher, but they agree with MediaPipe on yaw and hardly on pitch and roll.
 """
