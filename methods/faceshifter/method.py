@@ -155,4 +155,3 @@ class FaceShifter(Method):
         from methods.faceshifter.train import bundle
 
         return bundle(config, out, overrides=overrides, quality=quality)
-
