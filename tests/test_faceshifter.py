@@ -296,20 +296,13 @@ def test_fast_path_within_tolerance_of_the_fp32_network(precision: str) -> None:
     assert diff.max() <= most and diff.mean() <= mean
 
 
-def test_the_pose_term_is_ramped_in_and_trains_with_a_prior_fitted_once(tmp_path: Path, monkeypatch) -> None:
+def test_the_pose_term_is_ramped_in_and_trains_with_a_prior_fitted_once(tmp_path: Path, quick_pose_fit) -> None:
     from fsbench.train import pose_prior
     from methods.faceshifter.train import ramped
 
     assert [ramped(4.0, s, 4) for s in range(6)] == [1.0, 2.0, 3.0, 4.0, 4.0, 4.0]
     assert ramped(4.0, 0, 0) == 4.0
-    fits = []
-
-    def quick_fit(crops):  # the real fit reads every training crop with MediaPipe: tests/test_pose_prior.py
-        fits.append(len(crops))
-        return pose_prior.PosePrior().eval().requires_grad_(False), {"val_mae_yaw": 0, "val_mae_pitch": 0,
-                                                                      "val_mae_roll": 0, "label_std": [0, 0, 0]}
-
-    monkeypatch.setattr(pose_prior, "fit", quick_fit)
+    fits = quick_pose_fit
     train("tiny", tmp_path / "run", overrides={**_steps(2, 0), "w_pose": 1.0})
     train("tiny", tmp_path / "run", overrides={**_steps(3, 0), "w_pose": 1.0})  # resumed: the same prior
     assert len(fits) == 1 and (tmp_path / "run" / pose_prior.FILE).is_file()

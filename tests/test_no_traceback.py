@@ -111,6 +111,13 @@ CASES = [
     ("train mobilefsgan --config cpu --out {out} --init-from {text}", "passwd: not a readable safetensors file"),
     ("train faceshifter --config tiny --out {out} --init-from {faceshifter}",
      "do not fit the configuration: width 0.125 (config: 0.03125)"),
+    ("train --bundle {missing} --out {out}", "missing: not a training bundle"),
+    ("train faceshifter --bundle {faces} --config tiny --out {out}", "--bundle DIR holds the recipe: drop --config"),
+    ("train --config tiny --out {out}", "train needs METHOD and --config NAME"),
+    # bundle
+    ("bundle classic --config cpu --out {out}", "method 'classic' has no training bundle"),
+    ("bundle faceshifter --config tiny --out {out} --quality 101", "--quality must lie in 1..100"),
+    ("bundle faceshifter --config tiny --out {faces}", "holds something other than a bundle"),
     # assets
     ("assets add hopenet {text}", "not hopenet_robust_alpha1.pkl"),
     ("assets add cosface-sphere20 {text}", "not net_sphere20_data_vggface2_acc_9955.pth"),

@@ -75,6 +75,19 @@ def check_training_identities(names: list[str], source: str) -> None:
                                    "inflate the benchmark's identity figures")
 
 
+def crops_key(data: str | None, template: str, size: int, video_stride: int = 8) -> str | None:
+    """The cache key of :func:`training_crops`'s embedded sources (``None``: the mini training identities,
+    ``"portraits"``); ``None`` for an image folder, which is aligned afresh on every load."""
+    from fsbench.data import mini, portraits
+
+    if data is None:
+        return f"mini-train-v2:{mini.load_manifest().sha256}:{template}:{size}:{video_stride}"
+    if data == "portraits":
+        return (f"portraits-train:{portraits.load_manifest().sha256}:{mini.load_manifest().sha256}:{template}:{size}:"
+                f"{video_stride}")
+    return None
+
+
 def crops_cache_file(key: str) -> Path:
     return assets.home() / "crops" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
@@ -148,10 +161,8 @@ def _mini_train_images(video_stride: int) -> list[Labelled]:
 
 def mini_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: int = 8) -> FaceCrops:
     """Every training still and every ``video_stride``-th frame of the training clips of the mini set."""
-    from fsbench.data import mini
-
-    key = f"mini-train-v2:{mini.load_manifest().sha256}:{template}:{size}:{video_stride}"
-    out = _cached(key, template, lambda: _mini_train_images(video_stride), size)
+    out = _cached(crops_key(None, template, size, video_stride), template, lambda: _mini_train_images(video_stride),
+                  size)
     check_training_identities(out.names, "mini training split")
     return out
 
@@ -159,7 +170,7 @@ def mini_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: 
 def portraits_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: int = 8) -> FaceCrops:
     """The portraits training split (one portrait per identity, low-resolution ones included) plus the mini
     training identities (the same-person pairs of the mini videos): hundreds of identities."""
-    from fsbench.data import mini, portraits
+    from fsbench.data import portraits
     from fsbench.faces import io
 
     manifest = portraits.load_manifest()
@@ -168,8 +179,7 @@ def portraits_train_crops(template: str = "ffhq-256", size: int = 256, video_str
         items = [(p.identity, io.read_image(p.path()), 0) for p in manifest.items(split="train")]
         return items + _mini_train_images(video_stride)
 
-    key = f"portraits-train:{manifest.sha256}:{mini.load_manifest().sha256}:{template}:{size}:{video_stride}"
-    out = _cached(key, template, build, size)
+    out = _cached(crops_key("portraits", template, size, video_stride), template, build, size)
     check_training_identities(out.names, "portraits training split + mini training split")
     return out
 

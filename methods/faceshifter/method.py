@@ -150,3 +150,9 @@ class FaceShifter(Method):
 
         return train(config, out, device, init_from=init_from, time_limit_s=time_limit_s, overrides=overrides)
 
+    @classmethod
+    def bundle(cls, config: str, out: Path, *, overrides: Mapping[str, Any] | None = None,
+               quality: int | None = None) -> Path:
+        from methods.faceshifter.train import bundle
+
+        return bundle(config, out, overrides=overrides, quality=quality)

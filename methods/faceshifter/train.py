@@ -36,12 +36,13 @@ from fsbench.train import (Dist, FaceCrops, GANRun, IdentityDraw, IdentityEnsemb
                            WeightAverage, evaluated, export_weights, exported, hinge_d_loss, hinge_g_loss, pose_loss,
                            require_architecture, sample_rng, save_grid, setup_distributed, step_rng,
                            training_crops, wrap_distributed)
+from fsbench.train.bundle import BundleSpec, recogniser_assets, write as write_bundle
 from fsbench.train.pose_prior import pose_prior
 from methods.faceshifter.aei import AEINet
 from methods.faceshifter.configs import Architecture, FaceShifterConfig, get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
 from methods.faceshifter.net import TEMPLATE, FaceShifterNet
-from methods.faceshifter.occlusion import occlude_batch
+from methods.faceshifter.occlusion import MASK_ASSETS, occlude_batch
 
 LR, BETAS = 4e-4, (0.0, 0.999)
 W_ADV, W_REC = 1.0, 10.0
@@ -316,3 +317,15 @@ def train(config: str, out: Path, device: str = "cpu", *, init_from: Path | None
     hear_trainer.train(s.monitor)
     s.net.hear.load_state_dict(exported(hear, hear_run.averages.get("hear")).state_dict())
     return _export(s, config, {"aei": aei_trainer, "hear": hear_trainer})
+
+
+def bundle(config: str, out: Path, *, overrides: Mapping[str, Any] | None = None, quality: int | None = None
+           ) -> Path:
+    """The training bundle of a recipe (:mod:`fsbench.train.bundle`) in the folder ``out``: its crops, its
+    recognisers' files, HEAR-Net's occluder photos and, for a pose term, the run's pose prior fitted here (MediaPipe
+    labels it, and the bundle's machine need not have MediaPipe)."""
+    cfg = get_config(config, dict(overrides or {}))
+    files = (*recogniser_assets(cfg.recognisers), *MASK_ASSETS)
+    spec = BundleSpec("faceshifter", config, cfg, cfg.data, TEMPLATE, cfg.arch.size, files,
+                      pose_prior if cfg.w_pose or cfg.w_pose_hear else None)
+    return write_bundle(spec, out, quality)
