@@ -147,9 +147,9 @@ class Degradation:
         gains = np.stack([1 + warmth, 1 + tint, 1 - warmth], 1)
         gamma, factors = np.exp(spread(cfg.gamma)), 1 + spread(1.0, (n, 3)) * [cfg.brightness, cfg.contrast,
                                                                                cfg.saturation]
-        blur = np.where(chosen(cfg.blur), rng.uniform(0, cfg.blur_sigma, n), 0.0)
+        blur = np.where(chosen(cfg.blur), rng.uniform(cfg.blur_sigma / 4, cfg.blur_sigma, n), 0.0)
         low_res = np.where(chosen(cfg.low_res), rng.uniform(cfg.low_res_min, 1, n), 1.0)
-        noise = np.where(chosen(cfg.noise), rng.uniform(0, cfg.noise_sigma, n), 0.0)
+        noise = np.where(chosen(cfg.noise), rng.uniform(cfg.noise_sigma / 4, cfg.noise_sigma, n), 0.0)
         seeds = rng.integers(2**63, size=n)
         quality = np.where(chosen(cfg.jpeg), rng.integers(cfg.jpeg_quality, JPEG_BEST + 1, n), 0)
         return cls(geometry, angle, scale, shift, colour, gains, gamma, factors, blur, low_res, noise, seeds,

@@ -71,7 +71,7 @@ class AugmentConfig:
     """In-the-wild degradations of training crops (:class:`fsbench.train.augment.Degradation`). ``p`` of the crops are degraded (0: none,
     the crops as they are); each of those gets each degradation with its own probability (``geometry``,
     ``colour``, ``blur``, ``low_res``, ``noise``, ``jpeg``, ``occlusion``), at a strength drawn uniformly up to its
-    limit. Shifts, blur sigmas and resampled sides are fractions of the crop side, so a recipe means the same at
+    limit (blur and noise sigmas from a quarter of it, so that a chosen one shows). Shifts, blur sigmas and resampled sides are fractions of the crop side, so a recipe means the same at
     any resolution; ``noise_sigma`` is in image units (the range [0, 1])."""
 
     p: float = 0.0

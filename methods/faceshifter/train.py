@@ -19,6 +19,18 @@ of the training crops (:func:`fsbench.train.pose_prior.pose_prior`, fitted once 
 ``w_pose_hear`` > 0 adds the same term to HEAR-Net's loss, against the target before its occluders. A weight
 average (``average.decay``) of each network is what the monitor scores, what HEAR-Net trains on (AEI-Net's) and
 what the export holds.
+
+In-the-wild training (not the paper's). ``frames_ratio`` of the X_s ≠ X_t samples take X_s and X_t from two crops
+of one person (the training video's frames): real pose and expression change between them, and X_t is the swap's
+ground truth, so the reconstruction loss covers them as it covers X_s = X_t. The recipe's ``augment``
+(:mod:`fsbench.train.augment`) degrades X_t (its light, blur, noise, compression and framing are attributes the
+swap must reproduce, as the reconstruction and attribute losses ask) and X_s on its own draw (z_id must carry the
+identity through them; the identity loss compares with X_s before them); an X_s = X_t sample stays one image. Scene
+occluders go on X_s in both phases (an occluder must not come through the identity) and on X_t in HEAR-Net's
+only: ΔY_t = X_t − AEI(X_t, X_t) is made of what AEI-Net fails to reproduce, and occluders are what HEAR-Net
+restores from it (the paper's division of work); an AEI-Net taught to carry occluders through its attribute path
+would thin that signal and spend its small capacity on them. The discriminator's real photographs are the degraded
+X_s without its occluder: the swaps carry degradations, never a synthetic occluder.
 """
 from __future__ import annotations
 
