@@ -56,8 +56,6 @@ PAIR_SEED = 0
 WILD = "wild_"  # the prefix of the in-the-wild set's record keys
 RECORD_FILE = "monitor.jsonl"
 SwapFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (source, target) crops in [0, 1] -> swap
-
-
 Crops = tuple[list[str], np.ndarray, np.ndarray]  # identities, method crops, evaluation crops (uint8 RGB)
 
 
@@ -86,11 +84,10 @@ def validation_crops(template: str, size: int, n: int = PAIRS) -> Crops:
     from fsbench.data import portraits
 
     manifest = portraits.load_manifest()
-    portraits_ = manifest.items(split="validation")[:n]
-    if len(portraits_) < 2:
-        raise ValueError(f"{manifest.path}: the monitor needs at least 2 validation portraits, found "
-                         f"{len(portraits_)}")
-    items = [Item(id=p.id, identity=p.identity, path=str(p.path())) for p in portraits_]
+    chosen = manifest.items(split="validation")[:n]
+    if len(chosen) < 2:
+        raise ValueError(f"{manifest.path}: the monitor needs at least 2 validation portraits, found {len(chosen)}")
+    items = [Item(id=p.id, identity=p.identity, path=str(p.path())) for p in chosen]
     return _aligned(f"monitor:{manifest.sha256}:{template}:{size}:{n}", items, template, size, "validation")
 
 
