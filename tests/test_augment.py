@@ -41,6 +41,8 @@ def test_a_degradation_is_a_function_of_the_rng_and_keeps_shape_dtype_and_range(
     assert not torch.equal(out, other)
     off = Degradation.draw(np.random.default_rng(7), len(faces), AugmentConfig())
     assert torch.equal(off(faces), faces)  # p = 0: the crops as they are
+    with torch.autocast("cpu", torch.bfloat16):  # a training step's autocast leaves the crops alone
+        assert torch.equal(a(faces), out)
 
 
 @pytest.mark.parametrize("name", sorted(ALONE))
@@ -181,7 +183,8 @@ def face() -> tuple[np.ndarray, np.ndarray]:
 
 def test_training_runs_with_every_degradation(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    sets = ["loop.steps=2", "hear_steps=1", "augment.p=1", "augment.occlusion=1", "augment.jpeg=1", "frames_ratio=0.5"]
+    sets = ["loop.steps=2", "hear_steps=1", "augment.p=1", "augment.occlusion=1", "augment.jpeg=1", "frames_ratio=0.5",
+            "loop.precision=\"bf16\""]  # autocast, as a step runs under it
     assert main(["train", "faceshifter", "--config", "tiny", "--out", str(tmp_path),
                  *[a for s in sets for a in ("--set", s)]]) == 0
     rows = [json.loads(line) for line in (tmp_path / "aei" / "losses.jsonl").read_text().splitlines()]

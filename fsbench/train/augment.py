@@ -156,8 +156,9 @@ class Degradation:
                    quality, chosen(cfg.occlusion))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """The crops ``x`` (``n×3×S×S`` in [0, 1]) degraded: same shape, dtype and range; no gradient."""
-        with torch.no_grad():
+        """The crops ``x`` (``n×3×S×S`` in [0, 1]) degraded: same shape, dtype and range; no gradient (in ``x``'s
+        dtype also under a training step's bf16 autocast)."""
+        with torch.no_grad(), torch.autocast(x.device.type, enabled=False):
             out = x.detach().clone()
             rows = np.flatnonzero(self.geometry)
             if rows.size:
