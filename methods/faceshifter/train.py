@@ -164,8 +164,8 @@ class BalancedPairs:
         tgt[flip_t] = tgt[flip_t].flip(-1)
         src = self.crops.tensor(source)
         src[flip_s] = src[flip_s].flip(-1)
-        src = torch.where(torch.from_numpy(same)[:, None, None, None], tgt, src)
-        return Pairs(src, tgt, torch.from_numpy(same), torch.from_numpy(same | mate))
+        same_t = torch.from_numpy(same)
+        return Pairs(_one_image(same_t, tgt, src), tgt, same_t, torch.from_numpy(same | mate))
 
 
 def _one_image(same: torch.Tensor, tgt: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
