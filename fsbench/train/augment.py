@@ -97,10 +97,10 @@ def upscale(x: torch.Tensor, side: int) -> torch.Tensor:
 
 def jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     """``C×H×W`` RGB in [0, 1] encoded as JPEG at ``quality`` (OpenCV: 4:2:0 chroma) and decoded."""
-    rgb = x.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
-    ok, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    rgb = x.clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    _, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy()
-    return torch.from_numpy(decoded).permute(2, 0, 1).to(x.dtype).div(255)
+    return torch.from_numpy(decoded).permute(2, 0, 1).to(x).div(255)
 
 
 def sensor_noise(x: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
