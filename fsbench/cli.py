@@ -474,7 +474,8 @@ def _add_monitor_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--step", type=argtypes.non_negative_int, default=0, help="the step recorded with --append")
     m = msub.add_parser("trend", help="fit a line to a monitor.jsonl curve and extrapolate it to a target")
     m.add_argument("records", type=Path, help="a run's monitor.jsonl")
-    m.add_argument("--key", default="id_cos", help="the curve: id_cos, top1, pose_err or fd (default: id_cos)")
+    m.add_argument("--key", default="id_cos", help="the curve: id_cos, top1, pose_err, fd, or one of them with the "
+                                                 "prefix wild_ (the in-the-wild pairs; default: id_cos)")
     m.add_argument("--target", type=float, required=True,
                    help="the value to reach, e.g. classic's ID cosine from `fsbench monitor score --method classic`")
     m.add_argument("--since", type=argtypes.non_negative_int, default=0, help="fit the records from this step on")

@@ -1,4 +1,5 @@
-"""Training machinery: held-out identities refused, the identity ensemble, the dlib monitor."""
+"""Training machinery: held-out identities refused, the identity ensemble, the dlib monitor (validation and
+in-the-wild pairs)."""
 from __future__ import annotations
 
 import json
@@ -103,6 +104,12 @@ def test_monitor_scores_copy_target_at_the_floor_and_paste_source_at_one() -> No
     # appearance: the targets themselves and the sources (the same real crops, reordered) are at FD 0; noise is not
     assert copy["fd"] == pytest.approx(0, abs=1e-3) and paste["fd"] == pytest.approx(0, abs=1e-3)
     assert mon.score(lambda source, target: torch.rand_like(target))["fd"] > 10
+    # the in-the-wild set: each of its eight people a target of the seven others, scored alike
+    assert copy["wild_pairs"] == paste["wild_pairs"] == 8 * 7
+    assert copy["wild_top1"] == 0.0 and copy["wild_id_cos"] == pytest.approx(copy["wild_copy_target_id_cos"], abs=1e-4)
+    assert paste["wild_top1"] == 1.0 and paste["wild_id_cos"] > copy["wild_id_cos"] + 0.05
+    assert copy["wild_pose_err"] == pytest.approx(copy["wild_copy_target_pose_err"], abs=1e-3)
+    assert paste["wild_pose_from_source"] > 0.9 and copy["wild_fd"] == pytest.approx(0, abs=1e-3)
 
 
 class _Counter(torch.nn.Module):
@@ -167,6 +174,13 @@ def test_plot_draws_pose_error_where_the_records_have_it(tmp_path: Path) -> None
                                   {"top1": 0.1, "id_cos": 0.85, "copy_target_id_cos": 0.84, "pairs": 4, **extra})
     widths = [matplotlib.image.imread(monitor.plot(run, tmp_path / f"{run.name}.png")).shape[1] for run in (old, new)]
     assert widths[1] > widths[0]  # the pose and FD panels
+    wild = tmp_path / "wild"
+    for step in (0, 250):
+        monitor.append_record(wild / monitor.RECORD_FILE, step, {"top1": 0.1, "id_cos": 0.85, "copy_target_id_cos": 0.84,
+                                                                 "pairs": 4, "wild_top1": 0.2, "wild_id_cos": 0.8,
+                                                                 "wild_copy_target_id_cos": 0.79, "wild_pairs": 56})
+    heights = [matplotlib.image.imread(monitor.plot(run, tmp_path / f"{run.name}.png")).shape[0] for run in (old, wild)]
+    assert heights[1] > heights[0]  # a second row: the in-the-wild pairs
 
 
 def test_trend_fits_the_curve_and_extrapolates_to_the_target(tmp_path: Path) -> None:
@@ -199,6 +213,10 @@ def test_trend_of_a_lower_is_better_curve(tmp_path: Path) -> None:
     assert monitor.trend(rec, target=40.0, key="id_cos")["steps_to_target"] is None  # flat: never
     with pytest.raises(ValueError, match="no monitor curve 'loss'"):
         monitor.trend(rec, target=1.0, key="loss")
+    for step, fd in ((100, 90.0), (200, 80.0), (300, 70.0)):  # the in-the-wild set's curves trend alike
+        monitor.append_record(rec, step, {"top1": 0.0, "id_cos": 0.8, "copy_target_id_cos": 0.8, "fd": 46.0,
+                                          "wild_fd": fd})
+    assert monitor.trend(rec, target=60.0, key="wild_fd")["steps_to_target"] == 100
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -5,9 +5,10 @@ Recipes nest the scaffold's configurations (:mod:`.config`); a method writes its
 :class:`Trainer` drives: resumable, DDP under torchrun, safetensors checkpoints, one seed rule (:func:`step_rng`).
 """
 from fsbench.nets.vgg import load_vgg19_features
+from fsbench.train.augment import Degradation, source_views
 from fsbench.train.average import WeightAverage, evaluated, exported
 from fsbench.train.checkpoint import export_weights, require_architecture, unwrap
-from fsbench.train.config import AverageConfig, IdentityLossConfig, LoopConfig, MonitorConfig, resolve_config
+from fsbench.train.config import AugmentConfig, AverageConfig, IdentityLossConfig, LoopConfig, MonitorConfig, resolve_config
 from fsbench.train.data import FaceCrops, IdentityDraw, training_crops
 from fsbench.train.dist import Dist, setup as setup_distributed, wrap as wrap_distributed
 from fsbench.train.gan import hinge_d_loss, hinge_g_loss, perceptual_network
@@ -16,8 +17,9 @@ from fsbench.train.loop import GANRun, Trainer, sample_rng, save_grid, step_rng
 from fsbench.train.monitor import Monitor
 from fsbench.train.pose_prior import pose_loss
 
-__all__ = ["AverageConfig", "Dist", "FaceCrops", "GANRun", "IdentityDraw", "IdentityEnsemble", "IdentityLossConfig",
-           "LoopConfig", "Monitor", "MonitorConfig", "Trainer", "WeightAverage", "evaluated", "export_weights",
-           "exported", "hinge_d_loss", "hinge_g_loss", "load_vgg19_features", "perceptual_network", "pose_loss",
-           "require_architecture", "resolve_config", "sample_rng", "save_grid", "setup_distributed", "step_rng",
-           "training_crops", "unwrap", "wrap_distributed"]
+__all__ = ["AugmentConfig", "AverageConfig", "Degradation", "Dist", "FaceCrops", "GANRun", "IdentityDraw",
+           "IdentityEnsemble", "IdentityLossConfig", "LoopConfig", "Monitor", "MonitorConfig", "Trainer",
+           "WeightAverage", "evaluated", "export_weights", "exported", "hinge_d_loss", "hinge_g_loss",
+           "load_vgg19_features", "perceptual_network", "pose_loss", "require_architecture", "resolve_config",
+           "sample_rng", "save_grid", "setup_distributed", "source_views", "step_rng", "training_crops", "unwrap",
+           "wrap_distributed"]

@@ -1,5 +1,5 @@
-"""Training configurations: a method's recipe nests the scaffold's parts (loop, identity loss, weight average,
-monitor) beside its own fields and its architecture.
+"""Training configurations: a method's recipe nests the scaffold's parts (loop, identity loss, in-the-wild
+augmentation, weight average, monitor) beside its own fields and its architecture.
 
 A recipe is a named preset or a JSON file of its fields (nested objects for the nested parts); ``fsbench train
 --set KEY=JSON`` overrides one field, a nested one by its dotted path (``loop.steps=2000``,
@@ -18,6 +18,11 @@ from fsbench.errors import UsageError
 T = TypeVar("T")
 
 PRECISIONS = ("fp32", "bf16", "auto")
+# AugmentConfig's fields by kind, and the best JPEG quality it draws
+_PROBABILITIES = ("p", "geometry", "colour", "blur", "low_res", "noise", "jpeg", "occlusion")
+_STRENGTHS = ("shift", "scale", "rotate_deg", "white_balance", "gamma", "brightness", "contrast", "saturation",
+              "blur_sigma", "noise_sigma")
+JPEG_BEST = 95
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,46 @@ class AverageConfig:
     the monitor scores it and the export holds it. ``decay`` 0: none, the live weights are exported."""
 
     decay: float = 0.0
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """In-the-wild degradations of training crops (:class:`fsbench.train.augment.Degradation`). ``p`` of the crops are degraded (0: none,
+    the crops as they are); each of those gets each degradation with its own probability (``geometry``,
+    ``colour``, ``blur``, ``low_res``, ``noise``, ``jpeg``, ``occlusion``), at a strength drawn uniformly up to its
+    limit (blur and noise sigmas from a quarter of it, so that a chosen one shows). Shifts, blur sigmas and resampled sides are fractions of the crop side, so a recipe means the same at
+    any resolution; ``noise_sigma`` is in image units (the range [0, 1])."""
+
+    p: float = 0.0
+    geometry: float = 0.5
+    shift: float = 0.04  # ± per axis
+    scale: float = 0.08  # ± relative
+    rotate_deg: float = 8.0  # ±
+    colour: float = 0.8
+    white_balance: float = 0.2  # red gain 1 + w, blue gain 1 − w, w in ±white_balance; green tint a quarter of it
+    gamma: float = 0.35  # exponent exp(±gamma)
+    brightness: float = 0.25  # ± relative, as contrast and saturation
+    contrast: float = 0.3
+    saturation: float = 0.4
+    blur: float = 0.3
+    blur_sigma: float = 0.01
+    low_res: float = 0.4
+    low_res_min: float = 0.35  # the smallest resampled side
+    noise: float = 0.3
+    noise_sigma: float = 0.04
+    jpeg: float = 0.5
+    jpeg_quality: int = 30  # the lowest JPEG quality; the highest is JPEG_BEST
+    occlusion: float = 0.25
+
+    def __post_init__(self) -> None:
+        bad = [n for n in _PROBABILITIES if not 0 <= getattr(self, n) <= 1]
+        bad += [n for n in _STRENGTHS if getattr(self, n) < 0]
+        bad += [] if 0 < self.low_res_min <= 1 else ["low_res_min"]
+        bad += [] if 1 <= self.jpeg_quality <= JPEG_BEST else ["jpeg_quality"]
+        if bad:
+            raise UsageError(f"augment: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)} out of range "
+                             f"(probabilities in [0, 1], strengths at least 0, low_res_min in (0, 1], jpeg_quality "
+                             f"1 to {JPEG_BEST})")
 
 
 @dataclass(frozen=True)

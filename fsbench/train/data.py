@@ -5,8 +5,9 @@ Crops are detected and aligned once and cached (``$FSBENCH_HOME/crops/<key>.npz`
 with :func:`fsbench.train.loop.step_rng`, so a resumed run sees exactly the batches an uninterrupted one would.
 
 Training on an identity the benchmark evaluates on would inflate every identity figure, so the embedded sources
-are checked against the held-out identities of both manifests (:func:`check_training_identities`) every time
-they are loaded, cached or not.
+are checked against the held-out identities of both manifests and of the training monitor
+(:func:`check_training_identities`) every time they are loaded, cached or not. The monitor's in-the-wild people
+(:data:`MONITOR_WILD`) are mini *training* identities: the mini loaders leave them out.
 """
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ import torch
 
 from fsbench import assets
 from fsbench.errors import UsageError
+
+# mini training identities with ordinary photographs (celebrity stills, group photos, occlusion, a TV still) that
+# the training monitor swaps among themselves (fsbench.train.monitor): disjoint from every protocol, kept out of
+# every training source
+MONITOR_WILD = ("justin-bieber", "george-clooney", "rihanna", "bill-murray", "arnold-schwarzenegger",
+                "pyfeat-bearded-man", "pyfeat-group-p1", "insightface-t1-p3")
 
 
 @dataclass
@@ -54,10 +61,12 @@ class HeldOutIdentityError(ValueError):
 
 
 def held_out_identities() -> dict[str, str]:
-    """identity -> "portraits/<split>" or "mini/test" for every identity the benchmark or the monitor scores."""
+    """identity -> "portraits/<split>", "mini/test" or "monitor/wild" for every identity the benchmark or the monitor
+    scores."""
     from fsbench.data import mini, portraits
 
     out = {ident: "mini/test" for ident in mini.load_manifest().identities("test")}
+    out.update({ident: "monitor/wild" for ident in MONITOR_WILD})
     manifest = portraits.load_manifest()
     for split in ("validation", "test"):
         out.update({ident: f"portraits/{split}" for ident in manifest.identities(split)})
@@ -78,13 +87,12 @@ def check_training_identities(names: list[str], source: str) -> None:
 def crops_key(data: str | None, template: str, size: int, video_stride: int = 8) -> str | None:
     """The cache key of :func:`training_crops`'s embedded sources (``None``: the mini training identities,
     ``"portraits"``); ``None`` for an image folder, which is aligned afresh on every load."""
-    from fsbench.data import mini, portraits
+    from fsbench.data import portraits
 
     if data is None:
-        return f"mini-train-v2:{mini.load_manifest().sha256}:{template}:{size}:{video_stride}"
+        return f"mini-train-v2:{_mini_key()}:{template}:{size}:{video_stride}"
     if data == "portraits":
-        return (f"portraits-train:{portraits.load_manifest().sha256}:{mini.load_manifest().sha256}:{template}:{size}:"
-                f"{video_stride}")
+        return f"portraits-train:{portraits.load_manifest().sha256}:{_mini_key()}:{template}:{size}:{video_stride}"
     return None
 
 
@@ -151,6 +159,8 @@ def _mini_train_images(video_stride: int) -> list[Labelled]:
 
     images: list[Labelled] = []
     for item in mini.load_manifest().items(split="train"):
+        if item.identity in MONITOR_WILD:
+            continue
         if item.kind == "still":
             images.append((item.identity, io.read_image(assets.path(item.asset)), item.face_index))
         else:
@@ -159,8 +169,16 @@ def _mini_train_images(video_stride: int) -> list[Labelled]:
     return images
 
 
+def _mini_key() -> str:
+    """What the mini training crops depend on: the manifest and the identities the monitor keeps out."""
+    from fsbench.data import mini
+
+    return f"{mini.load_manifest().sha256}:wild={','.join(MONITOR_WILD)}"
+
+
 def mini_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: int = 8) -> FaceCrops:
-    """Every training still and every ``video_stride``-th frame of the training clips of the mini set."""
+    """Every training still and every ``video_stride``-th frame of the training clips of the mini set, but the
+    monitor's in-the-wild people (:data:`MONITOR_WILD`)."""
     out = _cached(crops_key(None, template, size, video_stride), template, lambda: _mini_train_images(video_stride),
                   size)
     check_training_identities(out.names, "mini training split")
@@ -169,7 +187,8 @@ def mini_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: 
 
 def portraits_train_crops(template: str = "ffhq-256", size: int = 256, video_stride: int = 8) -> FaceCrops:
     """The portraits training split (one portrait per identity, low-resolution ones included) plus the mini
-    training identities (the same-person pairs of the mini videos): hundreds of identities."""
+    training identities but :data:`MONITOR_WILD` (the same-person pairs of the mini videos): hundreds of
+    identities."""
     from fsbench.data import portraits
     from fsbench.faces import io
 

@@ -8,7 +8,8 @@ sometimes a downsampling, before it re-aligns the crop to its own input size; th
 un-augmented source. The benchmark's evaluation recognisers (dlib's ResNet, ArcFace MobileFaceNet) are refused: a
 method trained on one would be scored by its own loss.
 
-Randomness comes from torch's global generator, which the training loop seeds per step (resumable runs).
+Randomness comes from torch's global generator, which the training loop seeds per step (resumable runs); the
+operations are :mod:`fsbench.train.augment`'s.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from fsbench.api import identity_encoder
 from fsbench.errors import UsageError
+from fsbench.train import augment as ops
 from fsbench.train.config import IdentityLossConfig
 
 EVALUATION_ONLY = ("dlib", "arcface-mbf")  # recognisers that score the benchmark: never a training signal
@@ -34,55 +36,38 @@ BRIGHTNESS, CONTRAST, SATURATION = 0.1, 0.15, 0.2  # ± relative
 DOWNSAMPLE_P, DOWNSAMPLE_MIN = 0.5, 0.5  # with probability P, down to a factor in [MIN, 1] and back up
 
 
+def _spread(shape: tuple[int, ...], r: float) -> torch.Tensor:
+    """Uniform draws in ±``r`` from torch's generator."""
+    return (torch.rand(shape) * 2 - 1) * r
+
+
 def _affine(x: torch.Tensor) -> torch.Tensor:
     b = x.shape[0]
-    angle = (torch.rand(b) * 2 - 1) * math.radians(ROTATE_DEG)
-    scale = 1 + (torch.rand(b) * 2 - 1) * SCALE
-    shift = (torch.rand(b, 2) * 2 - 1) * SHIFT * 2  # affine_grid coordinates span 2 per side
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta.to(x), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    angle = _spread((b,), math.radians(ROTATE_DEG))
+    scale = 1 + _spread((b,), SCALE)
+    return ops.affine(x, angle, scale, _spread((b, 2), SHIFT))
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:
-    """A separable Gaussian blur with a random sigma per sample (sigma 0 leaves the sample unchanged)."""
-    b, c = x.shape[:2]
-    radius = math.ceil(2 * BLUR_SIGMA)
-    offsets = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    sigma = (torch.rand(b, 1, dtype=x.dtype) * BLUR_SIGMA).to(x.device).clamp_min(1e-3)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (b·c)×k
-    y = x.reshape(1, b * c, *x.shape[2:])
-    y = F.pad(y, (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, kernel[:, None, None, :], groups=b * c)
-    y = F.conv2d(y, kernel[:, None, :, None], groups=b * c)
-    return y.reshape_as(x)
+    """A Gaussian blur with a random sigma per sample (sigma 0 leaves the sample unchanged)."""
+    sigma = (torch.rand(x.shape[0], 1, dtype=x.dtype) * BLUR_SIGMA).to(x.device).clamp_min(1e-3)
+    return ops.gaussian_blur(x, sigma, math.ceil(2 * BLUR_SIGMA))
 
 
 def _colour(x: torch.Tensor) -> torch.Tensor:
     b = x.shape[0]
-
-    def factor(r: float) -> torch.Tensor:
-        return (1 + (torch.rand(b, 1, 1, 1) * 2 - 1) * r).to(x)
-
-    x = x * factor(BRIGHTNESS)
-    mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - mean) * factor(CONTRAST) + mean
-    grey = x.mean(dim=1, keepdim=True)
-    x = (x - grey) * factor(SATURATION) + grey
-    return x.clamp(0, 1)
+    brightness, contrast, saturation = ((1 + _spread((b, 1, 1, 1), r)).to(x) for r in (BRIGHTNESS, CONTRAST,
+                                                                                        SATURATION))
+    return ops.colour(x, brightness, contrast, saturation)
 
 
 def _downsample(x: torch.Tensor) -> torch.Tensor:
-    """With probability ``DOWNSAMPLE_P`` (one draw per batch: one size per resize), down and back up (in fp32:
-    torch's antialiased resize has no bf16 kernel, which bf16 autocast training would hand it)."""
+    """With probability ``DOWNSAMPLE_P`` (one draw per batch: one size per resize), down and back up."""
     if torch.rand(()) >= DOWNSAMPLE_P:
         return x
     side = x.shape[-1]
     low = max(8, round(side * (DOWNSAMPLE_MIN + (1 - DOWNSAMPLE_MIN) * float(torch.rand(())))))
-    x = F.interpolate(x.float(), size=(low, low), mode="bilinear", align_corners=False, antialias=True)
-    return F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    return ops.upscale(ops.downscale(x, low), side)
 
 
 def photometric(x: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
-"""A training monitor that shows identity moving: swaps of fixed validation pairs scored with dlib.
+"""A training monitor that shows identity moving: swaps of fixed validation pairs and of in-the-wild pairs scored
+with dlib.
 
 The training losses say how well a generator satisfies its own recognisers; this says whether identity moves in
-the eyes of one it never trained with. Pairs: the portraits *validation* split (identities disjoint from
+the eyes of one it never trained with. Validation pairs: the portraits *validation* split (identities disjoint from
 training and test), target i gets the source ``derangement(n, PAIR_SEED)[i]``, swapped at the method's training
 size. Scored with dlib's ResNet (the benchmark's evaluation recogniser) on ffhq-256 crops as fsbench's runner
 scores real faces: ``top1`` (the swap's nearest validation portrait is the source's), ``id_cos`` (mean cosine of
@@ -17,17 +18,27 @@ real validation crops at the method's size: 0 for copy-target): the swaps' appea
 own targets, so on another scale than a protocol's FD (hundreds of swaps against a gallery); it compares the steps
 of one curve.
 
+Portraits flatter a swapper: they are frontal, evenly lit and sharp. A second set shows how it does on ordinary
+photographs: one still each of eight mini *training* identities (:data:`fsbench.train.data.MONITOR_WILD`: Bieber,
+Clooney, Rihanna, Murray on a TV still, Schwarzenegger in sunglasses, a bearded man with a hand on his forehead,
+two people of group photos), each a target of the seven others (56 pairs). No protocol scores them, and the
+training loaders leave them out (``HeldOutIdentityError`` names them ``monitor/wild``). Its keys are the same with
+the prefix ``wild_`` (``wild_top1`` among the eight, ``wild_id_cos`` against ``wild_copy_target_id_cos``,
+``wild_pose_err``, ``wild_fd`` against their own targets, ``wild_pairs``); :data:`CURVES` draws them in a second
+row.
+
     fsbench monitor plot RUN_DIR --out methods/M/monitor.png   # curves of a run's monitor.jsonl
     fsbench monitor score --method M [--weights FILE]          # one record for a weights file
     fsbench monitor trend RUN_DIR/monitor.jsonl --target COS   # the curve's slope, extrapolated
     fsbench monitor trend RUN_DIR/monitor.jsonl --key fd --target FD
+    fsbench monitor trend RUN_DIR/monitor.jsonl --key wild_id_cos --target COS
 """
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -37,88 +48,138 @@ from fsbench.errors import UsageError
 from fsbench.faces.crops import EVAL_TEMPLATE, to_tensor
 from fsbench.metrics.distribution import frechet_from_features
 from fsbench.metrics.pose import read_faces
-from fsbench.train.data import crops_cache_file, save_npz
+from fsbench.protocols.base import Item
+from fsbench.train.data import MONITOR_WILD, crops_cache_file, save_npz
 
 PAIRS = 64
 PAIR_SEED = 0
+WILD = "wild_"  # the prefix of the in-the-wild set's record keys
 RECORD_FILE = "monitor.jsonl"
 SwapFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (source, target) crops in [0, 1] -> swap
+Crops = tuple[list[str], np.ndarray, np.ndarray]  # identities, method crops, evaluation crops (uint8 RGB)
 
 
-def validation_crops(template: str, size: int, n: int = PAIRS) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(identities, method crops ``n×size×size×3``, evaluation crops ``n×256×256×3``) of the first ``n``
-    validation portraits in manifest order (uint8 RGB), detected and aligned once and cached."""
-    from fsbench.data import portraits
+def _aligned(key: str, items: list[Item], template: str, size: int, what: str) -> Crops:
+    """(identities, method crops ``n×size×size×3``, evaluation crops ``n×256×256×3``) of ``items``, detected and
+    aligned as fsbench's runner does, once (cached under ``key``)."""
     from fsbench.faces.crops import CropStore
-    from fsbench.protocols.base import Item
 
-    manifest = portraits.load_manifest()
-    items = manifest.items(split="validation")[:n]
-    if len(items) < 2:
-        raise ValueError(f"{manifest.path}: the monitor needs at least 2 validation portraits, found {len(items)}")
-    cached = crops_cache_file(f"monitor:{manifest.sha256}:{template}:{size}:{n}")
+    cached = crops_cache_file(key)
     if cached.is_file():
         data = np.load(cached)
         return list(data["identities"]), data["method"], data["eval"]
     store = CropStore(template, size)  # the runner's detection and alignment, in both templates
-    faces = [Item(id=p.id, identity=p.identity, path=str(p.path())) for p in items]
-    store.prepare(faces, progress=False)
-    if store.failures:  # the builder detected every validation face; a failure here is a broken cache or file
-        raise ValueError(f"monitor validation faces not usable: {next(iter(store.failures.items()))}")
-    method = [store.method_crop(f) for f in faces]
-    evaluation = [store.eval_crop(f) for f in faces]
+    store.prepare(items, progress=False)
+    if store.failures:  # every face was detected when the set was chosen; a failure is a broken cache or file
+        raise ValueError(f"monitor {what} faces not usable: {next(iter(store.failures.items()))}")
+    method = np.stack([store.method_crop(f) for f in items])
+    evaluation = np.stack([store.eval_crop(f) for f in items])
     identities = [it.identity for it in items]
-    save_npz(cached, identities=np.array(identities), method=np.stack(method), eval=np.stack(evaluation))
-    return identities, np.stack(method), np.stack(evaluation)
+    save_npz(cached, identities=np.array(identities), method=method, eval=evaluation)
+    return identities, method, evaluation
+
+
+def validation_crops(template: str, size: int, n: int = PAIRS) -> Crops:
+    """The first ``n`` validation portraits in manifest order (:func:`_aligned`)."""
+    from fsbench.data import portraits
+
+    manifest = portraits.load_manifest()
+    chosen = manifest.items(split="validation")[:n]
+    if len(chosen) < 2:
+        raise ValueError(f"{manifest.path}: the monitor needs at least 2 validation portraits, found {len(chosen)}")
+    items = [Item(id=p.id, identity=p.identity, path=str(p.path())) for p in chosen]
+    return _aligned(f"monitor:{manifest.sha256}:{template}:{size}:{n}", items, template, size, "validation")
+
+
+def wild_crops(template: str, size: int) -> Crops:
+    """The first still of each in-the-wild person (:data:`fsbench.train.data.MONITOR_WILD`) in the mini manifest
+    (:func:`_aligned`)."""
+    from fsbench.data import mini
+
+    manifest = mini.load_manifest()
+    first = {}
+    for s in manifest.items(split="train"):
+        if s.kind == "still" and s.identity in MONITOR_WILD:
+            first.setdefault(s.identity, Item(id=s.id, identity=s.identity, asset=s.asset, face_index=s.face_index))
+    missing = sorted(set(MONITOR_WILD) - set(first))
+    if missing:
+        raise ValueError(f"{manifest.path}: no training still of the monitor's in-the-wild people {', '.join(missing)}")
+    key = f"monitor-wild:{manifest.sha256}:{','.join(MONITOR_WILD)}:{template}:{size}"
+    return _aligned(key, [first[i] for i in MONITOR_WILD], template, size, "in-the-wild")
+
+
+class PairSet:
+    """Swaps of fixed pairs of real faces, one face per identity: target ``pairs[k, 0]`` gets source ``pairs[k, 1]``
+    (indices into the faces). Holds the faces' dlib gallery (their evaluation crops), the copy-target floors and
+    the targets' appearance features."""
+
+    def __init__(self, crops: Crops, pairs: np.ndarray, template: str, backend: Any, appearance: Any) -> None:
+        _, method, evaluation = crops
+        faces = to_tensor(method)
+        self.template, self.target_index, self.source_index = template, pairs[:, 0], pairs[:, 1]
+        self.targets, self.sources = faces[self.target_index], faces[self.source_index]
+        self.gallery = backend.features(to_tensor(evaluation), EVAL_TEMPLATE)
+        # the floor: copy-target's swaps, the targets themselves at the method's size
+        floor = backend.features(faces, template)[self.target_index]
+        self.floor = float(F.cosine_similarity(floor, self.gallery[self.source_index]).mean())
+        pose = read_faces(to_tensor(evaluation), EVAL_TEMPLATE)[0]
+        self.target_pose, self.source_pose = pose[self.target_index], pose[self.source_index]
+        self.pose_floor = _pose_error(read_faces(faces, template)[0][self.target_index], self.target_pose)
+        self.target_appearance = appearance.features(self.targets, template)
+
+    def record(self, swaps: torch.Tensor, backend: Any, appearance: Any) -> dict[str, float | int]:
+        """The scores of ``swaps`` (the pairs' swaps, in order): dlib, MediaPipe pose, FD-MobileNetV2."""
+        if swaps.shape != self.targets.shape:
+            raise ValueError(f"the swap function returned {tuple(swaps.shape)}, expected {tuple(self.targets.shape)}")
+        feats = backend.features(swaps, self.template)
+        pose = read_faces(swaps, self.template)[0]
+        source = torch.from_numpy(self.source_index)
+        nearest = (feats @ self.gallery.T).argmax(1)
+        return {"top1": round(float((nearest == source).float().mean()), 4),
+                "id_cos": round(float(F.cosine_similarity(feats, self.gallery[source]).mean()), 4),
+                "copy_target_id_cos": round(self.floor, 4),
+                "pose_err": round(_pose_error(pose, self.target_pose), 3),
+                "copy_target_pose_err": round(self.pose_floor, 3),
+                "pose_from_source": round(_pose_slope(pose, self.target_pose, self.source_pose), 3),
+                "fd": round(frechet_from_features(appearance.features(swaps, self.template),
+                                                  self.target_appearance), 3),
+                "pairs": len(source)}
 
 
 class Monitor:
-    """The fixed validation pairs of one template and size, their dlib gallery and the copy-target floor."""
+    """The fixed validation pairs and in-the-wild pairs of one template and size (:class:`PairSet`)."""
 
     def __init__(self, template: str, size: int, n: int = PAIRS, batch: int = 16,
                  device: str | torch.device = "cpu") -> None:
         from fsbench import registry
         from fsbench.protocols.stills import derangement
 
-        self.template, self.size, self.batch, self.device = template, size, batch, torch.device(device)
-        self.identities, method, evaluation = validation_crops(template, size, n)
-        self.order = derangement(len(self.identities), PAIR_SEED)  # target i gets source order[i]
-        self.targets = to_tensor(method)
-        self.sources = self.targets[self.order]
+        self.batch, self.device = batch, torch.device(device)
         self.backend = registry.metrics.get("dlib")(device=self.device)
-        self.gallery = self.backend.features(to_tensor(evaluation), EVAL_TEMPLATE)
-        # the floor: copy-target's swaps, the targets themselves at the method's size
-        floor = self.backend.features(self.targets, template)
-        self.floor = float(F.cosine_similarity(floor, self.gallery[self.order]).mean())
-        self.target_pose = read_faces(to_tensor(evaluation), EVAL_TEMPLATE)[0]
-        self.source_pose = self.target_pose[self.order]
-        self.pose_floor = _pose_error(read_faces(self.targets, template)[0], self.target_pose)
         self.appearance = registry.metrics.get("mobilenet-v2")(device=self.device)
-        self.target_appearance = self.appearance.features(self.targets, template)
+        validation = validation_crops(template, size, n)
+        count = len(validation[0])
+        wild = wild_crops(template, size)
+        every = [(t, s) for t in range(len(wild[0])) for s in range(len(wild[0])) if s != t]
+        self.sets = {"": PairSet(validation, np.stack([np.arange(count), derangement(count, PAIR_SEED)], 1),
+                                 template, self.backend, self.appearance),
+                     WILD: PairSet(wild, np.array(every), template, self.backend, self.appearance)}
+
+    def _swaps(self, swap: SwapFn, pairs: PairSet) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([swap(pairs.sources[i:i + self.batch].to(self.device),
+                                   pairs.targets[i:i + self.batch].to(self.device)).float().cpu().clamp(0, 1)
+                              for i in range(0, len(pairs.targets), self.batch)])
 
     def score(self, swap: SwapFn) -> dict[str, float | int | str]:
-        """Swap every pair with ``swap`` (no gradients) and score the swaps: dlib, MediaPipe pose, FD-MobileNetV2."""
+        """Swap every pair of both sets with ``swap`` (no gradients) and score the swaps (:meth:`PairSet.record`;
+        the in-the-wild set's keys prefixed ``wild_``)."""
         started = time.perf_counter()
-        with torch.no_grad():
-            swaps = torch.cat([swap(self.sources[i:i + self.batch].to(self.device),
-                                    self.targets[i:i + self.batch].to(self.device)).float().cpu().clamp(0, 1)
-                               for i in range(0, len(self.targets), self.batch)])
-        if swaps.shape != self.targets.shape:
-            raise ValueError(f"the swap function returned {tuple(swaps.shape)}, expected {tuple(self.targets.shape)}")
-        feats = self.backend.features(swaps, self.template)
-        pose = read_faces(swaps, self.template)[0]
-        order = torch.tensor(self.order)
-        nearest = (feats @ self.gallery.T).argmax(1)
-        return {"top1": round(float((nearest == order).float().mean()), 4),
-                "id_cos": round(float(F.cosine_similarity(feats, self.gallery[order]).mean()), 4),
-                "copy_target_id_cos": round(self.floor, 4),
-                "pose_err": round(_pose_error(pose, self.target_pose), 3),
-                "copy_target_pose_err": round(self.pose_floor, 3),
-                "pose_from_source": round(_pose_slope(pose, self.target_pose, self.source_pose), 3),
-                "fd": round(frechet_from_features(self.appearance.features(swaps, self.template),
-                                                  self.target_appearance), 3),
-                "pairs": len(order), "backend": "dlib",
-                "monitor_s": round(time.perf_counter() - started, 2)}
+        out: dict[str, float | int | str] = {}
+        for prefix, pairs in self.sets.items():
+            record = pairs.record(self._swaps(swap, pairs), self.backend, self.appearance)
+            out.update({prefix + key: value for key, value in record.items()})
+        return {**out, "backend": "dlib", "monitor_s": round(time.perf_counter() - started, 2)}
 
 
 def _pose_error(pose: torch.Tensor, target_pose: torch.Tensor) -> float:
@@ -155,26 +216,49 @@ def read_records(path: Path) -> list[dict]:
 
 class Curve(NamedTuple):
     """One curve of a record: a panel of :func:`plot` (drawn where a record has ``key``: records of older runs lack
-    pose_err and fd) and a ``--key`` of :func:`trend`."""
+    pose_err, fd and the in-the-wild set) and a ``--key`` of :func:`trend`."""
 
     key: str
     floor: str | None  # the copy-target floor's key, drawn dashed
     ylabel: str
-    title: str
+    title: str  # {n}: the set's pairs
     lower_is_better: bool
+    prefix: str  # the set's key prefix (SETS)
 
 
-CURVES = {c.key: c for c in (Curve("top1", None, "top-1 retrieval", "ID-dlib top-1, {n} validation pairs", False),
-                             Curve("id_cos", "copy_target_id_cos", "cosine", "ID-dlib cosine to the source", False),
-                             Curve("pose_err", "copy_target_pose_err", "degrees",
-                                   "pose error (MediaPipe), swap vs target", True),
-                             Curve("fd", None, "FD-MobileNetV2", "FD-MobileNetV2, swaps vs targets (validation crops)",
-                                   True))}
+SETS = {"": "validation", WILD: "in-the-wild"}  # key prefix -> the pair set's name in titles
+_PANELS = (("top1", None, "top-1 retrieval", "ID-dlib top-1, {n} {what} pairs", False),
+           ("id_cos", "copy_target_id_cos", "cosine", "ID-dlib cosine to the source ({what})", False),
+           ("pose_err", "copy_target_pose_err", "degrees", "pose error (MediaPipe), swap vs target ({what})", True),
+           ("fd", None, "FD-MobileNetV2", "FD-MobileNetV2, swaps vs targets ({what} crops)", True))
+CURVES = {prefix + key: Curve(prefix + key, floor and prefix + floor, ylabel, title.replace("{what}", what), lower,
+                              prefix)
+          for prefix, what in SETS.items() for key, floor, ylabel, title, lower in _PANELS}
+
+
+def _panel(ax: Any, curve: Curve, runs: dict[Path, list[dict]], run_dir: Path) -> None:
+    """One curve of every run (phase) on ``ax``, its floor dashed."""
+    key, floor = curve.key, curve.floor
+    n = next((r[f"{curve.prefix}pairs"] for recs in runs.values() for r in recs if f"{curve.prefix}pairs" in r), "?")
+    for i, (path, recs) in enumerate(runs.items()):
+        label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
+        have = [r for r in recs if key in r]
+        if not have:
+            continue
+        steps = [r["step"] for r in have]
+        ax.plot(steps, [r[key] for r in have], marker=".", color=f"C{i}", label=f"{label}: swap" if floor else label)
+        if floor:
+            ax.plot(steps, [r[floor] for r in have], ls="--", color=f"C{i}", label=f"{label}: copy-target (floor)")
+    ax.set(xlabel="step", ylabel=curve.ylabel, title=curve.title.format(n=n))
+    if key.endswith("top1"):
+        ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def plot(run_dir: Path, out: Path) -> Path:
-    """The monitor's curves against steps (:data:`CURVES`; floors dashed), one line per phase (``monitor.jsonl``
-    in ``run_dir`` or its subfolders, e.g. FaceShifter's ``aei`` and ``hear``)."""
+    """The monitor's curves against steps (:data:`CURVES`; floors dashed), a row of panels per pair set, one line
+    per phase (``monitor.jsonl`` in ``run_dir`` or its subfolders, e.g. FaceShifter's ``aei`` and ``hear``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,24 +269,14 @@ def plot(run_dir: Path, out: Path) -> Path:
         raise UsageError(f"{run_dir}: no {RECORD_FILE} (train with monitor.every > 0)")
     runs = {path: read_records(path) for path in files}
     panels = [c for c in CURVES.values() if any(c.key in r for recs in runs.values() for r in recs)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
-    n = runs[files[0]][0].get("pairs", "?")
-    for ax, (key, floor, ylabel, title, _) in zip(axes[0], panels):
-        for i, (path, recs) in enumerate(runs.items()):
-            label = str(path.parent.relative_to(run_dir)) if path.parent != run_dir else run_dir.name
-            have = [r for r in recs if key in r]
-            if not have:
-                continue
-            steps = [r["step"] for r in have]
-            ax.plot(steps, [r[key] for r in have], marker=".", color=f"C{i}",
-                    label=f"{label}: swap" if floor else label)
-            if floor:
-                ax.plot(steps, [r[floor] for r in have], ls="--", color=f"C{i}", label=f"{label}: copy-target (floor)")
-        ax.set(xlabel="step", ylabel=ylabel, title=title.format(n=n))
-        if key == "top1":
-            ax.set_ylim(0, 1)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    rows = [row for row in ([c for c in panels if c.prefix == prefix] for prefix in SETS) if row]
+    cols = max(len(row) for row in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(5 * cols, 3.8 * len(rows)), squeeze=False)
+    for row, row_axes in zip(rows, axes):
+        for ax in row_axes[len(row):]:
+            ax.axis("off")
+        for ax, curve in zip(row_axes, row):
+            _panel(ax, curve, runs, run_dir)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fsbench.api import UsageError
-from fsbench.train import AverageConfig, IdentityLossConfig, LoopConfig, MonitorConfig, resolve_config
+from fsbench.train import AugmentConfig, AverageConfig, IdentityLossConfig, LoopConfig, MonitorConfig, resolve_config
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,12 @@ class FaceShifterConfig:
     arch: Architecture = field(default_factory=Architecture)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(steps=500_000, batch=8))  # paper: 4 GPUs × 8
     identity_loss: IdentityLossConfig = field(default_factory=IdentityLossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # in-the-wild degradations; default: none
     average: AverageConfig = field(default_factory=AverageConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     data: str | None = None  # "portraits", an image folder (identity = subfolder) or None (mini training identities)
     same_ratio: float = 0.8  # AEI-Net's share of X_s = X_t samples (HEAR-Net: the paper's 0.5)
+    frames_ratio: float = 0.0  # share of the X_s ≠ X_t samples drawn as two crops of one person (video frames)
     w_att: float = 10.0
     w_id: float = 5.0
     w_pose: float = 0.0  # AEI-Net: pose of Ŷ vs X_t under a fitted pose network (fsbench.train.pose_loss); 0: none
@@ -60,6 +62,10 @@ class FaceShifterConfig:
 _CPU = FaceShifterConfig(arch=Architecture(size=128, width=1 / 8),
                          loop=LoopConfig(steps=100_000, batch=8, checkpoint_every=100, sample_every=250),
                          hear_steps=100_000)
+_PORTRAITS = replace(_CPU, loop=replace(_CPU.loop, precision="auto"), data="portraits", same_ratio=0.2,
+                     identity_loss=IdentityLossConfig(("sface", "facenet"), augment=True),
+                     monitor=MonitorConfig(every=250), average=AverageConfig(decay=0.999), w_id=12.0, w_att=30.0,
+                     w_pose=14.0, w_pose_hear=1.0, hear_time_share=0.2)
 CONFIGS: dict[str, FaceShifterConfig] = {
     "paper": FaceShifterConfig(),
     # the paper's 512-d ArcFace z_id: the user's IR-SE50 file (`fsbench assets add arcface-ir-se50 PATH`)
@@ -69,10 +75,11 @@ CONFIGS: dict[str, FaceShifterConfig] = {
     # the shipped weights' recipe: cpu's networks on the portraits training split, the SFace + FaceNet ensemble loss
     # on augmented swaps, 20 % X_s = X_t (the paper: 80 %), a pose term, a 0.999 weight average, bf16 steps where the
     # CPU has native bf16
-    "cpu-portraits": replace(_CPU, loop=replace(_CPU.loop, precision="auto"), data="portraits", same_ratio=0.2,
-                             identity_loss=IdentityLossConfig(("sface", "facenet"), augment=True),
-                             monitor=MonitorConfig(every=250), average=AverageConfig(decay=0.999), w_id=12.0,
-                             w_att=30.0, w_pose=14.0, w_pose_hear=1.0, hear_time_share=0.2),
+    "cpu-portraits": _PORTRAITS,
+    # cpu-portraits with ordinary photographs' conditions: 70 % of the crops degraded as in the wild
+    # (fsbench.train.augment), and a tenth of the pairs of two people replaced by two crops of the training video's
+    # man (real pose and expression change; X_t is the ground truth)
+    "cpu-wild": replace(_PORTRAITS, augment=AugmentConfig(p=0.7), frames_ratio=0.1),
     # tests: every part, tiny
     "tiny": FaceShifterConfig(arch=Architecture(size=128, width=1 / 32, d_layers=2),
                               loop=LoopConfig(batch=2, checkpoint_every=1, sample_every=1, log_every=1)),

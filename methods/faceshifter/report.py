@@ -106,7 +106,8 @@ def swap_identity(weights: str | None, aei_checkpoint: str | None, count: int) -
     if aei_checkpoint:  # AEI-Net alone, from a training checkpoint of the weights' configuration
         checkpoint.load(Path(aei_checkpoint), {"aei": method.net.aei}, {})
     crops = mini_train_crops(TEMPLATE, method.arch.size)
-    src, tgt, _ = BalancedPairs(crops)(step_rng(999, 0), count, 0.0)
+    pairs = BalancedPairs(crops)(step_rng(999, 0), count, 0.0)
+    src, tgt = pairs.src, pairs.tgt
     with torch.no_grad():
         z_s, z_t = method.encoder.embed(src, TEMPLATE), method.encoder.embed(tgt, TEMPLATE)
         y = ((method.net.aei(tgt * 2 - 1, z_s)[0] + 1) / 2 if aei_checkpoint else method.swap_embedded(z_s, tgt))

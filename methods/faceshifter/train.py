@@ -19,6 +19,18 @@ of the training crops (:func:`fsbench.train.pose_prior.pose_prior`, fitted once 
 ``w_pose_hear`` > 0 adds the same term to HEAR-Net's loss, against the target before its occluders. A weight
 average (``average.decay``) of each network is what the monitor scores, what HEAR-Net trains on (AEI-Net's) and
 what the export holds.
+
+In-the-wild training (not the paper's). ``frames_ratio`` of the X_s ≠ X_t samples take X_s and X_t from two crops
+of one person (the training video's frames): real pose and expression change between them, and X_t is the swap's
+ground truth, so the reconstruction loss covers them as it covers X_s = X_t. The recipe's ``augment``
+(:mod:`fsbench.train.augment`) degrades X_t (its light, blur, noise, compression and framing are attributes the
+swap must reproduce, as the reconstruction and attribute losses ask) and X_s on its own draw (z_id must carry the
+identity through them; the identity loss compares with X_s before them); an X_s = X_t sample stays one image. Scene
+occluders go on X_s in both phases (an occluder must not come through the identity) and on X_t in HEAR-Net's
+only: ΔY_t = X_t − AEI(X_t, X_t) is made of what AEI-Net fails to reproduce, and occluders are what HEAR-Net
+restores from it (the paper's division of work); an AEI-Net taught to carry occluders through its attribute path
+would thin that signal and spend its small capacity on them. The discriminator's real photographs are the degraded
+X_s without its occluder: the swaps carry degradations, never a synthetic occluder.
 """
 from __future__ import annotations
 
@@ -26,16 +38,16 @@ import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import torch
 
 from fsbench.api import UsageError, identity_encoder, prefixed, read_weights, recorded_architecture
-from fsbench.train import (Dist, FaceCrops, GANRun, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor, Trainer,
-                           WeightAverage, evaluated, export_weights, exported, hinge_d_loss, hinge_g_loss, pose_loss,
-                           require_architecture, sample_rng, save_grid, setup_distributed, step_rng,
-                           training_crops, wrap_distributed)
+from fsbench.train import (Degradation, Dist, FaceCrops, GANRun, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor,
+                           Trainer, WeightAverage, evaluated, export_weights, exported, hinge_d_loss, hinge_g_loss,
+                           pose_loss, require_architecture, sample_rng, save_grid, setup_distributed, source_views,
+                           step_rng, training_crops, wrap_distributed)
 from fsbench.train.bundle import BundleSpec, recogniser_assets, write as write_bundle
 from fsbench.train.pose_prior import pose_prior
 from methods.faceshifter.aei import AEINet
@@ -110,30 +122,70 @@ class RampedWeight:
         return ramped(self.weight, step - self.first_step, self.warmup)
 
 
+class Pairs(NamedTuple):
+    """A batch of training pairs, crops in [0, 1]."""
+
+    src: torch.Tensor  # X_s
+    tgt: torch.Tensor  # X_t
+    same: torch.Tensor  # bool: X_s = X_t, one image
+    truth: torch.Tensor  # bool: X_t is Ŷ's ground truth (X_s = X_t, or another crop of X_t's person)
+
+
 class BalancedPairs:
     """Swap batches drawn per identity, not per image (:class:`fsbench.train.IdentityDraw`): target and source
-    identity uniformly at random, then an image of each, each mirrored with probability ½."""
+    identity uniformly at random, then an image of each, each mirrored with probability ½; with ``frames_ratio``,
+    that share of the X_s ≠ X_t samples are two crops of one person (frames of the training video)."""
 
-    def __init__(self, crops: FaceCrops) -> None:
-        self.crops = crops
+    def __init__(self, crops: FaceCrops, frames_ratio: float = 0.0) -> None:
+        self.crops, self.frames_ratio = crops, frames_ratio
         self._draw = IdentityDraw(crops.identities)
+        labels, counts = np.unique(crops.identities, return_counts=True)
+        self._multi = np.flatnonzero(np.isin(crops.identities, labels[counts >= 2]))
+        if frames_ratio and not self._multi.size:
+            raise UsageError("frames_ratio needs an identity with two training crops (video frames)")
+        self._draw_multi = IdentityDraw(crops.identities[self._multi]) if self._multi.size else None
 
-    def __call__(self, rng: np.random.Generator, batch: int, same_ratio: float
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(source, target, same) crops in [0, 1]; ``same`` marks the X_s = X_t samples."""
+    def _mates(self, rng: np.random.Generator, target: np.ndarray, source: np.ndarray, same: np.ndarray
+               ) -> np.ndarray:
+        """Marks ``frames_ratio`` of the X_s ≠ X_t samples and makes their X_t and X_s two crops of one person."""
+        mate = (rng.random(len(target)) < self.frames_ratio) & ~same
+        for k in np.flatnonzero(mate):
+            t = self._multi[self._draw_multi(rng, 1)[0]]
+            others = self._multi[(self.crops.identities[self._multi] == self.crops.identities[t]) & (self._multi != t)]
+            target[k], source[k] = t, others[rng.integers(len(others))]
+        return mate
+
+    def __call__(self, rng: np.random.Generator, batch: int, same_ratio: float) -> Pairs:
+        """``same_ratio`` of the samples with X_s = X_t."""
         target, source = self._draw(rng, batch), self._draw(rng, batch)
         same = rng.random(batch) < same_ratio
         flip_t, flip_s = rng.random(batch) < 0.5, rng.random(batch) < 0.5
+        mate = self._mates(rng, target, source, same) if self.frames_ratio else np.zeros(batch, bool)
         tgt = self.crops.tensor(target)
         tgt[flip_t] = tgt[flip_t].flip(-1)
         src = self.crops.tensor(source)
         src[flip_s] = src[flip_s].flip(-1)
-        src = torch.where(torch.from_numpy(same)[:, None, None, None], tgt, src)
-        return src, tgt, torch.from_numpy(same)
+        same_t = torch.from_numpy(same)
+        return Pairs(_one_image(same_t, tgt, src), tgt, same_t, torch.from_numpy(same | mate))
+
+
+def _one_image(same: torch.Tensor, tgt: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
+    """``src`` with X_t in the X_s = X_t samples."""
+    return torch.where(same[:, None, None, None], tgt, src)
 
 
 def _logged(values: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: round(float(v.detach()), 5) for k, v in values.items()}
+
+
+class Batch(NamedTuple):
+    """AEI-Net's inputs of one step, crops in [0, 1] on the training device."""
+
+    src: torch.Tensor  # X_s as the generator sees it
+    tgt: torch.Tensor  # X_t
+    truth: torch.Tensor  # 1 where X_t is Ŷ's ground truth (the reconstruction loss's samples), else 0
+    id_src: torch.Tensor  # X_s before the in-the-wild degradations: the identity loss's source
+    real: torch.Tensor  # the discriminator's real photographs: X_s degraded, without a scene occluder
 
 
 class AEIRun(GANRun):
@@ -141,42 +193,46 @@ class AEIRun(GANRun):
 
     def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, ident: Identity, aei: torch.nn.Module,
                  disc: torch.nn.Module, d: Dist, prior: torch.nn.Module | None) -> None:
-        self.cfg, self.pairs, self.ident, self.aei, self.disc = cfg, BalancedPairs(crops), ident, aei, disc
-        self.d, self.prior, self.pose_weight = d, prior, RampedWeight(cfg.w_pose)
+        self.cfg, self.pairs, self.ident, self.aei = cfg, BalancedPairs(crops, cfg.frames_ratio), ident, aei
+        self.disc, self.d, self.prior, self.pose_weight = disc, d, prior, RampedWeight(cfg.w_pose)
         self.modules = {"aei": aei, "disc": disc}
         self.optimizers = {name: torch.optim.Adam(net.parameters(), lr=LR, betas=BETAS)
                            for name, net in (("g", aei), ("d", disc))}
         self.averages = {"aei": WeightAverage(aei, cfg.average.decay)} if cfg.average.decay else {}
 
-    def _batch(self, rng: np.random.Generator, batch: int, same_ratio: float) -> tuple[torch.Tensor, ...]:
-        src, tgt, same = self.pairs(rng, batch, same_ratio)
-        return src.to(self.d.device), tgt.to(self.d.device), same.to(self.d.device).float()
+    def _batch(self, rng: np.random.Generator, batch: int, same_ratio: float) -> Batch:
+        """Pairs with the recipe's in-the-wild degradations: X_t's (reproduced by the swap), X_s's own (an
+        occluder included, where drawn), one image where X_s = X_t."""
+        p, aug = self.pairs(rng, batch, same_ratio), self.cfg.augment
+        src, tgt, real = p.src, p.tgt, p.src
+        if aug.p:
+            tgt = Degradation.draw(rng, batch, aug)(p.tgt)
+            src, real = (_one_image(p.same, tgt, x) for x in source_views(p.src, rng, aug))
+        return Batch(*(x.to(self.d.device) for x in (src, tgt, p.truth.float(), p.src, real)))
 
-    def _generator_loss(self, src: torch.Tensor, tgt: torch.Tensor, same: torch.Tensor, step: int
-                        ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def _generator_loss(self, b: Batch, step: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         cfg = self.cfg
         with torch.no_grad():
-            z_id = self.ident.z_id(src)
-        y, z_att_t, z_att_y = self.aei(tgt * 2 - 1, z_id, True)
+            z_id = self.ident.z_id(b.src)
+        y, z_att_t, z_att_y = self.aei(b.tgt * 2 - 1, z_id, True)
         adv = hinge_g_loss(self.disc(y)[0])
         att = 0.5 * sum((a - b).pow(2).mean() for a, b in zip(z_att_y, z_att_t))
-        id_per = self.ident.loss(y, self.ident.targets(src))
-        rec = _weighted_rec(y, tgt * 2 - 1, same)
+        id_per = self.ident.loss(y, self.ident.targets(b.id_src))
+        rec = _weighted_rec(y, b.tgt * 2 - 1, b.truth)
         loss = W_ADV * adv + cfg.w_att * att + cfg.w_id * id_per.mean() + W_REC * rec
-        logged = dict(adv=adv, att=att, id=id_per.mean(), id_swap=_swap_mean(id_per, same), rec=rec)
+        logged = dict(adv=adv, att=att, id=id_per.mean(), id_swap=_swap_mean(id_per, b.truth), rec=rec)
         if cfg.w_pose:
-            logged["pose"] = pose_loss(self.prior, (y + 1) / 2, tgt).mean()
+            logged["pose"] = pose_loss(self.prior, (y + 1) / 2, b.tgt).mean()
             loss = loss + self.pose_weight(step) * logged["pose"]
         return loss, y, logged
 
     def step(self, step: int) -> dict[str, float]:
-        src, tgt, same = self._batch(step_rng(self.cfg.loop.seed, step, self.d.rank), self.cfg.loop.batch,
-                                     self.cfg.same_ratio)
-        loss_g, y, logged = self._generator_loss(src, tgt, same, step)
+        b = self._batch(step_rng(self.cfg.loop.seed, step, self.d.rank), self.cfg.loop.batch, self.cfg.same_ratio)
+        loss_g, y, logged = self._generator_loss(b, step)
         self.optimizers["g"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optimizers["g"].step()
-        loss_d = hinge_d_loss(*self.disc(src * 2 - 1, y.detach()))
+        loss_d = hinge_d_loss(*self.disc(b.real * 2 - 1, y.detach()))
         self.optimizers["d"].zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimizers["d"].step()
@@ -188,8 +244,8 @@ class AEIRun(GANRun):
             return (aei(tgt * 2 - 1, self.ident.z_id(src))[0] + 1) / 2
 
     def sample(self, step: int, path: Path) -> None:
-        src, tgt, _ = self._batch(sample_rng(self.cfg.loop.seed), SAMPLES, 0.0)
-        save_grid([src * 2 - 1, tgt * 2 - 1, self.swap(src, tgt) * 2 - 1], path)
+        b = self._batch(sample_rng(self.cfg.loop.seed), SAMPLES, 0.0)
+        save_grid([b.src * 2 - 1, b.tgt * 2 - 1, self.swap(b.src, b.tgt) * 2 - 1], path)
 
 
 class HEARRun(GANRun):
@@ -198,32 +254,44 @@ class HEARRun(GANRun):
 
     def __init__(self, cfg: FaceShifterConfig, crops: FaceCrops, ident: Identity, aei: AEINet,
                  hear: torch.nn.Module, d: Dist, prior: torch.nn.Module | None) -> None:
-        self.cfg, self.pairs, self.ident, self.aei, self.hear = cfg, BalancedPairs(crops), ident, aei.eval(), hear
-        self.d, self.prior, self.pose_weight = d, prior, RampedWeight(cfg.w_pose_hear)
+        self.cfg, self.pairs, self.ident = cfg, BalancedPairs(crops, cfg.frames_ratio), ident
+        self.aei, self.hear, self.d, self.prior = aei.eval(), hear, d, prior
+        self.pose_weight = RampedWeight(cfg.w_pose_hear)
         self.modules = {"hear": hear}
         self.optimizers = {"hear": torch.optim.Adam(hear.parameters(), lr=LR, betas=BETAS)}
         self.averages = {"hear": WeightAverage(hear, cfg.average.decay)} if cfg.average.decay else {}
 
-    def inputs(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, ...]:
-        """(X_s, X_t occluded, same, the loss's embeddings of X_s, Ŷ_s,t, ΔY_t, X_t before its occluders in [0, 1]),
-        the other images in [-1, 1]."""
-        src, clean, same = self.pairs(rng, batch, HEAR_SAME_RATIO)
+    def _occluded(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, ...]:
+        """(X_s, X_t with HEAR-Net's occluders, truth, the identity loss's X_s, X_t before its occluders), with the
+        recipe's in-the-wild degradations: one draw for X_t with and without its occluders (a scene occluder
+        among them, where drawn: HEAR-Net restores every occluder), X_s's own."""
+        p, aug = self.pairs(rng, batch, HEAR_SAME_RATIO), self.cfg.augment
+        clean = p.tgt
         tgt = occlude_batch(clean, rng, OCCLUSION_P)
-        src = torch.where(same[:, None, None, None], tgt, src)  # X_s = X_t, occluder included
-        src, tgt, same = src.to(self.d.device), tgt.to(self.d.device), same.to(self.d.device).float()
+        src = id_src = _one_image(p.same, tgt, p.src)  # X_s = X_t, occluder included
+        if aug.p:
+            deg = Degradation.draw(rng, batch, aug)
+            tgt, clean = deg(deg.occlude(tgt, rng)), deg(clean)
+            src = _one_image(p.same, tgt, source_views(p.src, rng, aug)[0])
+        return src, tgt, p.truth.float(), id_src, clean
+
+    def inputs(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, ...]:
+        """(X_s, X_t occluded, truth, the loss's embeddings of X_s, Ŷ_s,t, ΔY_t, X_t before its occluders in
+        [0, 1]), the other images in [-1, 1]."""
+        src, tgt, truth, id_src, clean = (x.to(self.d.device) for x in self._occluded(rng, batch))
         with torch.no_grad():
             z = self.ident.z_id(torch.cat([src, tgt]))
             xt = tgt * 2 - 1
             y = self.aei(torch.cat([xt, xt]), z)[0]
         y_st, y_tt = y.chunk(2)
-        return src * 2 - 1, xt, same, self.ident.targets(src), y_st, xt - y_tt, clean.to(self.d.device)
+        return src * 2 - 1, xt, truth, self.ident.targets(id_src), y_st, xt - y_tt, clean
 
     def step(self, step: int) -> dict[str, float]:
         rng = step_rng(self.cfg.loop.seed, step, self.d.rank)
-        xs, xt, same, targets, y_st, err, clean = self.inputs(rng, self.cfg.loop.batch)
+        xs, xt, truth, targets, y_st, err, clean = self.inputs(rng, self.cfg.loop.batch)
         y = self.hear(y_st, err)
         id_per = self.ident.loss(y, targets)
-        logged = dict(rec=_weighted_rec(y, xt, same), id=id_per.mean(), id_swap=_swap_mean(id_per, same),
+        logged = dict(rec=_weighted_rec(y, xt, truth), id=id_per.mean(), id_swap=_swap_mean(id_per, truth),
                       chg=(y - y_st).abs().mean())
         loss = logged["rec"] + logged["id"] + logged["chg"]
         if self.cfg.w_pose_hear:

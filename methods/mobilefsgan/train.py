@@ -9,6 +9,12 @@ run takes the steps an uninterrupted one would.
 The identity loss is the recipe's ``identity_loss`` (:class:`fsbench.train.IdentityEnsemble`), by default the
 generator's input recogniser alone (the paper); the source embedding fed to the generator stays
 ``arch.identity``'s. A weight average (``average.decay``) is what the monitor scores and the export holds.
+
+The recipe's ``augment`` (:mod:`fsbench.train.augment`; not in the paper) degrades the triplets as ordinary
+photographs are degraded: target and ground truth alike (the swap reproduces the target's light, blur, noise,
+compression and framing), the source on its own, a scene occluder included where drawn (its identity must come
+through them; the identity loss compares with the source before them); the discriminators' real photographs carry
+the degradations and no scene occluder.
 """
 from __future__ import annotations
 
@@ -24,9 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from fsbench.api import asset_path, landmarks68, read_weights, recorded_architecture
-from fsbench.train import (FaceCrops, GANRun, IdentityEnsemble, Monitor, Trainer, WeightAverage, evaluated,
-                           export_weights, exported, hinge_d_loss, require_architecture, sample_rng, save_grid,
-                           setup_distributed, step_rng, training_crops, wrap_distributed)
+from fsbench.train import (AugmentConfig, Degradation, FaceCrops, GANRun, IdentityEnsemble, Monitor, Trainer,
+                           WeightAverage, evaluated, export_weights, exported, hinge_d_loss, require_architecture,
+                           sample_rng, save_grid, setup_distributed, source_views, step_rng, training_crops,
+                           wrap_distributed)
 from methods.mobilefsgan import losses
 from methods.mobilefsgan.configs import Architecture, Config, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
@@ -70,9 +77,11 @@ def _tensor(images: list[np.ndarray], size: int) -> torch.Tensor:
 
 
 def make_batch(triplets: Triplets, cfg: Config, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-    """source, target, truth (target where there is none), has_truth, real (an unedited photo per sample)."""
+    """source, target, truth (target where there is none), has_truth, real (an unedited photo per sample),
+    identity (the source before the in-the-wild degradations: the identity loss's); with the recipe's ``augment``,
+    the images degraded (:func:`_in_the_wild`)."""
     rows: dict[str, list[np.ndarray]] = {"source": [], "target": [], "truth": [], "real": []}
-    has_truth = []
+    has_truth, kinds = [], []
     for _ in range(cfg.loop.batch):
         kind, source, target, truth = triplets.sample(rng)
         if rng.random() < FLIP:
@@ -84,9 +93,29 @@ def make_batch(triplets: Triplets, cfg: Config, rng: np.random.Generator) -> dic
         rows["truth"].append(target if truth is None else truth)
         rows["real"].append(target if kind in _SOURCE_EDITED else source)
         has_truth.append(truth is not None)
+        kinds.append(kind)
     batch = {k: _tensor([np.ascontiguousarray(im) for im in v], cfg.size) for k, v in rows.items()}
-    batch["has_truth"] = torch.tensor(has_truth)
-    return batch
+    batch["has_truth"], batch["identity"] = torch.tensor(has_truth), batch["source"]
+    return _in_the_wild(batch, kinds, rng, cfg.augment) if cfg.augment.p else batch
+
+
+def _in_the_wild(batch: dict[str, torch.Tensor], kinds: list[str], rng: np.random.Generator, cfg: AugmentConfig
+                 ) -> dict[str, torch.Tensor]:
+    """A batch's images degraded as in the wild (:mod:`fsbench.train.augment`): one draw for the target and its
+    ground truth (the swap reproduces the target's degradations), the source's own (a scene occluder included,
+    where drawn: the identity must come through it); a ``same`` source is degraded as its target. Each real photo
+    is the degraded image it copies, a source without its scene occluder (the swaps never carry one)."""
+    unit = {k: (batch[k] + 1) / 2 for k in ("source", "target", "truth")}
+    deg = Degradation.draw(rng, len(kinds), cfg)
+    target, truth = deg(unit["target"]), deg(unit["truth"])
+    source, real = source_views(unit["source"], rng, cfg)
+    same, edited = (torch.tensor([k in group for k in kinds])[:, None, None, None]
+                    for group in (("same",), _SOURCE_EDITED))
+    as_target = deg(unit["source"])
+    source, real = torch.where(same, as_target, source), torch.where(same, as_target, real)
+    real = torch.where(edited, target, real)
+    images = {"source": source, "target": target, "truth": truth, "real": real}
+    return {**batch, **{k: v * 2 - 1 for k, v in images.items()}}
 
 
 def _g_adv(logits: torch.Tensor) -> torch.Tensor:
@@ -121,7 +150,7 @@ class MobileFSGANRun(GANRun):
     def _generator_loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor], tuple]:
         with torch.no_grad():
             source_id = self._embed(b["source"])
-            id_targets = self.id_loss.embed((b["source"] + 1) / 2, TEMPLATE)
+            id_targets = self.id_loss.embed((b["identity"] + 1) / 2, TEMPLATE)
         heads = self.G(b["target"], source_id)
         adv = [_g_adv(x) for x in self.D(*heads)]
         ids = [losses.identity_loss(self.id_loss.cosines((x + 1) / 2, id_targets, TEMPLATE)) for x in heads]
