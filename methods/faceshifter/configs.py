@@ -85,10 +85,11 @@ CONFIGS: dict[str, FaceShifterConfig] = {
                               loop=LoopConfig(batch=2, checkpoint_every=1, sample_every=1, log_every=1)),
 }
 
-# cpu-portraits' losses for one GPU, trained from a training bundle (`fsbench bundle`, MODEL_CARD.md): AEI-Net and
-# HEAR-Net at twice its width, batch 32 (the paper's 4 GPUs × 8), bf16 steps where the GPU has them, the identity loss
-# on SFace alone (FaceNet's file does not travel to a lent GPU beside the repository), no monitor (it scores with dlib)
-CONFIGS["gpu"] = replace(CONFIGS["cpu-portraits"], arch=Architecture(size=128, width=1 / 4),
+# cpu-wild's losses and data for one GPU, trained from a training bundle (`fsbench bundle`, MODEL_CARD.md): AEI-Net
+# and HEAR-Net at twice its width, batch 32 (the paper's 4 GPUs × 8), bf16 steps where the GPU has them, the identity
+# loss on SFace alone (FaceNet's file does not travel to a lent GPU beside the repository), no monitor (it scores
+# with dlib)
+CONFIGS["gpu"] = replace(CONFIGS["cpu-wild"], arch=Architecture(size=128, width=1 / 4),
                          loop=LoopConfig(steps=500_000, batch=32, checkpoint_every=2000, log_every=50,
                                          sample_every=1000, precision="auto"),
                          identity_loss=IdentityLossConfig(("sface",), augment=True), monitor=MonitorConfig(every=0))
