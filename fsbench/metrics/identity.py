@@ -177,6 +177,9 @@ class ArcFaceMBF(AlignedRecogniser):
                        "InsightFace ArcFace MobileFaceNet trained on WebFace600K (buffalo_s w600k_mbf.onnx), 512-d, "
                        "run in torch; matches onnxruntime on the same file")
     template, size, load = _ARCFACE, MBF_SIZE, staticmethod(load_arcface_mbf)
+    # 16 faces a batch keep its 56×56 maps in the CPU caches: 7 % faster than 32 on two threads (`fsbench bench
+    # --metrics`), with the same embeddings bit for bit
+    batch_size = 16
 
 
 class CosFaceSphere20(TorchRecogniser):
