@@ -178,7 +178,7 @@ class ArcFaceMBF(AlignedRecogniser):
                        "run in torch; matches onnxruntime on the same file")
     template, size, load = _ARCFACE, MBF_SIZE, staticmethod(load_arcface_mbf)
     # 16 faces a batch keep its 56×56 maps in the CPU caches: 7 % faster than 32 on two threads (`fsbench bench
-    # --metrics`), with the same embeddings bit for bit
+    # --metrics`); the bench's 48 faces embed bit for bit as at 32
     batch_size = 16
 
 
