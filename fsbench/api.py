@@ -21,16 +21,18 @@ from fsbench.faces.align import realign
 from fsbench.faces.templates import TEMPLATES, face_mask
 from fsbench.nets.fold import fold_batchnorm
 from fsbench.nets.mobilefacenet import load_mobilefacenet
+from fsbench.nets.onnx_graph import OnnxGraph, open_graph
 from fsbench.nets.prepack import prepack_convolutions
 from fsbench.timing import interleaved_ms, matmul_gflops
 from fsbench.weights import (exported_metadata, load_weights, prefixed, read_weights, recorded_architecture,
                              recorded_config, training_recognisers)
 
-__all__ = ["FsbenchError", "Method", "MethodCard", "TEMPLATES", "UsageError", "asset_path", "asset_sha256",
-           "exported_metadata", "face_mask", "fold_batchnorm", "identity_encoder", "inference_dtype",
-           "interleaved_ms", "landmarks68", "load_asset", "load_mobilefacenet", "load_weights", "matmul_gflops",
-           "native_bf16_cpu", "prefixed", "prepack_convolutions", "read_weights", "realign", "recorded_architecture",
-           "recorded_config", "require_assets", "training_recognisers"]
+__all__ = ["FsbenchError", "Method", "MethodCard", "OnnxGraph", "TEMPLATES", "UsageError", "asset_path",
+           "asset_sha256", "exported_metadata", "face_mask", "fold_batchnorm", "identity_encoder",
+           "inference_dtype", "interleaved_ms", "landmarks68", "load_asset", "load_mobilefacenet",
+           "load_weights", "matmul_gflops", "native_bf16_cpu", "open_graph", "prefixed",
+           "prepack_convolutions", "read_weights", "realign", "recorded_architecture", "recorded_config",
+           "require_assets", "training_recognisers"]
 
 
 @dataclass(frozen=True)

@@ -368,7 +368,7 @@ def test_insightface_runs_user_model_with_insightface_preprocessing(fsbench_home
     _channel_mean_onnx(path)
     assets.add("insightface-recognition", path)
     backend = InsightFaceONNX()
-    assert (backend.mean, backend.std) == (127.5, 127.5)
+    assert (backend.model.mean, backend.model.std) == (127.5, 127.5)
     rgb = torch.tensor([0.9, 0.5, 0.1])
     crops = rgb.view(1, 3, 1, 1).expand(3, 3, 112, 112).contiguous()
     feats = backend.features(crops, "arcface-112")

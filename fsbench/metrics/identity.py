@@ -25,7 +25,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets.arcface_mbf import EMBEDDING_DIM as MBF_DIM, INPUT_SIZE as MBF_SIZE, load_arcface_mbf
 from fsbench.nets.dlib_resnet import load_dlib_resnet
 from fsbench.nets.facenet import EMBEDDING_DIM as FACENET_DIM, INPUT_SIZE as FACENET_SIZE, load_facenet
+from fsbench.nets.onnx_graph import OnnxGraph, open_graph
 from fsbench.nets.irse import EMBEDDING_DIM as IRSE_DIM, INPUT_SIZE as IRSE_SIZE
 from fsbench.nets.sface import EMBEDDING_DIM as SFACE_DIM, INPUT_SIZE as SFACE_SIZE, load_sface
 from fsbench.nets.sphere import (EMBEDDING_DIM as SPHERE_DIM, INPUT_HEIGHT as SPHERE_HEIGHT,
@@ -239,12 +240,11 @@ def insightface_normalisation(graph_node_names: Sequence[str]) -> tuple[float, f
 
 @dataclass
 class RecognitionONNX:
-    """A checked insightface recognition ONNX: the onnxruntime session and how to feed it."""
+    """A checked insightface recognition ONNX, opened, and how to feed it."""
 
-    session: Any
+    graph: OnnxGraph
     input_name: str
     size: int  # side of the square ArcFace-aligned input
-    fixed_batch: int | None
     mean: float
     std: float
 
@@ -252,26 +252,22 @@ class RecognitionONNX:
 def load_insightface_recognition(path: Path, cuda: bool = False) -> RecognitionONNX:
     """The user's recognition ONNX; ``ValueError`` naming the file when its input or output is not a recogniser's."""
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(path))
     mean, std = insightface_normalisation([node.name for node in model.graph.node])
-    providers = ["CPUExecutionProvider"]
-    if cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    session = ort.InferenceSession(model.SerializeToString(), providers=providers)
-    inp = session.get_inputs()[0]
+    graph = OnnxGraph(open_graph(model.SerializeToString(), cuda))
+    inp = graph.runtime.get_inputs()[0]
     if len(inp.shape) != 4:
         raise UsageError(f"{path}: input shape {inp.shape}; a recogniser takes N×3×H×W")
-    batch, _, height, width = inp.shape
+    _, _, height, width = inp.shape
     size = height if isinstance(height, int) else 112
     if (isinstance(width, int) and width != size) or size % 112:
         raise UsageError(f"{path}: input shape {inp.shape}; ArcFace alignment needs a square input whose "
                          f"side is a multiple of 112")
-    out_dim = session.get_outputs()[0].shape[-1]
+    out_dim = graph.runtime.get_outputs()[0].shape[-1]
     if out_dim != InsightFaceONNX.info.dim:
         raise UsageError(f"{path}: the model gives {out_dim}-d embeddings, expected {InsightFaceONNX.info.dim}")
-    return RecognitionONNX(session, inp.name, size, batch if isinstance(batch, int) else None, mean, std)
+    return RecognitionONNX(graph, inp.name, size, mean, std)
 
 
 class InsightFaceONNX(Backend):
@@ -283,25 +279,17 @@ class InsightFaceONNX(Backend):
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        model: RecognitionONNX = assets.load("insightface-recognition")
-        if self.device.type == "cuda":
-            model = load_insightface_recognition(assets.path("insightface-recognition"), cuda=True)
-        self.session, self.input_name, self.size = model.session, model.input_name, model.size
-        self.fixed_batch, self.mean, self.std = model.fixed_batch, model.mean, model.std
+        self.model: RecognitionONNX = assets.load("insightface-recognition", cuda=self.device.type == "cuda")
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         check_crops(crops)
-        x = _to_template(crops.detach().cpu().float(), template, _ARCFACE, self.size)
-        blob = ((x * 255 - self.mean) / self.std).numpy()
-        step = self.fixed_batch or max(len(blob), 1)
-        out = []
-        for start in range(0, len(blob), step):
-            part = blob[start:start + step]
-            padded = np.concatenate([part, np.zeros((step - len(part), *part.shape[1:]), part.dtype)])
-            out.append(self.session.run(None, {self.input_name: padded})[0][:len(part)])  # padded: fixed batch
-        emb = torch.from_numpy(np.concatenate(out)) if out else torch.zeros(0, self.info.dim)
-        return F.normalize(emb.float(), dim=1)
+        m = self.model
+        x = _to_template(crops.detach().cpu().float(), template, _ARCFACE, m.size)
+        if not len(x):
+            return torch.zeros(0, self.info.dim)
+        emb = m.graph({m.input_name: ((x * 255 - m.mean) / m.std).numpy()})
+        return F.normalize(torch.from_numpy(emb).float(), dim=1)
 
 
 # ---------------------------------------------------------------- similarity and retrieval

@@ -16,51 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from fsbench.api import Method, MethodCard, asset_sha256, load_asset, realign, require_assets
+from fsbench.api import (Method, MethodCard, OnnxGraph, asset_sha256, load_asset, open_graph, realign,
+                         require_assets)
 from methods.onnx_swappers.declarations import PUBLISHED_SHA256, SWAPPERS, Swapper
 
 _WARNED: set[tuple[str, str]] = set()  # (method, file) already warned of an unpublished hash
 _IDENTITY_CACHE = 4096  # source embeddings kept between swap calls (a protocol reuses each source many times)
-
-
-def open_graph(model: Path | bytes, device: torch.device) -> Any:
-    """An onnxruntime InferenceSession of a graph file or serialised graph, on CUDA when ``device`` is and
-    onnxruntime has it, with as many threads as torch."""
-    import onnxruntime as ort
-
-    providers = ["CPUExecutionProvider"]
-    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    options.log_severity_level = 3  # errors only: inswapper's emap is an initialiser no node reads
-    return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, providers=providers)
-
-
-class OnnxGraph:
-    """An onnxruntime InferenceSession of one graph (``inference``), fed in chunks its batch dimension accepts."""
-
-    def __init__(self, inference: Any) -> None:
-        self.session = inference
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        batch = self.session.get_inputs()[0].shape[0]
-        self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
-        self.output_name = self.session.get_outputs()[0].name
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """The first output for every row of ``feeds`` (float32 arrays of equal length); a fixed batch dimension
-        gets chunks of its size, the last one padded with zeros."""
-        count = len(next(iter(feeds.values())))
-        step = self.fixed_batch or max(count, 1)
-        outs = []
-        for start in range(0, count, step):
-            chunk = {k: np.ascontiguousarray(v[start:start + step], np.float32) for k, v in feeds.items()}
-            rows = len(next(iter(chunk.values())))
-            if self.fixed_batch:
-                chunk = {k: np.concatenate([v, np.zeros((step - rows, *v.shape[1:]), np.float32)])
-                         for k, v in chunk.items()}
-            outs.append(self.session.run([self.output_name], chunk)[0][:rows])
-        return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -113,11 +74,12 @@ class OnnxSwapper(Method):
         spec = self.spec
         paths = require_assets(spec.files, f"method '{spec.name}'")
         graph = load_asset(spec.swap_file)  # the checked, parsed graph: counted here, run from its bytes
-        self.swapper = OnnxGraph(open_graph(graph.SerializeToString(), self.device))
+        self.swapper = OnnxGraph(open_graph(graph.SerializeToString(), self.device.type == "cuda"))
         parameters, last = _initialiser_values(graph)
-        model = load_asset(spec.recogniser, cuda=self.device.type == "cuda")  # with its input side and normalisation
-        self.recognition, self.recogniser = model, OnnxGraph(model.session)
-        self.converter = OnnxGraph(open_graph(paths[spec.converter], self.device)) if spec.converter else None
+        # the recogniser with its input side and normalisation
+        self.recogniser = load_asset(spec.recogniser, cuda=self.device.type == "cuda")
+        self.converter = (OnnxGraph(open_graph(paths[spec.converter], self.device.type == "cuda"))
+                          if spec.converter else None)
         self.emap = last if spec.embedding == "emap" else None
         self.card = loaded_card(spec, paths, parameters)
         for name in self.card.notes["unpublished_hashes"]:
@@ -132,9 +94,9 @@ class OnnxSwapper(Method):
     def embed_identity(self, source: torch.Tensor) -> torch.Tensor:
         """``B×512`` source embeddings as the swap graph takes them (see :class:`Swapper`)."""
         spec = self.spec
-        rec = self.recognition  # its size and its normalisation on the 0..255 scale, by insightface's rule
+        rec = self.recogniser  # its size and its normalisation on the 0..255 scale, by insightface's rule
         crops = realign(source.detach().float().cpu(), spec.template, spec.recogniser_template, rec.size)
-        raw = self.recogniser({rec.input_name: ((crops - rec.mean / 255) / (rec.std / 255)).numpy()})
+        raw = rec.graph({rec.input_name: ((crops - rec.mean / 255) / (rec.std / 255)).numpy()})
         if spec.embedding == "emap":
             latent = _unit(_unit(raw) @ self.emap)
         else:
