@@ -87,8 +87,6 @@ def load_hopenet_shufflenet(path: str | Path, threads: int | None = None) -> Pos
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
-    # its threads sleep between calls instead of spinning: spinning ones take the cores from the next backend
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return PoseONNX(session, model.graph.input[0].name)
 
