@@ -23,7 +23,7 @@ from fsbench.nets import prepack
 from fsbench.precision import ComputeDtypes
 from fsbench.results import device_name
 from fsbench.metrics.definitions import slot_family
-from fsbench.scoring import DEFAULT_BACKENDS, backend_features, chosen_backends
+from fsbench.scoring import DEFAULT_BACKENDS, backend_features, choose_backends
 from fsbench.timing import matmul_gflops, time_ms
 
 
@@ -170,9 +170,10 @@ def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
     return entry
 
 
-def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
+def bench_metrics(faces: int = 48, seed: int = 0, backends: dict[str, str] | None = None) -> dict[str, Any]:
     """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend (the
-    primary and further ones of each family, as a run uses them).
+    primary and further ones of each family, as a run uses them; ``backends``: family → primary, as ``fsbench run
+    --backend`` chooses).
 
     Faces are frames and stills of the mini test split. Each stage is timed over all faces (backends batched
     as the runner batches them, after a warm-up batch of mirrored faces; per-face native work on the threads of
@@ -189,7 +190,7 @@ def bench_metrics(faces: int = 48, seed: int = 0) -> dict[str, Any]:
     load_before = os.getloadavg()
     detect, crops = _bench_detection(faces, seed)
     stages: dict[str, dict[str, Any]] = {"detect+align": detect}
-    for slot_name, name in chosen_backends(list(DEFAULT_BACKENDS)).items():
+    for slot_name, name in choose_backends(backends or {}, DEFAULT_BACKENDS).items():
         stages[f"{slot_family(slot_name)}:{name}"] = _bench_backend(name, crops)
     matmul = matmul_gflops(torch.device("cpu"))
     n = len(crops)

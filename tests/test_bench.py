@@ -76,3 +76,14 @@ def test_bench_metrics_reports_every_stage_with_its_flop_bound(tmp_path) -> None
     assert 0 < report["stack_faces_per_s"] < min(e["faces_per_s"] for e in report["stages"].values())
     text = format_metrics_report(report)
     assert "% of it)" in text and "whole stack" in text and "load average" in text
+
+
+def test_bench_metrics_takes_another_primary_backend() -> None:
+    """--backend pose=hopenet-shufflenet benches the ShuffleNetV2 in WHENet's place, with its graph's FLOPs."""
+    from fsbench.bench import bench_metrics
+
+    stages = bench_metrics(faces=2, backends={"pose": "hopenet-shufflenet"})["stages"]
+    assert "pose:hopenet-shufflenet" in stages and "pose:whenet" not in stages
+    assert stages["pose:hopenet-shufflenet"]["network"] == "onnxruntime"
+    shufflenet = stages["pose:hopenet-shufflenet"]["gflops_per_face"]
+    assert 0.1 < shufflenet < stages["identity:arcface-mbf"]["gflops_per_face"]

@@ -97,6 +97,8 @@ CASES = [
     ("bench --method no-such-method", "no-such-method"),
     ("bench --method classic --runs 0", "--runs: must be 1 or more"),
     ("bench --method classic --warmup -1", "--warmup: must be 0 or more"),
+    ("bench --metrics --backend pose=dlib", "measures identity, not pose"),
+    ("bench --metrics --backend hopenet-shufflenet", "--backend"),
     ("bench --method classic --threads -2", "--threads: must be 1 or more"),
     ("bench --method classic --batch-sizes 1 0", "--batch-sizes: must be 1 or more"),
     ("bench --method classic --device mps", "'mps' is not available" if not torch.backends.mps.is_available()
