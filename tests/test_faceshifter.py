@@ -17,7 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from fsbench.api import load_weights, recorded_architecture
+from fsbench.api import exported_metadata, load_weights, recorded_architecture
 from methods.faceshifter.aei import AAD, AEINet, GENERATOR_PLAN
 from methods.faceshifter.configs import Architecture, get_config
 from methods.faceshifter.discriminator import MultiScaleDiscriminator
@@ -164,6 +164,11 @@ def test_a_fresh_run_starts_from_exported_weights_with_fresh_optimisers(tmp_path
     for phase, opt in (("aei", "g"), ("hear", "hear")):
         state = load_file(str(tmp_path / phase.join(("c/", "/checkpoint.safetensors"))))
         assert float(state[f"opt/{opt}/0/step"]) == 1  # Adam's first step: fresh optimisers
+    counts = {"aei_steps": "3", "hear_steps": "2"}  # the chain's: the first run's 2 and 1, then 1 and 1
+    assert counts.items() <= exported_metadata(tmp_path / "c" / "faceshifter-tiny.safetensors").items()
+    train("tiny", tmp_path / "c", overrides=_steps(2, 1))  # resumed without --init-from: the checkpoint carries them
+    counts = {"aei_steps": "4", "hear_steps": "2"}
+    assert counts.items() <= exported_metadata(tmp_path / "c" / "faceshifter-tiny.safetensors").items()
     with pytest.raises(ValueError, match="width 0.03125 \\(config: 0.0625\\)"):
         train("tiny", tmp_path / "d", init_from=first, overrides={**_steps(1, 0), "arch.width": 1 / 16})
 
@@ -173,7 +178,7 @@ def test_the_shipped_weights_fit_the_recipe_that_continues_them() -> None:
     initial = initial_weights(cfg, WEIGHTS)
     net = FaceShifterNet(cfg.arch)
     for name in ("aei", "hear"):
-        getattr(net, name).load_state_dict(initial[name])  # strict
+        getattr(net, name).load_state_dict(initial[name].weights[name])  # strict
 
 
 def test_training_with_the_users_arcface(tmp_path: Path, monkeypatch) -> None:

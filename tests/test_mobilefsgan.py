@@ -235,6 +235,7 @@ def test_a_fresh_run_starts_from_exported_weights_with_fresh_optimisers(crops, t
     cfg = _smoke(1)
     run(cfg, tmp_path / "c", "cpu", faces, marks, initial=initial_weights(cfg, first))
     assert float(load_file(str(tmp_path / "c" / "checkpoint.safetensors"))["opt/G/0/step"]) == 1
+    assert exported_metadata(tmp_path / "c" / "mobilefsgan.safetensors")["step"] == "3"  # the chain's steps: 2, then 1
     with pytest.raises(ValueError, match="width 8 \\(config: 16\\)"):
         initial_weights(load_config("smoke", {"arch.width": 16}), first)
 
@@ -386,4 +387,4 @@ def test_the_shipped_weights_fit_the_recipe_that_continues_them():
     from methods.mobilefsgan.train import initial_weights
 
     cfg = load_config("cpu-portraits")
-    EncoderDecoder(cfg.arch.width, 128).load_state_dict(initial_weights(cfg, SHIPPED)["G"])  # strict
+    EncoderDecoder(cfg.arch.width, 128).load_state_dict(initial_weights(cfg, SHIPPED).weights["G"])  # strict

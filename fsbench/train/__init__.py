@@ -13,12 +13,12 @@ from fsbench.train.data import FaceCrops, IdentityDraw, training_crops
 from fsbench.train.dist import Dist, setup as setup_distributed, wrap as wrap_distributed
 from fsbench.train.gan import hinge_d_loss, hinge_g_loss, perceptual_network
 from fsbench.train.identity import IdentityEnsemble
-from fsbench.train.loop import GANRun, Trainer, sample_rng, save_grid, step_rng
+from fsbench.train.loop import Carried, GANRun, Initial, Trainer, sample_rng, save_grid, step_rng
 from fsbench.train.monitor import Monitor
 from fsbench.train.pose_prior import pose_loss
 
-__all__ = ["AugmentConfig", "AverageConfig", "Degradation", "Dist", "FaceCrops", "GANRun", "IdentityDraw",
-           "IdentityEnsemble", "IdentityLossConfig", "LoopConfig", "Monitor", "MonitorConfig", "Trainer",
+__all__ = ["AugmentConfig", "AverageConfig", "Carried", "Degradation", "Dist", "FaceCrops", "GANRun", "IdentityDraw",
+           "IdentityEnsemble", "IdentityLossConfig", "Initial", "LoopConfig", "Monitor", "MonitorConfig", "Trainer",
            "WeightAverage", "evaluated", "export_weights", "exported", "hinge_d_loss", "hinge_g_loss",
            "load_vgg19_features", "perceptual_network", "pose_loss", "require_architecture", "resolve_config",
            "sample_rng", "save_grid", "setup_distributed", "source_views", "step_rng", "training_crops", "unwrap",

@@ -12,7 +12,7 @@ import signal
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -88,28 +88,56 @@ def emulated_bf16(precision: str, device: torch.device) -> bool:
     return precision == "bf16" and device.type == "cpu" and not native_bf16_cpu(device)
 
 
+class Carried(NamedTuple):
+    """The training steps and seconds behind the exported weights a fresh run starts from (``--init-from``): an
+    export counts its whole chain of runs."""
+
+    steps: int = 0
+    seconds: float = 0.0
+
+
+class Initial(NamedTuple):
+    """What a fresh run of one phase starts from (``--init-from``): exported weights (module name → state dict)
+    and the training behind them."""
+
+    weights: dict[str, dict[str, torch.Tensor]]
+    carried: Carried = Carried()
+
+
 class Trainer:
     """Runs a :class:`GANRun` in the run folder ``out`` from its last checkpoint to ``loop.steps``.
 
-    ``initial`` (module name → state dict) starts a run whose folder holds no checkpoint from those weights, with
-    fresh optimisers (``fsbench train --init-from``). ``monitor_every`` > 0 scores the run's swaps with the monitor
+    ``initial`` starts a run whose folder holds no checkpoint from exported weights, with fresh optimisers
+    (``fsbench train --init-from``); its counts carry into :attr:`total_steps` and :attr:`total_seconds`, and the
+    checkpoint keeps them. ``monitor_every`` > 0 scores the run's swaps with the monitor
     given to :meth:`train` where the call starts and every ``monitor_every`` steps; ``time_limit_s`` ends the call
     with a checkpoint."""
 
     def __init__(self, gan: GANRun, loop: LoopConfig, d: Dist, out: Path, *, monitor_every: int = 0,
-                 time_limit_s: float | None = None, initial: dict[str, dict[str, torch.Tensor]] | None = None
-                 ) -> None:
+                 time_limit_s: float | None = None, initial: Initial | None = None) -> None:
         self.gan, self.loop, self.d, self.out = gan, loop, d, out
-        self.monitor_every, self.time_limit_s, self.initial = monitor_every, time_limit_s, initial or {}
+        self.monitor_every, self.time_limit_s = monitor_every, time_limit_s
+        self.initial = initial or Initial({})
         self.ckpt = out / "checkpoint.safetensors"
         self.step = 0
         self.elapsed = 0.0  # training seconds over every call that trained this run, recorded in the checkpoint
+        self.carried = self.initial.carried
         self._stop = False
 
     @property
     def interrupted(self) -> bool:
         """Whether the last call stopped on SIGTERM/SIGINT (callers with several phases stop there too)."""
         return self._stop
+
+    @property
+    def total_steps(self) -> int:
+        """Steps of this run and of the runs its initial weights came from."""
+        return self.carried.steps + self.step
+
+    @property
+    def total_seconds(self) -> float:
+        """Training seconds of this run and of the runs its initial weights came from."""
+        return self.carried.seconds + self.elapsed
 
     def _networks(self) -> dict[str, torch.nn.Module]:
         averaged = {f"{name}_average": a.average for name, a in self.gan.averages.items()}
@@ -122,10 +150,12 @@ class Trainer:
             networks = {name: net for name, net in self._networks().items() if name in saved}
             self.step, extra = checkpoint.load(self.ckpt, networks, self.gan.optimizers)
             self.elapsed = float(extra.get("elapsed_s", 0.0))
-            if self.initial and self.d.main:
+            self.carried = Carried(int(extra.get("carried_steps", self.carried.steps)),
+                                   float(extra.get("carried_s", self.carried.seconds)))
+            if self.initial.weights and self.d.main:
                 print(f"{self.ckpt}: resuming at step {self.step} (initial weights start a fresh run only)")
         else:
-            for name, state in self.initial.items():
+            for name, state in self.initial.weights.items():
                 unwrap(self.gan.modules[name]).load_state_dict(state)
         for name, average in self.gan.averages.items():
             if f"{name}_average" not in saved:  # a fresh run, or a state saved before averaging began
@@ -134,7 +164,9 @@ class Trainer:
 
     def save(self) -> None:
         if self.d.main:
-            checkpoint.save(self.ckpt, self._networks(), self.gan.optimizers, self.step, {"elapsed_s": self.elapsed})
+            checkpoint.save(self.ckpt, self._networks(), self.gan.optimizers, self.step,
+                            {"elapsed_s": self.elapsed, "carried_steps": self.carried.steps,
+                             "carried_s": self.carried.seconds})
 
     def _on_signal(self, signum, frame) -> None:  # noqa: ANN001 — signal handler signature
         self._stop = True

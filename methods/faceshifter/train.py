@@ -43,9 +43,10 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 import torch
 
-from fsbench.api import UsageError, identity_encoder, prefixed, read_weights, recorded_architecture
-from fsbench.train import (Degradation, Dist, FaceCrops, GANRun, IdentityDraw, IdentityEnsemble, LoopConfig, Monitor,
-                           Trainer, WeightAverage, evaluated, export_weights, exported, hinge_d_loss, hinge_g_loss,
+from fsbench.api import (UsageError, exported_metadata, identity_encoder, prefixed, read_weights,
+                         recorded_architecture)
+from fsbench.train import (Carried, Degradation, Dist, FaceCrops, GANRun, IdentityDraw, IdentityEnsemble, Initial,
+                           LoopConfig, Monitor, Trainer, WeightAverage, evaluated, export_weights, exported, hinge_d_loss, hinge_g_loss,
                            pose_loss, require_architecture, sample_rng, save_grid, setup_distributed, source_views,
                            step_rng, training_crops, wrap_distributed)
 from fsbench.train.bundle import BundleSpec, recogniser_assets, write as write_bundle
@@ -320,14 +321,16 @@ class HEARRun(GANRun):
         return (self._refine(y_st, xt - y_tt) + 1) / 2
 
 
-def initial_weights(cfg: FaceShifterConfig, path: Path | None) -> dict[str, dict[str, torch.Tensor]]:
-    """AEI-Net's and HEAR-Net's weights in an exported file (``--init-from``), which must have ``cfg``'s
-    architecture (the discriminator, not exported, starts fresh); none without a file."""
+def initial_weights(cfg: FaceShifterConfig, path: Path | None) -> dict[str, Initial]:
+    """Per phase, AEI-Net's and HEAR-Net's weights and training counts in an exported file (``--init-from``), which
+    must have ``cfg``'s architecture (the discriminator, not exported, starts fresh); none without a file."""
     if path is None:
         return {}
     require_architecture(path, recorded_architecture(Architecture, path, "FaceShifter"), cfg.arch, ignore=("d_layers",))
-    state = read_weights(path)
-    return {name: prefixed(state, name) for name in ("aei", "hear")}
+    state, meta = read_weights(path), exported_metadata(path)
+    return {name: Initial({name: prefixed(state, name)},
+                          Carried(int(meta.get(f"{name}_steps", 0)), float(meta.get(f"{name}_train_s", 0))))
+            for name in ("aei", "hear")}
 
 
 class _Setup:
@@ -346,9 +349,9 @@ class _Setup:
         self.prior = pose_prior(out, self.crops).to(self.d.device) if pose else None
 
     def trainer(self, run: GANRun, phase: str, loop: LoopConfig, time_limit_s: float | None,
-                initial: dict[str, dict[str, torch.Tensor]]) -> Trainer:
+                initial: dict[str, Initial]) -> Trainer:
         return Trainer(run, loop, self.d, self.out / phase, monitor_every=self.cfg.monitor.every,
-                       time_limit_s=time_limit_s, initial={k: v for k, v in initial.items() if k in run.modules})
+                       time_limit_s=time_limit_s, initial=initial.get(phase))
 
 
 def _export(s: _Setup, config: str, phases: dict[str, Trainer]) -> Path:
@@ -356,8 +359,8 @@ def _export(s: _Setup, config: str, phases: dict[str, Trainer]) -> Path:
     if s.d.main:
         meta = {"config": json.dumps(asdict(s.cfg)), "world": str(s.d.world), "device": str(s.d.device),
                 "identity_loss": json.dumps(s.ident.loss_net.describe()),
-                **{f"{name}_steps": str(t.step) for name, t in phases.items()},
-                **{f"{name}_train_s": f"{t.elapsed:.0f}" for name, t in phases.items()}}
+                **{f"{name}_steps": str(t.total_steps) for name, t in phases.items()},
+                **{f"{name}_train_s": f"{t.total_seconds:.0f}" for name, t in phases.items()}}
         export_weights(path, s.net.eval(), meta)
     return path
 

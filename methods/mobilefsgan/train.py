@@ -29,9 +29,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fsbench.api import asset_path, landmarks68, read_weights, recorded_architecture
-from fsbench.train import (AugmentConfig, Degradation, FaceCrops, GANRun, IdentityEnsemble, Monitor, Trainer,
-                           WeightAverage, evaluated, export_weights, exported, hinge_d_loss, require_architecture,
+from fsbench.api import asset_path, exported_metadata, landmarks68, read_weights, recorded_architecture
+from fsbench.train import (AugmentConfig, Carried, Degradation, FaceCrops, GANRun, IdentityEnsemble, Initial, Monitor,
+                           Trainer, WeightAverage, evaluated, export_weights, exported, hinge_d_loss, require_architecture,
                            sample_rng, save_grid, setup_distributed, source_views, step_rng, training_crops,
                            wrap_distributed)
 from methods.mobilefsgan import losses
@@ -195,18 +195,19 @@ class MobileFSGANRun(GANRun):
         save_grid([b["source"], b["target"], b["truth"], out], path)
 
 
-def initial_weights(cfg: Config, path: Path | None) -> dict[str, dict[str, torch.Tensor]]:
-    """The generator's weights in an exported file (``--init-from``), which must have ``cfg``'s architecture (the
-    discriminators, not exported, start fresh); none without a file."""
+def initial_weights(cfg: Config, path: Path | None) -> Initial | None:
+    """The generator's weights and training counts in an exported file (``--init-from``), which must have ``cfg``'s
+    architecture (the discriminators, not exported, start fresh); none without a file."""
     if path is None:
-        return {}
+        return None
     recorded = recorded_architecture(Architecture, path, "MobileFSGAN")
     require_architecture(path, recorded, cfg.arch, ignore=("disc_width", "disc_layers"))
-    return {"G": read_weights(path)}
+    meta = exported_metadata(path)
+    return Initial({"G": read_weights(path)}, Carried(int(meta.get("step", 0)), float(meta.get("train_seconds", 0))))
 
 
 def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.ndarray, *,
-        initial: dict[str, dict[str, torch.Tensor]] | None = None, time_limit_s: float | None = None) -> Path:
+        initial: Initial | None = None, time_limit_s: float | None = None) -> Path:
     """Train (resuming from ``out``, or a fresh run from ``initial`` weights) and export the generator; returns the
     weights' path."""
     textures = [cv2.cvtColor(cv2.imread(str(asset_path(name))), cv2.COLOR_BGR2RGB) for name in cfg.mask_textures]
@@ -215,8 +216,9 @@ def run(cfg: Config, out: Path, device: str, crops: FaceCrops, landmarks: np.nda
     trainer = Trainer(gan, cfg.loop, gan.d, out, monitor_every=cfg.monitor.every, time_limit_s=time_limit_s,
                       initial=initial)
     monitor = Monitor(TEMPLATE, cfg.size, device=gan.d.device) if cfg.monitor.every and gan.d.main else None
-    reached = trainer.train(monitor)
-    meta = {"config": json.dumps(asdict(cfg)), "step": str(reached), "train_seconds": f"{trainer.elapsed:.0f}",
+    trainer.train(monitor)
+    meta = {"config": json.dumps(asdict(cfg)), "step": str(trainer.total_steps),
+            "train_seconds": f"{trainer.total_seconds:.0f}",
             "embedding": str(gan.identity.dim), "identity_loss": json.dumps(gan.id_loss.describe())}
     if gan.d.main:  # one writer; every rank returns the path
         export_weights(out / WEIGHTS, exported(gan.G, gan.averages.get("G")), meta)
