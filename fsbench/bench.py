@@ -150,6 +150,7 @@ def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
     (nothing cached serves the timed ones), and its network's GFLOPs per face."""
     from fsbench import registry
     from fsbench.nets.graph_flops import face_landmarker_flops, hopenet_shufflenet_flops
+    from fsbench.nets.onnx_graph import TorchExport
 
     native = {"mediapipe-pose": ("MediaPipe face landmarker", face_landmarker_flops),
               "mediapipe-blendshapes": ("none: reads the pose stage's landmarker call", lambda: 0),
@@ -162,6 +163,8 @@ def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
     if name in native:
         entry["network"], count = native[name]
         entry["gflops_per_face"] = count() / 1e9
+    elif isinstance(getattr(backend, "graph", None), TorchExport):
+        entry["network"], entry["gflops_per_face"] = "onnxruntime", backend.graph.flops() / 1e9
     else:
         counter = FlopCounterMode(display=False, custom_mapping=prepack.FLOP_FORMULAS)
         with counter, torch.no_grad():

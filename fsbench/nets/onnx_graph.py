@@ -1,7 +1,11 @@
 """One onnxruntime graph, opened on the device a network runs on and fed in the batches its file accepts: the runner
-of the ONNX networks fsbench does not port to torch (insightface recognisers, the public swappers' graphs)."""
+of the ONNX networks fsbench does not port to torch (insightface recognisers, the public swappers' graphs) and of the
+torch ports that onnxruntime runs faster on a CPU than torch does (WHENet's EfficientNet-B0, MobileNetV2: depthwise
+convolutions), as :class:`TorchExport`."""
 from __future__ import annotations
 
+import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +13,10 @@ import numpy as np
 import torch
 
 
-def open_graph(model: Path | bytes, cuda: bool = False) -> Any:
+def open_graph(model: Path | bytes, cuda: bool = False, spin: bool = True) -> Any:
     """An onnxruntime InferenceSession of a graph file or serialised graph, on CUDA when ``cuda`` and onnxruntime has
-    it, with as many threads as torch."""
+    it, with as many threads as torch. ``spin=False``: its threads sleep between calls, for a graph that takes turns
+    with other networks (spinning threads hold the cores the next network needs)."""
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
@@ -20,6 +25,8 @@ def open_graph(model: Path | bytes, cuda: bool = False) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.log_severity_level = 3  # errors only: inswapper's emap is an initialiser no node reads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(model) if isinstance(model, Path) else model, options, providers=providers)
 
 
@@ -47,3 +54,27 @@ class OnnxGraph:
                          for k, v in chunk.items()}
             outs.append(self.runtime.run([self.output_name], chunk)[0][:rows])
         return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+
+
+class TorchExport(OnnxGraph):
+    """A torch network of one input and one output run by onnxruntime: its export for any batch of ``input_shape``
+    (C, H, W) inputs (other sizes the network reads are traced as constants), opened without spinning threads (it
+    takes turns with other networks), and the network itself, whose FLOPs :meth:`flops` counts."""
+
+    def __init__(self, net: torch.nn.Module, input_shape: tuple[int, int, int], cuda: bool = False) -> None:
+        self.net, self.input_shape = net.eval(), input_shape
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():  # the legacy exporter's notice, and the sizes it traces as constants
+            warnings.simplefilter("ignore")
+            torch.onnx.export(self.net, torch.zeros(1, *input_shape), buffer, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+        super().__init__(open_graph(buffer.getvalue(), cuda, spin=False))
+
+    def flops(self) -> int:
+        """FLOPs of one input, as torch counts them on the network."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            self.net(torch.zeros(1, *self.input_shape))
+        return counter.get_total_flops()

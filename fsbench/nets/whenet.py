@@ -71,7 +71,7 @@ class TFSamePad(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for n in (x.shape[-1], x.shape[-2]):
+        for n in (int(x.shape[-1]), int(x.shape[-2])):  # int: an export traces the padding as constants
             total = max((math.ceil(n / self.stride) - 1) * self.stride + self.kernel - n, 0)
             pads += [total // 2, total - total // 2]
         return F.pad(x, pads)
@@ -132,6 +132,24 @@ class WHENet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         f = self.top(self.blocks(self.stem(x))).mean(dim=(2, 3))
         return self.yaw(f), self.pitch(f), self.roll(f)
+
+
+class Logits(nn.Module):
+    """WHENet with one output, the three heads' ``B×252`` logits side by side (yaw, pitch, roll): the network
+    onnxruntime runs (:func:`fsbench.nets.onnx_graph.export_graph`)."""
+
+    def __init__(self, net: WHENet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat(self.net(x), dim=1)
+
+
+def split_logits(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:class:`Logits`' output as (yaw, pitch, roll)."""
+    yaw, pitch, roll = logits.split((YAW_BINS, PITCH_ROLL_BINS, PITCH_ROLL_BINS), dim=1)
+    return yaw, pitch, roll
 
 
 def degrees(logits: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
