@@ -109,6 +109,12 @@ def board_figures(board: Board) -> list[str]:
     return list(dict.fromkeys(key for _, r in board.rows for key in r["aggregates"]))
 
 
+def _fixed(value: float, places: int) -> str:
+    """``value`` to ``places`` decimals, where a value that rounds to zero reads 0 (a distance of two equal sets
+    computes to about -1e-9)."""
+    return f"{round(value, places) + 0.0:.{places}f}"  # + 0.0 turns -0.0 into 0.0
+
+
 def _cell(agg: dict[str, Any] | None) -> str:
     if agg is None:
         return "not measured"
@@ -116,8 +122,8 @@ def _cell(agg: dict[str, Any] | None) -> str:
         return "— (see below)"
     if agg.get("mean") is None:
         return "n/a"
-    ci = f" [{agg['ci95'][0]:.3f}, {agg['ci95'][1]:.3f}]" if agg.get("ci95") else ""
-    return f"{agg['mean']:.3f}{ci}"
+    ci = f" [{_fixed(agg['ci95'][0], 3)}, {_fixed(agg['ci95'][1], 3)}]" if agg.get("ci95") else ""
+    return f"{_fixed(agg['mean'], 3)}{ci}"
 
 
 def _metric_label(board: Board, figure: str) -> str:
@@ -140,7 +146,7 @@ def render_csv(board: Board) -> str:
             cells += [agg.get("mean"), ci[0], ci[1]]
         writer.writerow([r["method"]["name"], r["method"]["version"], r["method"].get("checkpoint_sha256") or "",
                          r.get("precision", ""), r["counts"]["pairs_scored"], r["counts"]["pairs"],
-                         *["" if c is None else f"{c:.6f}" for c in cells], f"results/{path.name}"])
+                         *["" if c is None else _fixed(c, 6) for c in cells], f"results/{path.name}"])
     return out.getvalue()
 
 
