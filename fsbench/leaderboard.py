@@ -453,6 +453,10 @@ def render_speed_plot(root: Path) -> None:
     plt.close(fig)
 
 
+# the temporal results of results/temporal/: mini-video on 16 consecutive target frames per clip
+TEMPORAL_PROTOCOL, TEMPORAL_FRAMES, TEMPORAL_TAG = "mini-video", "consecutive:16", "consecutive16"
+
+
 def _rerun(result: dict[str, Any]) -> bool:
     """Whether ``refresh`` runs a results file's method and protocol again: the method changed since, or the file
     was measured with other backends than today's default stack."""
@@ -465,6 +469,9 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
     only when ``methods`` names it), store the sample crops of the comparison sheets (``fsbench.samples``) and the
     cells of the wild sheet (``fsbench.wild``), then build; ``wild_only`` stores only the wild sheet's missing cells
     (no protocol run, no bench; ``clean`` then deletes only those cells).
+
+    A method's temporal results in ``results/temporal/`` (``docs/protocols.md`` writes them) are run again where
+    outdated, into that folder as the documented command does.
 
     Resumable: swaps are cached under ``runs`` and a (method, protocol) whose results file is already in
     ``results/``, of the registered method's version and checkpoint and measured with the default backends, is not
@@ -502,6 +509,12 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
                 shutil.copy(path, folder / name)
             if not samples.has_samples(card.to_dict(), protocol, version, folder):
                 samples.store(method, protocol, runs, folder)
+        temporal = folder / "temporal"
+        version = registry.protocols.get(TEMPORAL_PROTOCOL).version
+        name = results.file_name(card.name, TEMPORAL_PROTOCOL, version, 0, TEMPORAL_TAG)
+        if not wild_only and (temporal / name).is_file() and _rerun(results.load(temporal / name)):
+            run(RunConfig(method=method, protocol=TEMPORAL_PROTOCOL, out=temporal, progress=progress,
+                          protocol_options={"frames": TEMPORAL_FRAMES}))
         bench_file = folder / "bench" / f"{card.name}.json"
         recorded = json.loads(bench_file.read_text()).get("card") if bench_file.is_file() else None
         if not wild_only and (recorded is None or outdated(recorded)):

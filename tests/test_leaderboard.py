@@ -130,11 +130,19 @@ def test_refresh_measures_again_a_result_of_other_backends_than_the_default_stac
     monkeypatch.setattr("fsbench.samples.has_samples", lambda *args: True)
     monkeypatch.setattr("fsbench.leaderboard.build", lambda root: [])
     ran = []
-    monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append(cfg.method) or (None, None))
+    monkeypatch.setattr("fsbench.runner.run", lambda cfg: ran.append((cfg.protocol, cfg.out.name)) or (None, None))
     (tmp_path / "results" / "bench").mkdir(parents=True)
     shutil.copy(leaderboard.ROOT / "results" / "bench" / "copy-target.json", tmp_path / "results" / "bench")
-    for result, expected in ((current, []), (older, ["copy-target"])):
+    for result, expected in ((current, []), (older, [("mini-stills", "runs")])):
         _write(tmp_path, "copy-target__mini-stills-v1__seed0.json", result)
+        leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["copy-target"], progress=False)
+        assert ran == expected
+    ran.clear()
+    _write(tmp_path, "copy-target__mini-stills-v1__seed0.json", current)
+    temporal = tmp_path / "results" / "temporal"
+    temporal.mkdir()
+    for result, expected in ((current, []), (older, [("mini-video", "temporal")])):  # its temporal results too
+        (temporal / "copy-target__mini-video-v1-consecutive16__seed0.json").write_text(json.dumps(result))
         leaderboard.refresh(tmp_path, tmp_path / "runs", methods=["copy-target"], progress=False)
         assert ran == expected
 
