@@ -136,7 +136,7 @@ class WHENet(nn.Module):
 
 class Logits(nn.Module):
     """WHENet with one output, the three heads' ``B×252`` logits side by side (yaw, pitch, roll): the network
-    onnxruntime runs (:func:`fsbench.nets.onnx_graph.export_graph`)."""
+    onnxruntime runs (:class:`fsbench.nets.onnx_graph.TorchExport`)."""
 
     def __init__(self, net: WHENet) -> None:
         super().__init__()

@@ -109,9 +109,8 @@ class Trainer:
 
     ``initial`` starts a run whose folder holds no checkpoint from exported weights, with fresh optimisers
     (``fsbench train --init-from``); its counts carry into :attr:`total_steps` and :attr:`total_seconds`, and the
-    checkpoint keeps them. ``monitor_every`` > 0 scores the run's swaps with the monitor
-    given to :meth:`train` where the call starts and every ``monitor_every`` steps; ``time_limit_s`` ends the call
-    with a checkpoint."""
+    checkpoint keeps them. ``monitor_every`` > 0 scores the run's swaps with the monitor given to :meth:`train`
+    where the call starts and every ``monitor_every`` steps; ``time_limit_s`` ends the call with a checkpoint."""
 
     def __init__(self, gan: GANRun, loop: LoopConfig, d: Dist, out: Path, *, monitor_every: int = 0,
                  time_limit_s: float | None = None, initial: Initial | None = None) -> None:

@@ -46,9 +46,9 @@ import torch
 from fsbench.api import (UsageError, exported_metadata, identity_encoder, prefixed, read_weights,
                          recorded_architecture)
 from fsbench.train import (Carried, Degradation, Dist, FaceCrops, GANRun, IdentityDraw, IdentityEnsemble, Initial,
-                           LoopConfig, Monitor, Trainer, WeightAverage, evaluated, export_weights, exported, hinge_d_loss, hinge_g_loss,
-                           pose_loss, require_architecture, sample_rng, save_grid, setup_distributed, source_views,
-                           step_rng, training_crops, wrap_distributed)
+                           LoopConfig, Monitor, Trainer, WeightAverage, evaluated, export_weights, exported,
+                           hinge_d_loss, hinge_g_loss, pose_loss, require_architecture, sample_rng, save_grid,
+                           setup_distributed, source_views, step_rng, training_crops, wrap_distributed)
 from fsbench.train.bundle import BundleSpec, recogniser_assets, write as write_bundle
 from fsbench.train.pose_prior import pose_prior
 from methods.faceshifter.aei import AEINet

@@ -31,9 +31,9 @@ import torch.nn.functional as F
 
 from fsbench.api import asset_path, exported_metadata, landmarks68, read_weights, recorded_architecture
 from fsbench.train import (AugmentConfig, Carried, Degradation, FaceCrops, GANRun, IdentityEnsemble, Initial, Monitor,
-                           Trainer, WeightAverage, evaluated, export_weights, exported, hinge_d_loss, require_architecture,
-                           sample_rng, save_grid, setup_distributed, source_views, step_rng, training_crops,
-                           wrap_distributed)
+                           Trainer, WeightAverage, evaluated, export_weights, exported, hinge_d_loss,
+                           require_architecture, sample_rng, save_grid, setup_distributed, source_views, step_rng,
+                           training_crops, wrap_distributed)
 from methods.mobilefsgan import losses
 from methods.mobilefsgan.configs import Architecture, Config, load_config
 from methods.mobilefsgan.discriminator import MultiScaleGradientDiscriminator
