@@ -509,11 +509,10 @@ def refresh(root: Path = ROOT, runs: Path = Path("runs/leaderboard"), methods: l
                 shutil.copy(path, folder / name)
             if not samples.has_samples(card.to_dict(), protocol, version, folder):
                 samples.store(method, protocol, runs, folder)
-        temporal = folder / "temporal"
-        version = registry.protocols.get(TEMPORAL_PROTOCOL).version
-        name = results.file_name(card.name, TEMPORAL_PROTOCOL, version, 0, TEMPORAL_TAG)
-        if not wild_only and (temporal / name).is_file() and _rerun(results.load(temporal / name)):
-            run(RunConfig(method=method, protocol=TEMPORAL_PROTOCOL, out=temporal, progress=progress,
+        temporal = folder / "temporal" / results.file_name(
+            card.name, TEMPORAL_PROTOCOL, registry.protocols.get(TEMPORAL_PROTOCOL).version, 0, TEMPORAL_TAG)
+        if not wild_only and temporal.is_file() and _rerun(results.load(temporal)):
+            run(RunConfig(method=method, protocol=TEMPORAL_PROTOCOL, out=temporal.parent, progress=progress,
                           protocol_options={"frames": TEMPORAL_FRAMES}))
         bench_file = folder / "bench" / f"{card.name}.json"
         recorded = json.loads(bench_file.read_text()).get("card") if bench_file.is_file() else None

@@ -128,8 +128,6 @@ class MobileNetV2Backend(Backend):
     @torch.inference_mode()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         check_crops(crops)
-        if not len(crops):
-            return torch.zeros(0, MOBILENET_DIM)
         x = crops.to(self.device, torch.float32)
         x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         return torch.from_numpy(self.graph({"x": imagenet.normalise(x).cpu().numpy()}))

@@ -286,8 +286,6 @@ class InsightFaceONNX(Backend):
         check_crops(crops)
         m = self.model
         x = _to_template(crops.detach().cpu().float(), template, _ARCFACE, m.size)
-        if not len(x):
-            return torch.zeros(0, self.info.dim)
         emb = m.graph({m.input_name: ((x * 255 - m.mean) / m.std).numpy()})
         return F.normalize(torch.from_numpy(emb).float(), dim=1)
 

@@ -204,8 +204,6 @@ class WHENetPose(Backend):
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         check_crops(crops)
-        if not len(crops):
-            return torch.zeros(0, 3)
         x = whenet.preprocess(crops.to(self.device, torch.float32), template)
         logits = torch.from_numpy(self.graph({"x": x.cpu().numpy()}))
         return whenet.degrees(whenet.split_logits(logits))

@@ -27,6 +27,7 @@ import torch
 
 from fsbench.nets.hopenet import NUM_BINS, box_in_crop
 from fsbench.nets.imagenet import cut_and_resize
+from fsbench.nets.onnx_graph import open_graph
 
 INPUT_SIZE = 224
 # YuNet's face box (left, top, right, bottom) in ffhq-256 crop coordinates at 256: the per-coordinate median
@@ -42,14 +43,14 @@ HEADS = ("fc_y", "fc_p", "fc_r")
 
 @dataclass
 class PoseONNX:
-    """The checked ``fr_pose.onnx`` in an onnxruntime InferenceSession that takes any batch size."""
+    """The checked ``fr_pose.onnx``, opened in onnxruntime for any batch size."""
 
-    session: Any
+    runtime: Any
     input_name: str
 
     def logits(self, x: np.ndarray) -> list[np.ndarray]:
         """(yaw, pitch, roll) logits, ``B×66`` each, of ImageNet-normalised ``B×3×224×224`` float32 input."""
-        return self.session.run(list(OUTPUTS), {self.input_name: np.ascontiguousarray(x, np.float32)})
+        return self.runtime.run(list(OUTPUTS), {self.input_name: np.ascontiguousarray(x, np.float32)})
 
 
 def _free_batch(model: Any) -> None:
@@ -68,11 +69,10 @@ def _free_batch(model: Any) -> None:
         value_info.type.tensor_type.shape.dim[0].dim_param = "N"
 
 
-def load_hopenet_shufflenet(path: str | Path, threads: int | None = None) -> PoseONNX:
-    """``fr_pose.onnx`` ready for batches, on ``threads`` intra-op threads (default: torch's); ``ValueError``
+def load_hopenet_shufflenet(path: str | Path) -> PoseONNX:
+    """``fr_pose.onnx`` ready for batches, opened by :func:`fsbench.nets.onnx_graph.open_graph`; ``ValueError``
     naming the file when its input, outputs or heads are not this network's."""
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(path))
     heads = {n.input[1].split(".")[0]: n.output[0] for n in model.graph.node if n.op_type == "Gemm"}
@@ -84,11 +84,7 @@ def load_hopenet_shufflenet(path: str | Path, threads: int | None = None) -> Pos
     if any(list(weights.get(f"{h}.weight", ())) != [NUM_BINS, 1024] for h in HEADS):
         raise ValueError(f"{path}: the pose heads are not 1024→{NUM_BINS}")
     _free_batch(model)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return PoseONNX(session, model.graph.input[0].name)
+    return PoseONNX(open_graph(model.SerializeToString()), model.graph.input[0].name)
 
 
 def input_box(template: str, size: int) -> tuple[int, int, int, int]:

@@ -38,7 +38,10 @@ class OnnxGraph:
         self.input_names = [i.name for i in runtime.get_inputs()]
         batch = runtime.get_inputs()[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
-        self.output_name = runtime.get_outputs()[0].name
+        output = runtime.get_outputs()[0]
+        self.output_name = output.name
+        # the shape of no rows: the declared dimensions after the batch (0 where the graph leaves one free)
+        self.empty_shape = (0, *(d if isinstance(d, int) else 0 for d in output.shape[1:]))
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """The first output for every row of ``feeds`` (float32 arrays of equal length); a fixed batch dimension
@@ -53,7 +56,7 @@ class OnnxGraph:
                 chunk = {k: np.concatenate([v, np.zeros((step - rows, *v.shape[1:]), np.float32)])
                          for k, v in chunk.items()}
             outs.append(self.runtime.run([self.output_name], chunk)[0][:rows])
-        return np.concatenate(outs) if outs else np.zeros((0,), np.float32)
+        return np.concatenate(outs) if outs else np.zeros(self.empty_shape, np.float32)
 
 
 class TorchExport(OnnxGraph):
