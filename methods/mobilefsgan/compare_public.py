@@ -27,12 +27,12 @@ from methods.mobilefsgan.export import OnnxGenerator, export_onnx, fold
 from methods.mobilefsgan.method import CHECKPOINT, WEIGHTS_DIR, load_generator
 
 
-def variants(public: torch.nn.Module, ours: torch.nn.Module, x: torch.Tensor, e: torch.Tensor, threads: int,
+def variants(public: torch.nn.Module, ours: torch.nn.Module, x: torch.Tensor, e: torch.Tensor,
              workdir: Path) -> dict[str, Callable[[], torch.Tensor]]:
     folded = fold(ours)
     channels_last = fold(ours).to(memory_format=torch.channels_last)
     xc = x.contiguous(memory_format=torch.channels_last)
-    ort = OnnxGenerator(export_onnx(ours, workdir / "g.onnx", x.shape[-1]), threads=threads)
+    ort = OnnxGenerator(export_onnx(ours, workdir / "g.onnx", x.shape[-1]))
     out: dict[str, Callable[[], torch.Tensor]] = {
         "public (eager fp32)": lambda: public(x, e)[0],
         "fsbench folded fp32": lambda: folded(x, e)[0],
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     e = torch.nn.functional.normalize(torch.randn(1, dim), dim=1)
     load_before = os.getloadavg()
     with torch.no_grad(), tempfile.TemporaryDirectory() as tmp:
-        runs = variants(public, ours, x, e, args.threads, Path(tmp))
+        runs = variants(public, ours, x, e, Path(tmp))
         reference = public(x, e)[0]
         diffs = {k: (f().float() - reference).abs().max().item() for k, f in runs.items()}
         counter = FlopCounterMode(display=False)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fsbench.nets.onnx_graph import open_graph
 from methods.mobilefsgan import generator as g
 
 
@@ -184,17 +185,11 @@ def export_onnx(generator: g.EncoderDecoder, path: Path, size: int, batch: int =
 
 
 class OnnxGenerator:
-    """onnxruntime session for an exported generator: ``__call__(target, embedding) -> image`` (torch in/out)."""
+    """onnxruntime graph of an exported generator (:func:`fsbench.nets.onnx_graph.open_graph`, as many threads as
+    torch): ``__call__(target, embedding) -> image`` (torch in/out)."""
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    def __init__(self, path: Path) -> None:
+        self.session = open_graph(path)
 
     def __call__(self, target: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         out = self.session.run(["image"], {"target": target.detach().cpu().float().contiguous().numpy(),
