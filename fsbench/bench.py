@@ -121,33 +121,30 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _bench_detection(faces: int, seed: int) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """The detect + align stage on ``faces`` real faces (timed after each worker's detector is made) and the
-    evaluation crops it gives."""
+def _detection_stage(faces: int, seed: int) -> tuple[list[Any], dict[str, np.ndarray], dict[str, Any]]:
+    """The detect + align stage's items (``faces`` frames and stills of the mini test split), their decoded images
+    (decoding is I/O, not the stack) and its description."""
     from fsbench.faces.detect import detection_size
     from fsbench.nets.graph_flops import yunet_flops
     from fsbench.protocols.video import MiniVideo
-    from fsbench.workers import worker_count
 
     items = MiniVideo().build(None, seed).gallery[:faces]
+    images = {item.id: item.load() for item in items}
+    detect_flops = [yunet_flops(*detection_size(*image.shape[:2])) for image in images.values()]
+    return items, images, {"network": "YuNet", "gflops_per_face": statistics.mean(detect_flops) / 1e9}
+
+
+def _detect(items: list[Any], images: dict[str, np.ndarray]) -> tuple[float, list[np.ndarray]]:
+    """Seconds to detect and align every item in a fresh store, and the evaluation crops it gives."""
     store = CropStore(EVAL_TEMPLATE, EVAL_SIZE)
-    images = {}
-    for item in items:  # decoding is I/O, not the stack: done before timing
-        images[item.id] = item.load()
-    # warm-up: every worker thread makes its detector on mirrored frames (nothing of them is kept)
-    CropStore(EVAL_TEMPLATE, EVAL_SIZE).add([(item, np.ascontiguousarray(images[item.id][:, ::-1]))
-                                             for item in items[:4 * worker_count()]])
     t0 = time.perf_counter()
     store.add([(item, images[item.id]) for item in items])
-    seconds = time.perf_counter() - t0  # counting YuNet's FLOPs parses its graph: not part of the stage
-    detect_flops = [yunet_flops(*detection_size(*image.shape[:2])) for image in images.values()]
-    stage = {"seconds": seconds, "network": "YuNet", "gflops_per_face": statistics.mean(detect_flops) / 1e9}
-    return stage, [store.eval_crop(i) for i in items if i.id in store.crops]
+    return time.perf_counter() - t0, [store.eval_crop(i) for i in items if i.id in store.crops]
 
 
-def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
-    """One backend's stage: its features of ``crops`` in its batches, timed after a warm-up batch of mirrored faces
-    (nothing cached serves the timed ones), and its network's GFLOPs per face."""
+def _backend_stage(name: str, crops: list[np.ndarray]) -> tuple[Any, dict[str, Any]]:
+    """One backend, warmed up on a batch of mirrored faces (nothing cached serves the timed ones), and its stage's
+    description: what runs its network and the network's GFLOPs per face."""
     from fsbench import registry
     from fsbench.nets.graph_flops import face_landmarker_flops, hopenet_shufflenet_flops
     from fsbench.nets.onnx_graph import TorchExport
@@ -157,9 +154,7 @@ def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
               "hopenet-shufflenet": ("onnxruntime", hopenet_shufflenet_flops)}
     backend = registry.metrics.get(name)(device="cpu")
     backend_features(backend, [np.ascontiguousarray(c[:, ::-1]) for c in crops[:backend.batch_size]], EVAL_TEMPLATE)
-    t0 = time.perf_counter()
-    backend_features(backend, crops, EVAL_TEMPLATE)
-    entry: dict[str, Any] = {"seconds": time.perf_counter() - t0, "backend": name}
+    entry: dict[str, Any] = {"backend": name}
     if name in native:
         entry["network"], count = native[name]
         entry["gflops_per_face"] = count() / 1e9
@@ -170,46 +165,63 @@ def _bench_backend(name: str, crops: list[np.ndarray]) -> dict[str, Any]:
         with counter, torch.no_grad():
             backend.features(to_tensor(crops[:1]), EVAL_TEMPLATE)
         entry["network"], entry["gflops_per_face"] = "torch", counter.get_total_flops() / 1e9
-    return entry
+    return backend, entry
 
 
-def bench_metrics(faces: int = 48, seed: int = 0, backends: dict[str, str] | None = None) -> dict[str, Any]:
+def bench_metrics(faces: int = 48, seed: int = 0, backends: dict[str, str] | None = None,
+                  rounds: int = 5) -> dict[str, Any]:
     """Throughput of the embedded evaluation stack on real faces: detect + align, then every default backend (the
     primary and further ones of each family, as a run uses them; ``backends``: family → primary, as ``fsbench run
     --backend`` chooses).
 
-    Faces are frames and stills of the mini test split. Each stage is timed over all faces (backends batched
-    as the runner batches them, after a warm-up batch of mirrored faces; per-face native work on the threads of
-    fsbench.workers); the stack's faces/s is 1 / (sum of per-face stage times). Each stage's network FLOPs per
-    face (torch's FlopCounterMode for torch networks; counted from the graph file for YuNet and MediaPipe, in the
-    same convention: fsbench.nets.graph_flops) over the measured fp32 matmul GFLOP/s gives its FLOP bound, and
-    the stage's percentage of it. MediaPipe's pose and expression share one landmarker call per crop
-    (fsbench.metrics.pose.read_faces): the MediaPipe pose stage runs it, the expression stage reads the kept result. The
-    load average is recorded before and after: the figures depend on what else runs.
+    Faces are frames and stills of the mini test split. The whole stack runs ``rounds`` times, in the runner's
+    order; each stage's time is its median over the rounds, so one round slowed by the rest of a shared machine
+    does not set the figure. Backends run in the runner's batches, after a warm-up batch of mirrored faces; per-face
+    native work runs on the threads of fsbench.workers. The stack's faces/s is 1 / (sum of per-face stage times).
+    Each stage's network FLOPs per face (torch's FlopCounterMode for torch networks; counted from the graph file for
+    YuNet and MediaPipe, in the same convention: fsbench.nets.graph_flops) over the measured fp32 matmul GFLOP/s
+    gives its FLOP bound, and the stage's percentage of it. MediaPipe's pose and expression share one landmarker call
+    per crop (fsbench.metrics.pose.read_faces): the MediaPipe pose stage runs it, the expression stage reads the
+    kept result; readings are forgotten at the start of every round. The load average is recorded before and
+    after: the figures depend on what else runs.
     """
     from fsbench.metrics.pose import clear_readings
 
-    clear_readings()  # MediaPipe readings kept from an earlier call would time the memo, not the landmarker
+    clear_readings()
     load_before = os.getloadavg()
-    detect, crops = _bench_detection(faces, seed)
+    items, images, detect = _detection_stage(faces, seed)
+    _, crops = _detect(items, images)  # untimed: every worker thread makes its detector
     stages: dict[str, dict[str, Any]] = {"detect+align": detect}
+    nets = {}
     for slot_name, name in choose_backends(backends or {}, DEFAULT_BACKENDS).items():
-        stages[f"{slot_family(slot_name)}:{name}"] = _bench_backend(name, crops)
+        stage = f"{slot_family(slot_name)}:{name}"
+        nets[stage], stages[stage] = _backend_stage(name, crops)
+    times: dict[str, list[float]] = {stage: [] for stage in stages}
+    for _ in range(rounds):
+        clear_readings()  # each round's MediaPipe stage times the landmarker, not the kept readings
+        seconds, crops = _detect(items, images)
+        times["detect+align"].append(seconds)
+        for stage, backend in nets.items():
+            t0 = time.perf_counter()
+            backend_features(backend, crops, EVAL_TEMPLATE)
+            times[stage].append(time.perf_counter() - t0)
     matmul = matmul_gflops(torch.device("cpu"))
     n = len(crops)
-    for entry in stages.values():
+    for stage, entry in stages.items():
+        entry["round_seconds"], entry["seconds"] = times[stage], statistics.median(times[stage])
         entry["faces_per_s"] = n / entry["seconds"] if entry["seconds"] else None
         if entry["gflops_per_face"]:
             entry["bound_faces_per_s"] = matmul / entry["gflops_per_face"]
             entry["percent_of_bound"] = 100 * entry["faces_per_s"] / entry["bound_faces_per_s"]
     total = sum(e["seconds"] for e in stages.values())
-    return {"faces": n, "stages": stages, "stack_faces_per_s": n / total, "matmul_gflops_per_s": matmul,
-            "torch_threads": torch.get_num_threads(), "load_average_before": list(load_before),
-            "load_average": list(os.getloadavg())}
+    return {"faces": n, "rounds": rounds, "stages": stages, "stack_faces_per_s": n / total,
+            "matmul_gflops_per_s": matmul, "torch_threads": torch.get_num_threads(),
+            "load_average_before": list(load_before), "load_average": list(os.getloadavg())}
 
 
 def format_metrics_report(report: dict[str, Any]) -> str:
-    lines = [f"embedded evaluation stack on {report['faces']} real faces, {report['torch_threads']} torch threads "
+    lines = [f"embedded evaluation stack on {report['faces']} real faces, median of {report['rounds']} rounds, "
+             f"{report['torch_threads']} torch threads "
              f"(1-min load average {report['load_average_before'][0]:.1f} before, {report['load_average'][0]:.1f} "
              f"after; fp32 matmul {report['matmul_gflops_per_s']:.1f} GFLOP/s)"]
     for name, e in report["stages"].items():

@@ -140,7 +140,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.metrics:
-        report = bench_metrics(backends=argtypes.key_values(args.backend, "--backend", "pose=hopenet-shufflenet"))
+        report = bench_metrics(backends=argtypes.key_values(args.backend, "--backend", "pose=hopenet-shufflenet"),
+                               rounds=args.rounds)
         print(format_metrics_report(report))
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))
@@ -370,6 +371,8 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=argtypes.positive_int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--backend", action="append", default=[], metavar="FAMILY=NAME",
                    help="with --metrics: the primary backend of a family, as fsbench run takes it (repeatable)")
+    p.add_argument("--rounds", type=argtypes.positive_int, default=5,
+                   help="with --metrics: runs of the whole stack; each stage reports its median (default 5)")
     p.add_argument("--json", help="also write the report to this file")
     p.set_defaults(func=_cmd_bench)
 

@@ -61,8 +61,8 @@ def test_bench_metrics_reports_every_stage_with_its_flop_bound(tmp_path) -> None
     from fsbench.bench import bench_metrics, format_metrics_report
     from fsbench.scoring import DEFAULT_BACKENDS, chosen_backends
 
-    report = bench_metrics(faces=3)
-    assert report["faces"] == 3
+    report = bench_metrics(faces=3, rounds=3)
+    assert report["faces"] == 3 and report["rounds"] == 3
     stack = chosen_backends(list(DEFAULT_BACKENDS))  # the primary and further backends of every family
     assert list(report["stages"]) == ["detect+align", *(f"{s.split('@')[0]}:{n}" for s, n in stack.items())]
     assert {"identity:arcface-mbf", "pose:whenet", "pose:mediapipe-pose"} <= set(report["stages"])
@@ -72,6 +72,7 @@ def test_bench_metrics_reports_every_stage_with_its_flop_bound(tmp_path) -> None
         else:
             assert stage["gflops_per_face"] > 0, name
             assert stage["percent_of_bound"] == 100 * stage["faces_per_s"] / stage["bound_faces_per_s"]
+        assert len(stage["round_seconds"]) == 3 and stage["seconds"] == sorted(stage["round_seconds"])[1], name
     assert report["stages"]["detect+align"]["network"] == "YuNet"
     assert 0 < report["stack_faces_per_s"] < min(e["faces_per_s"] for e in report["stages"].values())
     text = format_metrics_report(report)
