@@ -187,12 +187,11 @@ def bench_metrics(faces: int = 48, seed: int = 0, backends: dict[str, str] | Non
     """
     from fsbench.metrics.pose import clear_readings
 
-    clear_readings()
     load_before = os.getloadavg()
     items, images, detect = _detection_stage(faces, seed)
     _, crops = _detect(items, images)  # untimed: every worker thread makes its detector
     stages: dict[str, dict[str, Any]] = {"detect+align": detect}
-    nets = {}
+    nets: dict[str, Any] = {}
     for slot_name, name in choose_backends(backends or {}, DEFAULT_BACKENDS).items():
         stage = f"{slot_family(slot_name)}:{name}"
         nets[stage], stages[stage] = _backend_stage(name, crops)
