@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fsbench.nets.onnx_graph import open_graph
+from fsbench.nets.onnx_graph import OnnxGraph, open_graph
 from methods.mobilefsgan import generator as g
 
 
@@ -185,13 +185,12 @@ def export_onnx(generator: g.EncoderDecoder, path: Path, size: int, batch: int =
 
 
 class OnnxGenerator:
-    """onnxruntime graph of an exported generator (:func:`fsbench.nets.onnx_graph.open_graph`, as many threads as
-    torch): ``__call__(target, embedding) -> image`` (torch in/out)."""
+    """An exported generator run by onnxruntime (:class:`fsbench.nets.onnx_graph.OnnxGraph`, as many threads as
+    torch): ``__call__(target, embedding) -> image`` (torch in/out; ``image`` is the export's first output)."""
 
     def __init__(self, path: Path) -> None:
-        self.session = open_graph(path)
+        self.graph = OnnxGraph(open_graph(path))
 
     def __call__(self, target: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(["image"], {"target": target.detach().cpu().float().contiguous().numpy(),
-                                           "embedding": embedding.detach().cpu().float().contiguous().numpy()})
-        return torch.from_numpy(out[0])
+        return torch.from_numpy(self.graph({"target": target.detach().cpu().numpy(),
+                                            "embedding": embedding.detach().cpu().numpy()}))
