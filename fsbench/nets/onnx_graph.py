@@ -1,7 +1,7 @@
 """One onnxruntime graph, opened on the device a network runs on and fed in the batches its file accepts: the runner
 of the ONNX networks fsbench does not port to torch (insightface recognisers, the public swappers' graphs) and of the
-torch ports that onnxruntime runs faster on a CPU than torch does (WHENet's EfficientNet-B0, MobileNetV2: depthwise
-convolutions), as :class:`TorchExport`."""
+torch ports that onnxruntime runs faster on a CPU than torch does (dlib's ResNet; WHENet's EfficientNet-B0 and
+MobileNetV2, whose depthwise convolutions torch runs slowly), as :class:`TorchExport`."""
 from __future__ import annotations
 
 import io
@@ -31,10 +31,11 @@ def open_graph(model: Path | bytes, cuda: bool = False, spin: bool = True) -> An
 
 
 class OnnxGraph:
-    """An opened graph (:func:`open_graph`), fed in chunks its batch dimension accepts."""
+    """An opened graph (:func:`open_graph`), fed in chunks its batch dimension accepts, or of ``chunk`` rows where
+    the graph takes any batch and a network runs faster in small ones."""
 
-    def __init__(self, runtime: Any) -> None:
-        self.runtime = runtime
+    def __init__(self, runtime: Any, chunk: int | None = None) -> None:
+        self.runtime, self.chunk = runtime, chunk
         self.input_names = [i.name for i in runtime.get_inputs()]
         batch = runtime.get_inputs()[0].shape[0]
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
@@ -47,7 +48,7 @@ class OnnxGraph:
         """The first output for every row of ``feeds`` (float32 arrays of equal length); a fixed batch dimension
         gets chunks of its size, the last one padded with zeros."""
         count = len(next(iter(feeds.values())))
-        step = self.fixed_batch or max(count, 1)
+        step = self.fixed_batch or self.chunk or max(count, 1)
         outs = []
         for start in range(0, count, step):
             chunk = {k: np.ascontiguousarray(v[start:start + step], np.float32) for k, v in feeds.items()}
@@ -62,16 +63,19 @@ class OnnxGraph:
 class TorchExport(OnnxGraph):
     """A torch network of one input and one output run by onnxruntime: its export for any batch of ``input_shape``
     (C, H, W) inputs (other sizes the network reads are traced as constants), opened without spinning threads (it
-    takes turns with other networks), and the network itself, whose FLOPs :meth:`flops` counts."""
+    takes turns with other networks) and fed ``chunk`` rows a call; ``model`` is the serialised export and ``net``
+    the network itself, whose FLOPs :meth:`flops` counts."""
 
-    def __init__(self, net: torch.nn.Module, input_shape: tuple[int, int, int], cuda: bool = False) -> None:
+    def __init__(self, net: torch.nn.Module, input_shape: tuple[int, int, int], cuda: bool = False,
+                 chunk: int | None = None) -> None:
         self.net, self.input_shape = net.eval(), input_shape
         buffer = io.BytesIO()
         with warnings.catch_warnings():  # the legacy exporter's notice, and the sizes it traces as constants
             warnings.simplefilter("ignore")
             torch.onnx.export(self.net, torch.zeros(1, *input_shape), buffer, input_names=["x"], output_names=["y"],
                               dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
-        super().__init__(open_graph(buffer.getvalue(), cuda, spin=False))
+        self.model = buffer.getvalue()
+        super().__init__(open_graph(self.model, cuda, spin=False), chunk)
 
     def flops(self) -> int:
         """FLOPs of one input, as torch counts them on the network."""

@@ -74,7 +74,9 @@ class TFSamePad(nn.Module):
         for n in (int(x.shape[-1]), int(x.shape[-2])):  # int: an export traces the padding as constants
             total = max((math.ceil(n / self.stride) - 1) * self.stride + self.kernel - n, 0)
             pads += [total // 2, total - total // 2]
-        return F.pad(x, pads)
+        # an explicit zero: onnxruntime then folds the padding into the convolution that follows (the export of
+        # the default value leaves the pad value unset, and a Pad node that copies the whole map stays in the graph)
+        return F.pad(x, pads, value=0.0)
 
 
 def same_conv(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
