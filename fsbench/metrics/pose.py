@@ -208,7 +208,8 @@ class WHENetPose(Backend):
     @torch.no_grad()
     def features(self, crops: torch.Tensor, template: str) -> torch.Tensor:
         check_crops(crops)
-        x = whenet.preprocess(crops.to(self.device, torch.float32), template)
+        # contiguous: resizing a channels-last batch takes 1.6× the time
+        x = whenet.preprocess(crops.to(self.device, torch.float32).contiguous(), template)
         logits = torch.from_numpy(self.graph({"x": x.cpu().numpy()}))
         return whenet.degrees(whenet.split_logits(logits))
 
