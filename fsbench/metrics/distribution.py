@@ -115,9 +115,7 @@ class MobileNetV2Backend(Backend):
                        MOBILENET_DIM, "torchvision ImageNet MobileNetV2, 1280-d global-average-pooled features")
     size = 224
     # onnxruntime gets 4 faces a call: its 6×-expanded 112×112 maps outgrow the CPU caches at 32, which runs at half
-    # the throughput (`fsbench bench --metrics`; features do not depend on the batch: tests/test_distribution.py).
-    # The whole batch is resized first, so that torch's threads, which spin a while after each operation, do not
-    # run between those calls.
+    # the throughput (`fsbench bench --metrics`; features do not depend on the batch: tests/test_distribution.py)
     ORT_CHUNK = 4
 
     def __init__(self, device: str | torch.device = "cpu") -> None:

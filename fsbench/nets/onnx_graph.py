@@ -32,7 +32,9 @@ def open_graph(model: Path | bytes, cuda: bool = False, spin: bool = True) -> An
 
 class OnnxGraph:
     """An opened graph (:func:`open_graph`), fed in chunks its batch dimension accepts, or of ``chunk`` rows where
-    the graph takes any batch and a network runs faster in small ones."""
+    the graph takes any batch and a network runs faster in small ones. A backend hands it a whole runner batch, made
+    ready by torch first: torch's threads spin a while after each operation, and between two chunks they would take
+    the cores onnxruntime needs."""
 
     def __init__(self, runtime: Any, chunk: int | None = None) -> None:
         self.runtime, self.chunk = runtime, chunk
@@ -46,7 +48,8 @@ class OnnxGraph:
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """The first output for every row of ``feeds`` (float32 arrays of equal length); a fixed batch dimension
-        gets chunks of its size, the last one padded with zeros."""
+        gets chunks of its size, the last one padded with zeros, any other ``chunk`` rows at a time (all at once
+        without one)."""
         count = len(next(iter(feeds.values())))
         step = self.fixed_batch or self.chunk or max(count, 1)
         outs = []
